@@ -1,0 +1,65 @@
+"""Write files so that a crash never leaves a half-written checkpoint or result.
+
+Every writer goes to a temporary file in the same folder and renames it over the target:
+a rename within one filesystem is atomic, so readers see the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _replace_atomically(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    _replace_atomically(path, lambda f: torch.save(obj, f))
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON line; a torn last line from a crash is skipped by `read_jsonl`."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,43 @@
+"""Multi-view augmentation of a uint8 batch on the training device.
+
+`ViewPipeline(n_views=2, crop=..., jitter=...)` applies its named transforms in the order given,
+independently per view, and returns a list of normalised float views. The names are config keys,
+so an ablation is an override such as `augmentation.blur.p=0`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# MedMNIST images are not ImageNet photographs; a symmetric [-1, 1] range suits them and
+# any other 8-bit image without per-dataset statistics.
+MEAN, STD = 0.5, 0.5
+
+
+def to_model_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 `(B, C, H, W)` -> normalised float, the input every encoder sees."""
+    return normalize(images.float() / 255.0)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN) / STD
+
+
+class ViewPipeline(nn.Module):
+    def __init__(self, n_views: int = 2, **transforms: nn.Module) -> None:
+        super().__init__()
+        if n_views < 1:
+            raise ValueError(f"n_views must be at least 1, got {n_views}")
+        self.n_views = n_views
+        self.transforms = nn.ModuleDict({k: v for k, v in transforms.items() if v is not None})
+
+    def view(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for transform in self.transforms.values():
+            x = transform(x, generator)
+        return normalize(x)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        x = images.float() / 255.0
+        return [self.view(x, generator) for _ in range(self.n_views)]

@@ -1,0 +1,116 @@
+"""MedMNIST 2D datasets from the medmnist package's `.npz` cache, held in memory as uint8.
+
+The cache folder is `root` (config: `${oc.env:MEDMNIST_ROOT,~/.medmnist}`). A missing file is
+downloaded by the medmnist package when the network allows; otherwise the run stops with one
+sentence naming the file and the folder it belongs in.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medssl.data.splits import DatasetSplits, Split
+from medssl.errors import MedsslError
+
+log = logging.getLogger(__name__)
+
+SIZES = (28, 64, 128, 224)
+_TASKS = {
+    "binary-class": "binary",
+    "multi-class": "multiclass",
+    "multi-label, binary-class": "multilabel",
+    "ordinal-regression": "ordinal",
+}
+
+
+def medmnist_info(name: str) -> dict:
+    import medmnist
+
+    if name not in medmnist.INFO or name.endswith("3d"):
+        flags_2d = sorted(k for k in medmnist.INFO if not k.endswith("3d"))
+        raise MedsslError(f"unknown MedMNIST dataset {name!r}; choose one of {', '.join(flags_2d)}.")
+    return medmnist.INFO[name]
+
+
+def npz_filename(name: str, size: int) -> str:
+    """The file name the medmnist package uses in its cache: `pathmnist.npz`, `pathmnist_64.npz`."""
+    return f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
+
+
+def load_medmnist(name: str, size: int = 28, root: str = "~/.medmnist", download: bool = True) -> DatasetSplits:
+    """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`."""
+    if size not in SIZES:
+        raise MedsslError(f"MedMNIST comes in sizes {SIZES}, not {size}.")
+    info = medmnist_info(name)
+    folder = Path(root).expanduser()
+    path = folder / npz_filename(name, size)
+    if not path.exists():
+        _download(name, size, folder, path, download)
+    arrays = _read_npz(path, name, size)
+    splits = {s: _to_split(arrays, s) for s in ("train", "val", "test")}
+    task = _TASKS[info["task"]]
+    class_names = [info["label"][k] for k in sorted(info["label"], key=int)]
+    log.info(
+        "Loaded %s at %d px from %s: %s train / %s val / %s test images",
+        name, size, path, len(splits["train"]), len(splits["val"]), len(splits["test"]),
+    )
+    return DatasetSplits(name=name, task=task, class_names=class_names, **splits)
+
+
+def _download(name: str, size: int, folder: Path, path: Path, allowed: bool) -> None:
+    url = medmnist_info(name).get("url" if size == 28 else f"url_{size}", "the MedMNIST site")
+    hint = (
+        f"{path.name} is not in {folder} and could not be downloaded; download it from {url} "
+        f"and put it in {folder} (or set MEDMNIST_ROOT to the folder that holds it)."
+    )
+    if not allowed:
+        raise MedsslError(hint)
+    import medmnist
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cls = getattr(medmnist, medmnist_info(name)["python_class"])
+    log.info("Downloading %s into %s", path.name, folder)
+    try:
+        cls(split="train", root=str(folder), size=size, download=True)
+    except Exception as error:  # the package raises bare RuntimeErrors and URL errors offline
+        log.debug("download failed: %r", error)
+        path.unlink(missing_ok=True)
+        raise MedsslError(hint) from None
+    if not path.exists():
+        raise MedsslError(hint)
+
+
+def _read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
+    keys = [f"{s}_{kind}" for s in ("train", "val", "test") for kind in ("images", "labels")]
+    try:
+        with np.load(path) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise MedsslError(f"{path} lacks the arrays {missing}; it is not a MedMNIST file.")
+            return {k: npz[k] for k in keys}
+    except MedsslError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise MedsslError(
+            f"{path} is corrupt or truncated ({type(error).__name__}); delete it and download "
+            f"{npz_filename(name, size)} again."
+        ) from None
+
+
+def _to_split(arrays: dict[str, np.ndarray], split: str) -> Split:
+    images = arrays[f"{split}_images"]
+    if images.ndim == 3:  # grayscale (N, H, W)
+        images = images[:, None]
+    else:  # colour (N, H, W, C)
+        images = images.transpose(0, 3, 1, 2)
+    labels = arrays[f"{split}_labels"]
+    labels = labels[:, 0] if labels.shape[1] == 1 else labels
+    return Split(
+        images=torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
+        labels=torch.from_numpy(labels.astype(np.int64)),
+    )

@@ -1,0 +1,64 @@
+"""In-memory labelled image splits: the one data type every loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+TASKS = ("binary", "multiclass", "multilabel", "ordinal")
+
+
+@dataclass
+class Split:
+    """Images as uint8 `(N, C, H, W)` and labels: `(N,)` int64, or `(N, L)` 0/1 for multi-label."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if len(self.labels) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices: torch.Tensor) -> Split:
+        return Split(self.images[indices], self.labels[indices])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class DatasetSplits:
+    """Train/val/test splits of one dataset plus what a head and the metrics need to know."""
+
+    name: str
+    task: str
+    class_names: list[str]
+    train: Split
+    val: Split
+    test: Split
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+    @property
+    def num_classes(self) -> int:
+        """Classes for single-label tasks; labels for multi-label ones."""
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]

@@ -1,0 +1,31 @@
+"""NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al., ICML 2020).
+
+For 2B embeddings of B images (two views each), every embedding must pick its partner view out
+of the 2B - 1 others by cosine similarity / temperature. The loss averages over all 2B anchors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medssl.losses.shapes import check_pair
+
+
+class NTXentLoss(nn.Module):
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """`z_a`, `z_b`: `(batch, dim)` projections of two views of the same images."""
+        check_pair(z_a, z_b)
+        batch = z_a.shape[0]
+        z = F.normalize(torch.cat([z_a, z_b]).float(), dim=1)
+        logits = z @ z.T / self.temperature
+        logits.fill_diagonal_(float("-inf"))  # an embedding is not its own positive
+        partner = torch.arange(2 * batch, device=z.device).roll(batch)
+        return F.cross_entropy(logits, partner)

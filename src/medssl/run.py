@@ -1,0 +1,98 @@
+"""One run: load data, draw the labelled subset, pretrain, evaluate, write results.
+
+Every component is built from its config group with `hydra.utils.instantiate`; this module
+only wires them together and writes into the run folder Hydra made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from medssl.atomic_files import save_torch, write_json
+from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.evaluation.runner import evaluate_encoder
+from medssl.seeding import seed_everything
+from medssl.training.device import resolve_device, resolve_precision
+from medssl.training.pretrain import pretrain
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig, key: str, **kwargs):
+    log.info("Instantiating %s <%s>", key, cfg[key]._target_)
+    return instantiate(cfg[key], **kwargs)
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes training."""
+    keys = ("method", "backbone", "augmentation", "optimizer", "scheduler", "seed", "label_frac", "label_seed")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    shaped = {k: container[k] for k in keys}
+    shaped["dataset"] = {k: v for k, v in container["dataset"].items() if k != "root"}
+    shaped["trainer"] = {k: cfg.trainer[k] for k in ("epochs", "batch_size")}
+    return hashlib.sha256(repr(sorted(shaped.items())).encode()).hexdigest()[:16]
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    label_frac = check_label_frac(cfg.label_frac)
+    (run_dir / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    precision = resolve_precision(cfg.trainer.precision, device)
+
+    data = build(cfg, "dataset")
+    labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
+    write_json(run_dir / "labelled_indices.json",
+               {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()})
+    log.info("Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
+             len(labelled), len(data.train), label_frac, cfg.label_seed)
+
+    backbone = build(cfg, "backbone", in_chans=data.channels, input_size=data.image_size)
+    method_cls = get_class(cfg.method._target_)
+    task_kwargs = {"task": data.task, "num_classes": data.num_classes} if method_cls.uses_labels else {}
+    method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
+    augmentation = build(cfg, "augmentation").to(device)
+
+    # Label-using methods see only the labelled subset; SSL methods see every training image.
+    train = data.train.subset(labelled) if method_cls.uses_labels else data.train
+    train = train.to(device)
+    pretrain_started = time.perf_counter()
+    history = pretrain(
+        method, augmentation, train.images, train.labels if method_cls.uses_labels else None,
+        optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
+        epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, device=device,
+        precision=precision, seed=cfg.seed, run_dir=run_dir, fingerprint=fingerprint(cfg),
+    )
+    pretrain_seconds = time.perf_counter() - pretrain_started
+    encoder_path = run_dir / "encoder.pt"
+    save_torch(encoder_path, {"backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
+                              "in_chans": data.channels, "input_size": data.image_size,
+                              "state_dict": method.backbone.state_dict()})
+
+    protocols = {name: instantiate(protocol) for name, protocol in cfg.eval.items()}
+    metrics, _ = evaluate_encoder(method.backbone, data, labelled, protocols, device=device,
+                                  precision=precision, batch_size=cfg.trainer.eval_batch_size)
+    results = {
+        **metrics,
+        "dataset": data.name, "task": data.task, "method": method_cls.__name__,
+        "backbone": cfg.backbone.name, "label_frac": label_frac, "seed": cfg.seed,
+        "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
+        "n/pretrain": len(train), "n/labelled": len(labelled), "n/train": len(data.train),
+        "n/val": len(data.val), "n/test": len(data.test),
+        "pretrain/epochs": len(history),
+        "pretrain/final_loss": history[-1]["loss"] if history else None,
+        "time/pretrain_s": pretrain_seconds, "time/total_s": time.perf_counter() - started,
+    }
+    write_json(run_dir / "results.json", results)
+    log.info("Results written to %s", run_dir / "results.json")
+    return results
