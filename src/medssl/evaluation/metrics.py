@@ -3,18 +3,51 @@
 `probs` is `(N, K)` class probabilities for binary (K = 2), multi-class and ordinal tasks, and
 `(N, L)` per-label positive probabilities for multi-label ones. AUROC is one-vs-rest macro for
 multi-class and the mean over labels for multi-label tasks (labels with one class are skipped).
+Multi-label ACC, balanced ACC, kappa, NLL and Brier are means over labels of the binary metric;
+Cohen's kappa is quadratic-weighted for ordinal tasks (RetinaMNIST), unweighted otherwise.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+import warnings
 
-from medssl.evaluation.calibration import confidence_and_correct, expected_calibration_error
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    cohen_kappa_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from medssl.evaluation.calibration import (
+    confidence_and_correct,
+    expected_calibration_error,
+    maximum_calibration_error,
+)
+
+EPS = 1e-12
 
 
 def predictions(task: str, probs: np.ndarray) -> np.ndarray:
     return (probs >= 0.5).astype(int) if task == "multilabel" else probs.argmax(axis=1)
+
+
+def check_inputs(task: str, y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    if len(y_true) != len(probs):
+        raise ValueError(f"{len(y_true)} labels but {len(probs)} predictions")
+    if probs.ndim != 2:
+        raise ValueError(f"probs must be (N, K), got shape {probs.shape}")
+    if task == "multilabel" and y_true.shape != probs.shape:
+        raise ValueError(f"multi-label targets {y_true.shape} do not match probs {probs.shape}")
+    if task != "multilabel" and y_true.ndim != 1:
+        raise ValueError(f"{task} targets must be (N,), got shape {y_true.shape}")
+    return y_true, probs
 
 
 def auroc(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -27,25 +60,90 @@ def auroc(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
         return float("nan")
     if probs.shape[1] == 2:
         return float(roc_auc_score(y_true, probs[:, 1]))
-    return float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=np.arange(probs.shape[1])))
+    if len(present) < probs.shape[1]:
+        # sklearn's OvR needs every class in y_true; average over the classes present.
+        return float(np.mean([roc_auc_score(y_true == k, probs[:, k]) for k in present]))
+    return float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro"))
+
+
+def _per_label_mean(metric, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean([metric(y_true[:, j], y_pred[:, j]) for j in range(y_true.shape[1])]))
+
+
+def label_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """The metrics that need only hard predictions (used again on the kept cases of selective prediction)."""
+    if task == "multilabel":
+        return {
+            "acc": float((y_pred == y_true).mean()),  # MedMNIST's ChestMNIST accuracy
+            "balanced_acc": _per_label_mean(_balanced_acc, y_true, y_pred),
+            "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+            "precision": float(precision_score(y_true, y_pred, average="macro", zero_division=0)),
+            "recall": float(recall_score(y_true, y_pred, average="macro", zero_division=0)),
+            "kappa": _per_label_mean(_kappa_binary, y_true, y_pred),
+        }
+    labels = np.arange(n_classes)
+    return {
+        "acc": float(accuracy_score(y_true, y_pred)),
+        "balanced_acc": _balanced_acc(y_true, y_pred),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "precision": float(precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "kappa": _kappa(y_true, y_pred, labels, weights="quadratic" if task == "ordinal" else None),
+    }
+
+
+def _balanced_acc(y_true, y_pred) -> float:
+    # Balanced ACC is the mean recall over the classes present in y_true, as scikit-learn defines it.
+    if len(y_true) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "a single label was found": fine here
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+
+def _kappa(y_true, y_pred, labels, weights=None) -> float:
+    if len(y_true) == 0:
+        return float("nan")
+    if len(np.unique(np.concatenate([y_true, y_pred]))) < 2:
+        # One class only on both sides: agreement is perfect but chance agreement is too (0/0).
+        return float("nan")
+    return float(cohen_kappa_score(y_true, y_pred, labels=labels, weights=weights))
+
+
+def _kappa_binary(y_true, y_pred) -> float:
+    return _kappa(y_true, y_pred, np.arange(2))
+
+
+def nll(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true class (mean binary cross-entropy per label)."""
+    if task == "multilabel":
+        p = np.clip(probs, EPS, 1 - EPS)
+        return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+    return float(log_loss(y_true, np.clip(probs, EPS, 1.0), labels=np.arange(probs.shape[1])))
+
+
+def brier(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Binary: mean (p_positive - y)^2; multi-class: mean over images of the squared distance
+    to the one-hot label (Brier 1950); multi-label: the binary score averaged over labels."""
+    if task == "multilabel":
+        return float(np.mean((probs - y_true) ** 2))
+    if probs.shape[1] == 2:
+        return float(brier_score_loss(y_true, probs[:, 1], pos_label=1))
+    return float(brier_score_loss(y_true, probs, labels=np.arange(probs.shape[1]), scale_by_half=False))
 
 
 def classification_metrics(task: str, y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, float]:
-    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    if len(y_true) != len(probs):
-        raise ValueError(f"{len(y_true)} labels but {len(probs)} predictions")
-    y_pred = predictions(task, probs)
-    if task == "multilabel":
-        # Mean over labels of the per-label accuracy, as MedMNIST reports for ChestMNIST.
-        acc = float((y_pred == y_true).mean())
-        f1 = f1_score(y_true, y_pred, average="macro", zero_division=0)
-    else:
-        acc = accuracy_score(y_true, y_pred)
-        f1 = f1_score(y_true, y_pred, average="macro", labels=np.arange(probs.shape[1]), zero_division=0)
+    """Every headline metric for one split: ACC, balanced ACC, AUROC, macro-F1, precision,
+    recall, kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE)."""
+    y_true, probs = check_inputs(task, y_true, probs)
+    n_classes = probs.shape[1]
     confidence, correct = confidence_and_correct(task, y_true, probs)
     return {
-        "acc": float(acc),
+        **label_metrics(task, y_true, predictions(task, probs), n_classes),
         "auroc": auroc(task, y_true, probs),
-        "f1_macro": float(f1),
+        "nll": nll(task, y_true, probs),
+        "brier": brier(task, y_true, probs),
         "ece": expected_calibration_error(confidence, correct, n_bins),
+        "ece_mass": expected_calibration_error(confidence, correct, n_bins, binning="mass"),
+        "mce": maximum_calibration_error(confidence, correct, n_bins),
     }
