@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medssl.losses.gather import gather as gather_all
 from medssl.losses.shapes import check_pair
 
 
@@ -39,8 +40,10 @@ class VICRegLoss(nn.Module):
         covariance_weight: float = 1.0,
         gamma: float = 1.0,
         eps: float = 1e-4,
+        gather: bool = False,
     ) -> None:
         super().__init__()
+        self.gather = gather
         self.invariance_weight = invariance_weight
         self.variance_weight = variance_weight
         self.covariance_weight = covariance_weight
@@ -50,6 +53,8 @@ class VICRegLoss(nn.Module):
     def terms(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three unweighted terms, for logging."""
         check_pair(z_a, z_b)
+        if self.gather:  # variance and covariance over the global batch
+            z_a, z_b = gather_all(z_a), gather_all(z_b)
         z_a, z_b = z_a.float(), z_b.float()
         return {
             "invariance": F.mse_loss(z_a, z_b),

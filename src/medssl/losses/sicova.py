@@ -1,0 +1,46 @@
+"""SiCoVa: VICReg plus a cross-view correlation term, proposed for retinal images.
+
+    l = VICReg(Z, Z') + w_corr * [ sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2 ] / d
+where C is the Barlow Twins cross-correlation matrix of the two views' batch-standardised
+embeddings (see `barlow.py`). VICReg's covariance term decorrelates dimensions *within* a view;
+this term also pushes corresponding dimensions of the two views to correlate perfectly and
+different ones not at all. It is divided by d so that its scale matches VICReg's terms, which
+are all per-dimension means, and `correlation_weight` stays meaningful across projector widths.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medssl.losses.barlow import cross_correlation, redundancy_terms
+from medssl.losses.vicreg import VICRegLoss
+
+
+class SiCoVaLoss(VICRegLoss):
+    def __init__(
+        self,
+        invariance_weight: float = 25.0,
+        variance_weight: float = 25.0,
+        covariance_weight: float = 1.0,
+        correlation_weight: float = 1.0,
+        off_diagonal_weight: float = 5e-3,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+        gather: bool = False,
+    ) -> None:
+        super().__init__(invariance_weight, variance_weight, covariance_weight, gamma, eps, gather)
+        self.correlation_weight = correlation_weight
+        self.off_diagonal_weight = off_diagonal_weight
+
+    def terms(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = super().terms(z_a, z_b)  # checks shapes
+        if self.gather:
+            from medssl.losses.gather import gather
+
+            z_a, z_b = gather(z_a), gather(z_b)
+        on, off = redundancy_terms(cross_correlation(z_a.float(), z_b.float()))
+        terms["correlation"] = (on + self.off_diagonal_weight * off) / z_a.shape[1]
+        return terms
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return super().combine(terms) + self.correlation_weight * terms["correlation"]

@@ -1,0 +1,54 @@
+"""Triplet loss with all valid triplets of the batch (Schroff et al. 2015; "batch all" of
+Hermans et al. 2017), with distances raised to a power to tune how hard triplets weigh.
+
+Embeddings are L2-normalised and d(i, j) = ||z_i - z_j||. Every (anchor a, positive p,
+negative n) with a != p, y_a == y_p and y_a != y_n is found at once by a boolean
+`(batch, batch, batch)` mask, and
+    L = mean over valid triplets of  max(0, d(a, p)^gamma - d(a, n)^gamma + margin).
+gamma > 1 shrinks small distances and stretches large ones, so the hardest triplets dominate;
+gamma < 1 does the opposite. A multi-label sample's class is its whole label vector.
+A batch without any valid triplet gives a zero loss (still attached to the graph).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medssl.losses.gather import gather as gather_all
+from medssl.losses.gather import gather_no_grad
+from medssl.losses.shapes import check_labelled, same_label
+
+
+def valid_triplets(labels: torch.Tensor) -> torch.Tensor:
+    """`(batch, batch, batch)` boolean mask, True at [a, p, n] for a valid triplet."""
+    same = same_label(labels)
+    not_self = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive = same & not_self
+    return positive[:, :, None] & ~same[:, None, :]
+
+
+class TripletLoss(nn.Module):
+    def __init__(self, margin: float = 0.2, gamma: float = 1.0, gather: bool = False) -> None:
+        super().__init__()
+        if margin < 0 or gamma <= 0:
+            raise ValueError(f"need margin >= 0 and gamma > 0, got margin={margin}, gamma={gamma}")
+        self.margin = margin
+        self.gamma = gamma
+        self.gather = gather
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """`z`: `(batch, dim)` embeddings; `labels`: `(batch,)` classes or `(batch, n_labels)`."""
+        check_labelled(z, labels)
+        if self.gather:
+            z, labels = gather_all(z), gather_no_grad(labels)
+        z = F.normalize(z.float(), dim=1)
+        # Squared distances, clamped before the power: the gradient of sqrt at 0 is infinite.
+        squared = (z[:, None, :] - z[None, :, :]).pow(2).sum(dim=-1)
+        distance = squared.clamp_min(1e-12).pow(self.gamma / 2)
+        mask = valid_triplets(labels)
+        if not mask.any():
+            return z.sum() * 0.0
+        violation = F.relu(distance[:, :, None] - distance[:, None, :] + self.margin)
+        return violation[mask].mean()
