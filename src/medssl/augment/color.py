@@ -1,12 +1,20 @@
-"""Photometric jitter as broadcast arithmetic on the batch; grayscale conversion."""
+"""Photometric augmentations as broadcast arithmetic on the batch.
+
+Strengths follow torchvision: a brightness/contrast/saturation factor is drawn from
+[1 - s, 1 + s], hue from [-h, h] turns. Unlike torchvision the four jitters run in a fixed order
+(brightness, contrast, saturation, hue), which keeps the batch free of per-sample branches.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from medssl.augment.base import BatchTransform, uniform
 
 _LUMA = (0.299, 0.587, 0.114)
+_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
 
 def luminance(x: torch.Tensor) -> torch.Tensor:
@@ -21,21 +29,22 @@ def _factors(strength: float, b: int, generator, device) -> torch.Tensor:
     return uniform(b, max(0.0, 1 - strength), 1 + strength, generator, device).view(-1, 1, 1, 1)
 
 
-def _rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
-    # Rotate chroma in YIQ space: a hue shift without the branches of an HSV round trip.
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
-    angle = 2 * torch.pi * turns.view(-1, 1, 1)
+def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Rotate chroma in YIQ space by `turns` (per sample): a hue shift without the branches of
+    an HSV round trip. Luma is unchanged."""
+    to_yiq = x.new_tensor(_TO_YIQ)
+    angle = 2 * math.pi * turns
     cos, sin = torch.cos(angle), torch.sin(angle)
-    i, q = yiq[:, 1], yiq[:, 2]
-    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq)
+    ones, zeros = torch.ones_like(cos), torch.zeros_like(cos)
+    rotation = torch.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], dim=1).view(-1, 3, 3)
+    # One 3x3 colour matrix per sample: YIQ -> rotate -> RGB.
+    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum("bij,bjhw->bihw", matrix, x)
 
 
 class ColorJitter(BatchTransform):
     """Brightness, contrast, saturation and hue jitter; saturation and hue act on 3-channel
-    images only. Strengths follow torchvision: a factor drawn from [1 - s, 1 + s], hue in
-    [-h, h] turns."""
+    images only (a grayscale scan has no hue). All strengths 0 is the identity."""
 
     def __init__(
         self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.2, hue: float = 0.1, p: float = 0.8
@@ -47,16 +56,31 @@ class ColorJitter(BatchTransform):
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, dev = len(x), x.device
         if self.brightness:
-            x = x * _factors(self.brightness, b, generator, dev)
+            x = (x * _factors(self.brightness, b, generator, dev)).clamp(0, 1)
         if self.contrast:
             mean = luminance(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * _factors(self.contrast, b, generator, dev) + mean
+            x = ((x - mean) * _factors(self.contrast, b, generator, dev) + mean).clamp(0, 1)
         if x.shape[1] == 3 and self.saturation:
             gray = luminance(x)
-            x = (x - gray) * _factors(self.saturation, b, generator, dev) + gray
+            x = ((x - gray) * _factors(self.saturation, b, generator, dev) + gray).clamp(0, 1)
         if x.shape[1] == 3 and self.hue:
-            x = _rotate_hue(x.clamp(0, 1), uniform(b, -self.hue, self.hue, generator, dev))
-        return x.clamp(0, 1)
+            x = rotate_hue(x, uniform(b, -self.hue, self.hue, generator, dev)).clamp(0, 1)
+        return x
+
+
+class Gamma(BatchTransform):
+    """`x ** gamma` with gamma log-uniform in `gamma`; `[1, 1]` is the identity. Gamma < 1
+    brightens dark tissue, > 1 darkens it, without clipping either end as brightness does."""
+
+    def __init__(self, gamma: tuple[float, float] = (0.7, 1.5), p: float = 0.5) -> None:
+        super().__init__(p)
+        if not 0.0 < gamma[0] <= gamma[1]:
+            raise ValueError(f"gamma must satisfy 0 < min <= max, got {gamma}")
+        self.log_gamma = (math.log(gamma[0]), math.log(gamma[1]))
+
+    def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        gamma = torch.exp(uniform(len(x), *self.log_gamma, generator, x.device)).view(-1, 1, 1, 1)
+        return x.clamp_min(0).pow(gamma)
 
 
 class Grayscale(BatchTransform):
@@ -67,3 +91,14 @@ class Grayscale(BatchTransform):
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return luminance(x).expand_as(x)
+
+
+class Solarize(BatchTransform):
+    """Invert pixels brighter than `threshold` (BYOL uses 0.5); `threshold=1` is the identity."""
+
+    def __init__(self, threshold: float = 0.5, p: float = 0.2) -> None:
+        super().__init__(p)
+        self.threshold = threshold
+
+    def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.where(x > self.threshold, 1.0 - x, x)

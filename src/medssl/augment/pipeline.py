@@ -2,13 +2,17 @@
 
 `ViewPipeline(n_views=2, crop=..., jitter=...)` applies its named transforms in the order given,
 independently per view, and returns a list of normalised float views. The names are config keys,
-so an ablation is an override such as `augmentation.blur.p=0`.
+so an ablation is an override such as `augmentation.blur.p=0` or `augmentation.blur=null`.
+Deterministic transforms of the stored images (CLAHE) are set aside and run once by
+`prepare_images`, which the runner calls on every split before training and evaluation.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from medssl.augment.base import StoredImageTransform
 
 # MedMNIST images are not ImageNet photographs; a symmetric [-1, 1] range suits them and
 # any other 8-bit image without per-dataset statistics.
@@ -25,19 +29,27 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 class ViewPipeline(nn.Module):
-    def __init__(self, n_views: int = 2, **transforms: nn.Module) -> None:
+    def __init__(self, n_views: int = 2, **transforms: nn.Module | None) -> None:
         super().__init__()
         if n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {n_views}")
         self.n_views = n_views
-        self.transforms = nn.ModuleDict({k: v for k, v in transforms.items() if v is not None})
+        present = {k: v for k, v in transforms.items() if v is not None}
+        self.stored = nn.ModuleDict({k: v for k, v in present.items() if isinstance(v, StoredImageTransform)})
+        self.transforms = nn.ModuleDict({k: v for k, v in present.items() if k not in self.stored})
 
-    def view(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Apply the deterministic stored-image transforms (CLAHE) once to uint8 images."""
+        for transform in self.stored.values():
+            images = transform(images)
+        return images
+
+    def view(self, x: torch.Tensor, generator: torch.Generator, index: int = 0) -> torch.Tensor:
         for transform in self.transforms.values():
-            x = transform(x, generator)
+            x = transform(x, generator, index)
         return normalize(x)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         x = images.float() / 255.0
-        return [self.view(x, generator) for _ in range(self.n_views)]
+        return [self.view(x, generator, i) for i in range(self.n_views)]
