@@ -71,8 +71,11 @@ def test_multilabel_metrics_are_means_over_labels():
     assert m["acc"] == pytest.approx((pred == y).mean())
     assert m["auroc"] == pytest.approx(np.mean([roc_auc_score(y[:, j], p[:, j]) for j in range(5)]))
     assert m["balanced_acc"] == pytest.approx(
-        np.mean([balanced_accuracy_score(y[:, j], pred[:, j]) for j in range(5)]))
-    assert m["kappa"] == pytest.approx(np.mean([cohen_kappa_score(y[:, j], pred[:, j]) for j in range(5)]))
+        np.mean([balanced_accuracy_score(y[:, j], pred[:, j]) for j in range(5)])
+    )
+    assert m["kappa"] == pytest.approx(
+        np.mean([cohen_kappa_score(y[:, j], pred[:, j]) for j in range(5)])
+    )
     assert m["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"))
     bce = -(y * np.log(p.clip(1e-12)) + (1 - y) * np.log((1 - p).clip(1e-12)))
     assert m["nll"] == pytest.approx(bce.mean())

@@ -39,20 +39,10 @@ def save_torch(path: Path, obj: Any) -> None:
     _replace_atomically(path, lambda f: torch.save(obj, f))
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON line; a torn last line from a crash is skipped by `read_jsonl`."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record, default=_json_default) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    records = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """Rewrite a JSON-lines log whole, so a resumed run never holds a duplicate or torn line."""
+    text = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
+    _replace_atomically(path, lambda f: f.write(text.encode()))
 
 
 def _json_default(value: Any) -> Any:

@@ -11,12 +11,13 @@ import logging
 import time
 from pathlib import Path
 
-import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import save_torch, write_json
 from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.errors import MedsslError
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device, resolve_precision
@@ -27,7 +28,13 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig, key: str, **kwargs):
     log.info("Instantiating %s <%s>", key, cfg[key]._target_)
-    return instantiate(cfg[key], **kwargs)
+    try:
+        return instantiate(cfg[key], **kwargs)
+    except InstantiationException as error:
+        # Hydra wraps what the target raised; a user error should reach the user unwrapped.
+        if isinstance(error.__cause__, MedsslError):
+            raise error.__cause__ from None
+        raise
 
 
 def fingerprint(cfg: DictConfig) -> str:

@@ -94,4 +94,3 @@ def _class_name(index, class_names) -> str:
     if class_names and 0 <= index < len(class_names):
         return f"{index} ({class_names[index]!r})"
     return str(index)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,9 @@ def medmnist_info(name: str) -> dict:
 
     if name not in medmnist.INFO or name.endswith("3d"):
         flags_2d = sorted(k for k in medmnist.INFO if not k.endswith("3d"))
-        raise MedsslError(f"unknown MedMNIST dataset {name!r}; choose one of {', '.join(flags_2d)}.")
+        raise MedsslError(
+            f"unknown MedMNIST dataset {name!r}; choose one of {', '.join(flags_2d)}."
+        )
     return medmnist.INFO[name]
 
 
@@ -42,7 +45,9 @@ def npz_filename(name: str, size: int) -> str:
     return f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
 
 
-def load_medmnist(name: str, size: int = 28, root: str = "~/.medmnist", download: bool = True) -> DatasetSplits:
+def load_medmnist(
+    name: str, size: int = 28, root: str = "~/.medmnist", download: bool = True
+) -> DatasetSplits:
     """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`."""
     if size not in SIZES:
         raise MedsslError(f"MedMNIST comes in sizes {SIZES}, not {size}.")
@@ -57,7 +62,12 @@ def load_medmnist(name: str, size: int = 28, root: str = "~/.medmnist", download
     class_names = [info["label"][k] for k in sorted(info["label"], key=int)]
     log.info(
         "Loaded %s at %d px from %s: %s train / %s val / %s test images",
-        name, size, path, len(splits["train"]), len(splits["val"]), len(splits["test"]),
+        name,
+        size,
+        path,
+        len(splits["train"]),
+        len(splits["val"]),
+        len(splits["test"]),
     )
     return DatasetSplits(name=name, task=task, class_names=class_names, **splits)
 
@@ -95,7 +105,7 @@ def _read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in keys}
     except MedsslError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
         raise MedsslError(
             f"{path} is corrupt or truncated ({type(error).__name__}); delete it and download "
             f"{npz_filename(name, size)} again."
@@ -104,10 +114,8 @@ def _read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
 
 def _to_split(arrays: dict[str, np.ndarray], split: str) -> Split:
     images = arrays[f"{split}_images"]
-    if images.ndim == 3:  # grayscale (N, H, W)
-        images = images[:, None]
-    else:  # colour (N, H, W, C)
-        images = images.transpose(0, 3, 1, 2)
+    # Grayscale files hold (N, H, W), colour ones (N, H, W, C).
+    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     labels = arrays[f"{split}_labels"]
     labels = labels[:, 0] if labels.shape[1] == 1 else labels
     return Split(

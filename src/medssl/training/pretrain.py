@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from medssl.atomic_files import append_jsonl
+from medssl.atomic_files import write_jsonl
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
 from medssl.training.checkpoint import load_checkpoint, save_checkpoint
@@ -100,12 +100,12 @@ def pretrain(
         record.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], seconds=seconds,
                       images_per_s=steps * batch / seconds)
         history.append(record)
-        append_jsonl(log_path, record)
         save_checkpoint(ckpt_path, fingerprint=fingerprint, state={
             "epoch": epoch + 1, "history": history, "method": method.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "generator": generator.get_state(),
         })
+        write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
         bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
     bar.close()
     return history

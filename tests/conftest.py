@@ -1,0 +1,64 @@
+"""Shared fixtures: the real config, the genuine MedMNIST folder, and fake MedMNIST caches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+SHARED_MEDMNIST = REPO.parent / "shared" / "data" / "medmnist"
+
+
+@pytest.fixture(scope="session")
+def medmnist_root() -> Path:
+    """The folder of genuine MedMNIST files (BreastMNIST 28/64, PneumoniaMNIST 28)."""
+    root = Path(os.environ.get("MEDMNIST_ROOT", SHARED_MEDMNIST))
+    if not (root / "breastmnist.npz").exists():
+        pytest.fail(f"genuine MedMNIST files are expected in {root}; set MEDMNIST_ROOT")
+    return root
+
+
+def compose_config(overrides: list[str] | None = None):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides or [])
+
+
+def run_train(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 300):
+    """`python train.py ARGS` in a subprocess writing into `tmp_path/run`."""
+    cmd = [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={tmp_path / 'run'}", *args]
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(
+        cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def write_fake_medmnist(root: Path, name: str, size: int = 28, n: int = 12, seed: int = 0) -> Path:
+    """A tiny `.npz` with the layout, channels and label shape of the real `name` file."""
+    import medmnist
+
+    from medssl.data.medmnist_source import npz_filename
+
+    info = medmnist.INFO[name]
+    rng = np.random.default_rng(seed)
+    n_labels = len(info["label"])
+    arrays = {}
+    for split in ("train", "val", "test"):
+        shape = (n, size, size) if info["n_channels"] == 1 else (n, size, size, 3)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        if info["task"].startswith("multi-label"):
+            labels = rng.integers(0, 2, (n, n_labels))
+            labels[:n_labels, :] = np.eye(n_labels, dtype=int)[: min(n, n_labels)]
+        else:
+            labels = (np.arange(n) % n_labels)[:, None]
+        arrays[f"{split}_labels"] = labels.astype(np.uint8)
+    path = root / npz_filename(name, size)
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path

@@ -1,0 +1,119 @@
+"""A killed run resumes from its last checkpoint and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from medssl import MedsslError
+from medssl.augment.blur import GaussianBlur
+from medssl.augment.geometric import RandomResizedCrop
+from medssl.augment.pipeline import ViewPipeline
+from medssl.losses.nt_xent import NTXentLoss
+from medssl.methods.simclr import SimCLR
+from medssl.models.small_cnn import SmallCNN
+from medssl.training.optim import build_optimizer, build_scheduler
+from medssl.training.pretrain import pretrain
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledSimCLR(SimCLR):
+    """Dies after `die_at` optimiser steps, like a run killed mid-epoch."""
+
+    die_at: int | None = None
+    steps = 0
+
+    def on_step_end(self, progress: float) -> None:
+        self.steps += 1
+        if self.die_at is not None and self.steps == self.die_at:
+            raise Killed
+
+
+def _train(run_dir, die_at=None, epochs=3, fingerprint="a"):
+    torch.manual_seed(0)
+    method = KilledSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    method.die_at = die_at
+    images = torch.randint(
+        0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    pipeline = ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0)), blur=GaussianBlur(p=0.5))
+    history = pretrain(
+        method,
+        pipeline,
+        images,
+        None,
+        optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=1),
+        epochs=epochs,
+        batch_size=16,
+        device=torch.device("cpu"),
+        precision="fp32",
+        seed=0,
+        run_dir=run_dir,
+        fingerprint=fingerprint,
+    )
+    return method, history
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+    reference, ref_history = _train(tmp_path / "straight")
+    with pytest.raises(Killed):
+        _train(tmp_path / "killed", die_at=6)  # killed in epoch 2 (4 steps per epoch)
+    resumed, history = _train(tmp_path / "killed")
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in ref_history], rel=1e-5)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    _train(tmp_path, epochs=1)
+    with pytest.raises(MedsslError, match="different configuration"):
+        _train(tmp_path, epochs=1, fingerprint="b")
+
+
+class DivergingSimCLR(SimCLR):
+    """Its loss turns NaN on the `nan_at`-th forward pass, as a diverging run's would."""
+
+    nan_at = 3
+    calls = 0
+
+    def forward(self, views, labels=None):
+        out = super().forward(views, labels)
+        self.calls += 1
+        if self.calls == self.nan_at:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_non_finite_loss_stops_at_once_with_a_clear_message(tmp_path):
+    torch.manual_seed(0)
+    method = DivergingSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    images = torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8)
+    with pytest.raises(
+        MedsslError, match=r"loss became nan at epoch 2, step 1.*last good checkpoint"
+    ):
+        pretrain(
+            method,
+            ViewPipeline(),
+            images,
+            None,
+            optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
+            epochs=3,
+            batch_size=16,
+            device=torch.device("cpu"),
+            precision="fp32",
+            seed=0,
+            run_dir=tmp_path,
+            fingerprint="x",
+        )
+    # Epoch 1 is kept whole; nothing of the failed epoch was written, nothing half-written.
+    assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 1
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    assert not list(tmp_path.rglob("*.tmp"))
