@@ -16,7 +16,13 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import save_torch, write_json
+from medssl.augment.pipeline import prepare_dataset
 from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.data.pretrain_source import (
+    check_evaluation_dataset,
+    check_pretrain_source,
+    pretraining_split,
+)
 from medssl.errors import MedsslError
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.seeding import seed_everything
@@ -43,6 +49,8 @@ def fingerprint(cfg: DictConfig) -> str:
     container = OmegaConf.to_container(cfg, resolve=True)
     shaped = {k: container[k] for k in keys}
     shaped["dataset"] = {k: v for k, v in container["dataset"].items() if k != "root"}
+    if container.get("pretrain_dataset") is not None:
+        shaped["pretrain_dataset"] = {k: v for k, v in container["pretrain_dataset"].items() if k != "root"}
     shaped["trainer"] = {k: cfg.trainer[k] for k in ("epochs", "batch_size")}
     return hashlib.sha256(repr(sorted(shaped.items())).encode()).hexdigest()[:16]
 
@@ -57,7 +65,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
 
-    data = build(cfg, "dataset")
+    data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
     write_json(run_dir / "labelled_indices.json",
                {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()})
@@ -66,13 +74,19 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     backbone = build(cfg, "backbone", in_chans=data.channels, input_size=data.image_size)
     method_cls = get_class(cfg.method._target_)
-    task_kwargs = {"task": data.task, "num_classes": data.num_classes} if method_cls.uses_labels else {}
+    # pretrain_dataset (null: dataset itself) supplies the pretraining images.
+    source = build(cfg, "pretrain_dataset") if cfg.get("pretrain_dataset") is not None else None
+    if source is not None:
+        check_pretrain_source(source, data, method_cls.uses_labels)
+    task_data = source if source is not None else data
+    task_kwargs = {"task": task_data.task, "num_classes": task_data.num_classes} if method_cls.uses_labels else {}
     method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
     augmentation = build(cfg, "augmentation").to(device)
+    # Deterministic stored-image transforms (CLAHE) run once, on every split the encoder sees.
+    data = prepare_dataset(augmentation, data)
+    source = prepare_dataset(augmentation, source) if source is not None else None
 
-    # Label-using methods see only the labelled subset; SSL methods see every training image.
-    train = data.train.subset(labelled) if method_cls.uses_labels else data.train
-    train = train.to(device)
+    train = pretraining_split(source, data, labelled, method_cls.uses_labels).to(device)
     pretrain_started = time.perf_counter()
     history = pretrain(
         method, augmentation, train.images, train.labels if method_cls.uses_labels else None,
@@ -91,7 +105,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                                   precision=precision, batch_size=cfg.trainer.eval_batch_size)
     results = {
         **metrics,
-        "dataset": data.name, "task": data.task, "method": method_cls.__name__,
+        "dataset": data.name, "pretrain_dataset": task_data.name, "task": data.task, "method": method_cls.__name__,
         "backbone": cfg.backbone.name, "label_frac": label_frac, "seed": cfg.seed,
         "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
         "n/pretrain": len(train), "n/labelled": len(labelled), "n/train": len(data.train),

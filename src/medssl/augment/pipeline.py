@@ -9,6 +9,8 @@ Deterministic transforms of the stored images (CLAHE) are set aside and run once
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -53,3 +55,14 @@ class ViewPipeline(nn.Module):
     def forward(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         x = images.float() / 255.0
         return [self.view(x, generator, i) for i in range(self.n_views)]
+
+
+def prepare_dataset(augmentation: nn.Module, data):
+    """`data` (a dataclass with `train` and maybe `val`, `test` splits) with the pipeline's
+    stored-image transforms applied to every split; unchanged when it has none."""
+    prepare = getattr(augmentation, "prepare_images", None)
+    if prepare is None or not getattr(augmentation, "stored", None):
+        return data
+    splits = {name: getattr(data, name) for name in ("train", "val", "test") if hasattr(data, name)}
+    return dataclasses.replace(data, **{name: type(split)(prepare(split.images), split.labels)
+                                        for name, split in splits.items()})

@@ -1,0 +1,104 @@
+"""A labelled image folder, ImageFolder style: `root/train/<class>/*.png|jpg`.
+
+`root/val/` and `root/test/` are used when present (with the same class folder names);
+whichever is missing is carved out of `train` by a stratified ratio split. Class names are the
+sorted folder names of `train/`; APTOS-like grades can be declared `task: ordinal`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
+from medssl.data.ratio_split import stratified_split
+from medssl.data.splits import TASKS, DatasetSplits, Split
+from medssl.errors import MedsslError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_task(task: str | None, n_classes: int) -> str:
+    """`null` means binary for two classes, multiclass otherwise."""
+    if task is None:
+        return "binary" if n_classes == 2 else "multiclass"
+    if task not in TASKS or task == "multilabel":
+        raise MedsslError(f"dataset.task must be binary, multiclass or ordinal for a folder dataset, got {task!r}.")
+    return task
+
+
+def existing_root(root: str | Path) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise MedsslError(f"dataset.root {path} is not a folder; set dataset.root=/path/to/images.")
+    return path
+
+
+def splits_from_arrays(
+    images: np.ndarray, labels: np.ndarray, assigned: dict[str, np.ndarray | None], val_frac: float,
+    test_frac: float, split_seed: int,
+) -> dict[str, Split]:
+    """Train/val/test `Split`s; a split whose indices are `None` is carved out of train."""
+    train = assigned["train"]
+    need_val, need_test = assigned["val"] is None, assigned["test"] is None
+    if need_val or need_test:
+        carved = stratified_split(labels[train], val_frac if need_val else 0.0,
+                                  test_frac if need_test else 0.0, split_seed)
+        assigned = {
+            "train": train[carved["train"]],
+            "val": train[carved["val"]] if need_val else assigned["val"],
+            "test": train[carved["test"]] if need_test else assigned["test"],
+        }
+    return {
+        name: Split(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx].astype(np.int64)))
+        for name, idx in assigned.items()
+    }
+
+
+def load_image_folder(
+    root: str,
+    size: int = 64,
+    channels: int = 3,
+    val_frac: float = 0.1,
+    test_frac: float = 0.2,
+    split_seed: int = 0,
+    task: str | None = None,
+    name: str | None = None,
+    cache: bool = True,
+) -> DatasetSplits:
+    folder = existing_root(root)
+    train_dir = folder / "train"
+    if not train_dir.is_dir():
+        raise MedsslError(f"{folder} has no train/ folder; expected {folder}/train/<class>/*.png.")
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise MedsslError(f"{train_dir} has no class folders; expected {train_dir}/<class>/*.png.")
+
+    paths, labels, owner = [], [], []
+    present = [s for s in SPLITS if (folder / s).is_dir()]
+    for split in present:
+        for class_dir in sorted(p for p in (folder / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if class_dir.name not in classes:
+                raise MedsslError(f"{class_dir} is a class folder that {train_dir} does not have; "
+                                  f"the classes are {', '.join(classes)}.")
+            files = list_images(class_dir, recursive=True)
+            if not files:
+                raise MedsslError(f"{class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                                  f"add some or remove the folder.")
+            paths += files
+            labels += [classes.index(class_dir.name)] * len(files)
+            owner += [split] * len(files)
+    images = load_images_cached(paths, folder, size, channels, kind="image_folder", cache=cache)
+    labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
+    # A split folder without images is treated as absent: carved out of train.
+    assigned = {s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS}
+    splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
+    log.info("Loaded image folder %s at %d px: %d classes, %d train / %d val / %d test images",
+             folder, size, len(classes), len(splits["train"]), len(splits["val"]), len(splits["test"]))
+    return DatasetSplits(name=name or folder.name, task=resolve_task(task, len(classes)),
+                         class_names=classes, **splits)

@@ -1,0 +1,47 @@
+"""A folder of unlabelled images (any layout, searched recursively) for pretraining only,
+like EyePACS without its grades. It has a train split and nothing to evaluate on."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
+from medssl.data.image_folder import existing_root
+from medssl.data.splits import Split
+from medssl.errors import MedsslError
+
+log = logging.getLogger(__name__)
+
+NO_LABEL = -1
+
+
+@dataclass
+class UnlabelledImages:
+    """Pretraining images only: `train.labels` are all `NO_LABEL`."""
+
+    name: str
+    train: Split
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+def load_unlabelled_folder(
+    root: str, size: int = 64, channels: int = 3, name: str | None = None, cache: bool = True
+) -> UnlabelledImages:
+    folder = existing_root(root)
+    paths = list_images(folder, recursive=True)
+    if not paths:
+        raise MedsslError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders.")
+    images = torch.from_numpy(load_images_cached(paths, folder, size, channels, kind="unlabelled", cache=cache))
+    log.info("Loaded %d unlabelled images from %s at %d px", len(images), folder, size)
+    return UnlabelledImages(name=name or folder.name,
+                            train=Split(images, torch.full((len(images),), NO_LABEL, dtype=torch.int64)))

@@ -1,0 +1,47 @@
+"""`pretrain_dataset=...`: pretrain on one dataset, evaluate on another, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import run_train
+
+TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=256", "augmentation=medical"]
+
+
+@pytest.mark.slow  # about a minute on 2 shared cores: a full PneumoniaMNIST epoch
+def test_pretrain_on_pneumonia_probe_on_breast(tmp_path, medmnist_root):
+    proc = run_train(["pretrain_dataset=pneumoniamnist", *TINY], tmp_path, {"MEDMNIST_ROOT": str(medmnist_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["pretrain_dataset"] == "pneumoniamnist" and results["dataset"] == "breastmnist"
+    assert results["n/pretrain"] == 4708 and results["n/train"] == 546  # PneumoniaMNIST's train split
+    assert 0.0 <= results["test/linear/auroc"] <= 1.0
+
+
+def test_pretrain_on_unlabelled_folder_with_clahe(tmp_path, medmnist_root):
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        image = cv2.GaussianBlur(rng.integers(0, 256, (40, 40), dtype=np.uint8), (5, 5), 1.5)
+        path = tmp_path / "eyepacs" / f"part{i % 3}" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), image)
+    args = ["pretrain_dataset=unlabelled_folder", f"pretrain_dataset.root={tmp_path / 'eyepacs'}",
+            "pretrain_dataset.size=28", "pretrain_dataset.channels=1", *TINY[:3], "augmentation=retina"]
+    proc = run_train(args, tmp_path, {"MEDMNIST_ROOT": str(medmnist_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["pretrain_dataset"] == "eyepacs" and results["n/pretrain"] == 300
+    assert (tmp_path / "eyepacs" / ".medssl-cache" / "unlabelled-28px-1ch.npz").exists()
+
+
+def test_mismatched_pretrain_dataset_is_a_clear_error(tmp_path, medmnist_root):
+    env = {"MEDMNIST_ROOT": str(medmnist_root)}
+    proc = run_train(["pretrain_dataset=breastmnist", "pretrain_dataset.size=64", *TINY], tmp_path, env)
+    assert proc.returncode == 1
+    assert "has 1-channel 64 px images but dataset 'breastmnist' has 1-channel 28 px ones" in proc.stderr
+    assert "Traceback" not in proc.stderr
