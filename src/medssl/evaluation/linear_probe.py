@@ -1,7 +1,9 @@
 """Linear probe: logistic regression on frozen, standardised features.
 
 The inverse regularisation strength C is picked on val AUROC from a log grid; test is
-predicted once with the chosen C. Multi-label tasks fit one classifier per label.
+predicted once with the chosen C. Multi-label tasks fit one classifier per label. The fitted
+scaler and classifier are folded into one `nn.Linear`, which gives the logits and lets Grad-CAM
+differentiate the probe's class score through the encoder.
 """
 
 from __future__ import annotations
@@ -10,15 +12,22 @@ import logging
 import warnings
 
 import numpy as np
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 
+from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
+from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 
 log = logging.getLogger(__name__)
+
+# A class missing from the labelled subset gets this logit: a probability of about e^-30.
+MISSING_CLASS_LOGIT = -30.0
 
 
 class LinearProbe:
@@ -28,40 +37,69 @@ class LinearProbe:
         self.Cs = tuple(float(c) for c in Cs)
         self.max_iter = max_iter
 
-    def _model(self, task: str, C: float):
+    def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
+        task, k = inputs.task, inputs.n_outputs
+        x_tr, y_tr = inputs.features("train"), inputs.labels["train"]
+        x_val, y_val = inputs.features("val"), inputs.labels["val"]
+        best = None
+        for C in self.Cs:
+            head = self.fit(task, k, C, x_tr, y_tr)
+            score = auroc(task, y_val, logits_to_probs(task, _apply(head, x_val)))
+            log.info("linear probe C=%g: val AUROC %.4f", C, score)
+            if best is None or np.nan_to_num(score, nan=-1) > np.nan_to_num(best[1], nan=-1):
+                best = (C, score, head)
+        C, _, head = best
+        model = nn.Sequential(inputs.encoder, head).eval()
+        return ProtocolOutput(val=_apply(head, x_val), test=_apply(head, inputs.features("test")),
+                              params={"C": C}, model=model)
+
+    def fit(self, task: str, n_outputs: int, C: float, x: np.ndarray, y: np.ndarray) -> nn.Linear:
         classifier = LogisticRegression(C=C, max_iter=self.max_iter)
         if task == "multilabel":
             classifier = OneVsRestClassifier(classifier)
-        return make_pipeline(StandardScaler(), classifier)
-
-    def fit_predict(self, task: str, train: tuple, val: tuple, test_x: np.ndarray) -> dict:
-        """`train`/`val`: (features, labels). Returns val/test probabilities and the chosen C."""
-        (x_tr, y_tr), (x_val, y_val) = train, val
-        n_classes = None if task == "multilabel" else int(max(y_tr.max(), y_val.max()) + 1)
-        best = None
-        for C in self.Cs:
-            model = self._fit(task, C, x_tr, y_tr)
-            probs = self._probs(model, x_val, n_classes)
-            score = auroc(task, y_val, probs)
-            log.info("linear probe C=%g: val AUROC %.4f", C, score)
-            if best is None or (np.nan_to_num(score, nan=-1) > np.nan_to_num(best[1], nan=-1)):
-                best = (C, score, model, probs)
-        C, score, model, val_probs = best
-        return {"val": val_probs, "test": self._probs(model, test_x, n_classes), "params": {"C": C}}
-
-    def _fit(self, task, C, x, y):
-        model = self._model(task, C)
+        pipeline = make_pipeline(StandardScaler(), classifier)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(x, y)
-        return model
+            pipeline.fit(x, y)
+        return fold_into_linear(pipeline, task, n_outputs)
 
-    @staticmethod
-    def _probs(model, x, n_classes):
-        probs = model.predict_proba(x)
-        if n_classes is None:
-            return probs
-        # A labelled subset may miss a class; give it zero probability in its own column.
-        full = np.zeros((len(x), n_classes))
-        full[:, model.classes_] = probs
-        return full
+
+def _apply(head: nn.Linear, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return head(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
+
+
+def fold_into_linear(pipeline: Pipeline, task: str, n_outputs: int) -> nn.Linear:
+    """`StandardScaler` + logistic regression as one linear map from features to logits:
+    W' = W / scale, b' = b - W' mean. Binary: logits (0, w.x + b), softmax of which is sklearn's."""
+    scaler, classifier = pipeline[0], pipeline[-1]
+    if task == "multilabel":
+        coef = np.concatenate([_coef(est) for est in classifier.estimators_])
+        bias = np.concatenate([_bias(est) for est in classifier.estimators_])
+    else:
+        coef_present, bias_present = classifier.coef_, classifier.intercept_
+        if len(classifier.classes_) == 2:  # one decision function d: logits (0, d)
+            coef_present = np.concatenate([np.zeros_like(coef_present), coef_present])
+            bias_present = np.concatenate([[0.0], bias_present])
+        coef = np.zeros((n_outputs, coef_present.shape[1]))
+        bias = np.full(n_outputs, MISSING_CLASS_LOGIT)
+        coef[classifier.classes_], bias[classifier.classes_] = coef_present, bias_present
+    scale = scaler.scale_
+    weight = coef / scale
+    linear = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        linear.weight.copy_(torch.as_tensor(weight))
+        linear.bias.copy_(torch.as_tensor(bias - weight @ scaler.mean_))
+    return linear
+
+
+def _coef(estimator) -> np.ndarray:
+    # OneVsRest keeps a constant predictor for a label with one class in the labelled subset.
+    return estimator.coef_ if hasattr(estimator, "coef_") else np.zeros((1, estimator.n_features_in_))
+
+
+def _bias(estimator) -> np.ndarray:
+    if hasattr(estimator, "intercept_"):
+        return estimator.intercept_
+    only_label = np.asarray(estimator.y_).ravel()[0]
+    return np.array([MISSING_CLASS_LOGIT if only_label == 0 else -MISSING_CLASS_LOGIT])

@@ -1,53 +1,106 @@
-"""Evaluate a frozen encoder with each configured protocol; val picks, test is touched once."""
+"""Evaluate an encoder with each configured protocol; val picks, test is touched once.
+
+`build_evaluation(cfg.eval)` turns the `eval` config into protocols and `ReportOptions`;
+`evaluate_encoder` runs them, writes figures under `run_dir/figures/` and returns flat metrics.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from hydra.utils import instantiate
 from torch import nn
 
 from medssl.data.splits import DatasetSplits
-from medssl.evaluation.features import extract_features
-from medssl.evaluation.metrics import classification_metrics
+from medssl.errors import MedsslError
+from medssl.evaluation.protocol import EvalInputs
+from medssl.evaluation.report import ReportOptions, report_protocol
+from medssl.evaluation.representations import cam_figure, embedding_figures
 
 log = logging.getLogger(__name__)
+
+
+def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions]:
+    """Protocols by name (each with an `evaluate(inputs)` method) and the report options."""
+    built = {}
+    for name, node in eval_cfg.items():
+        log.info("Instantiating eval.%s <%s>", name, node.get("_target_"))
+        try:
+            built[name] = instantiate(node)
+        except Exception as error:
+            raise MedsslError(f"eval.{name} could not be built: {error}") from None
+    options = [name for name, obj in built.items() if isinstance(obj, ReportOptions)]
+    if len(options) != 1:
+        raise MedsslError(f"the eval config needs exactly one report-options entry, found {options or 'none'}.")
+    report = built.pop(options[0])
+    not_protocols = [name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))]
+    if not_protocols:
+        raise MedsslError(f"eval.{not_protocols[0]} is not an evaluation protocol (it has no evaluate method).")
+    if not built:
+        raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
+    return built, report
 
 
 def evaluate_encoder(
     encoder: nn.Module,
     data: DatasetSplits,
     labelled: torch.Tensor,
-    protocols: dict,
+    protocols: dict[str, object],
     *,
+    options: ReportOptions,
+    run_dir: Path,
     device: torch.device,
     precision: str,
     batch_size: int = 512,
-) -> tuple[dict[str, float], dict[str, dict]]:
-    """Flat metrics (`test/linear/auroc`, ...) and each protocol's val/test probabilities."""
+) -> dict[str, float]:
+    """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`."""
+    figures_dir = Path(run_dir) / "figures"
+    inputs = EvalInputs(
+        task=data.task, num_classes=data.num_classes, encoder=encoder.to(device),
+        images={"train": data.train.images[labelled], "val": data.val.images, "test": data.test.images},
+        labels={"train": data.train.labels[labelled].numpy(), "val": data.val.labels.numpy(),
+                "test": data.test.labels.numpy()},
+        device=device, precision=precision, batch_size=batch_size,
+    )
+    test_images = data.test.images.numpy()
     started = time.perf_counter()
-    features = {
-        split: extract_features(encoder, images, device=device, precision=precision, batch_size=batch_size).numpy()
-        for split, images in (("train", data.train.images[labelled]), ("val", data.val.images),
-                              ("test", data.test.images))
-    }
-    labels = {"train": data.train.labels[labelled].numpy(), "val": data.val.labels.numpy(),
-              "test": data.test.labels.numpy()}
+    for split in ("train", "val", "test"):
+        inputs.features(split)
     results: dict[str, float] = {"time/features_s": time.perf_counter() - started}
-    outputs: dict[str, dict] = {}
+    cam_model = None
     for name, protocol in protocols.items():
         log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))
         started = time.perf_counter()
-        out = protocol.fit_predict(
-            data.task, (features["train"], labels["train"]), (features["val"], labels["val"]), features["test"]
-        )
-        for split in ("val", "test"):
-            for metric, value in classification_metrics(data.task, labels[split], out[split]).items():
-                results[f"{split}/{name}/{metric}"] = value
-        for param, value in out.get("params", {}).items():
-            results[f"{name}/{param}"] = value
+        out = protocol.evaluate(inputs)
+        results.update(report_protocol(name, out, data.task, inputs.labels, test_images, data.class_names,
+                                       options, figures_dir))
         results[f"time/eval_{name}_s"] = time.perf_counter() - started
-        outputs[name] = {"val": out["val"], "test": out["test"], "labels": labels}
-        log.info("%s: test ACC %.3f, AUROC %.3f", name, results[f"test/{name}/acc"], results[f"test/{name}/auroc"])
-    return results, outputs
+        if cam_model is None and out.model is not None:
+            cam_model = (name, out.model)
+    if options.figures:
+        started = time.perf_counter()
+        embedding_figures(inputs.features("test"), inputs.labels["test"], data.task, data.class_names, figures_dir,
+                          options.embedding_max_points, options.tsne_perplexity, options.tsne_max_iter)
+        results["time/embedding_figures_s"] = time.perf_counter() - started
+    if options.cam:
+        if cam_model is None:
+            log.info("Grad-CAM skipped: no protocol produced an image classifier (use linear or finetune)")
+        else:
+            name, model = cam_model
+            pick = _cam_images(inputs.labels["test"], options.cam_images, data.task)
+            cam_figure(name, model, model[0], data.test.images[pick], inputs.labels["test"][pick], data.task,
+                       data.class_names, figures_dir, device)
+    return results
+
+
+def _cam_images(labels: np.ndarray, n: int, task: str) -> np.ndarray:
+    """`n` test images, spread over the classes so every class is shown when n allows."""
+    if task == "multilabel":
+        return np.arange(min(n, len(labels)))
+    by_class = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    picks = [idx[r] for r in range(n) for idx in by_class if r < len(idx)]
+    return np.sort(np.array(picks[:n], dtype=int))

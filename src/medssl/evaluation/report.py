@@ -1,0 +1,100 @@
+"""Everything reported for one protocol: metrics on val and test, calibration before and after
+temperature scaling, selective prediction, binary operating points, and their figures.
+
+Keys are flat: `test/linear/auroc`, `test/linear/ece_ts`, `test/linear/abstain/0.80/coverage`,
+`test/linear/op/sens0.90/specificity`, `linear/temperature`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medssl.evaluation import figures
+from medssl.evaluation.calibration import TemperatureScaler, confidence_and_correct, logits_to_probs
+from medssl.evaluation.metrics import classification_metrics, predictions
+from medssl.evaluation.operating_points import operating_points
+from medssl.evaluation.protocol import ProtocolOutput
+from medssl.evaluation.selective import accuracy_coverage, aurc, selective_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportOptions:
+    """What to draw and how (config `eval.report`)."""
+
+    n_bins: int
+    figures: bool
+    cam: bool
+    cam_images: int
+    gallery_size: int
+    embedding_max_points: int
+    tsne_perplexity: float
+    tsne_max_iter: int
+
+
+def report_protocol(
+    name: str, out: ProtocolOutput, task: str, labels: dict[str, np.ndarray], test_images: np.ndarray,
+    class_names: list[str], options: ReportOptions, figures_dir: Path,
+) -> dict[str, float]:
+    results: dict[str, float] = {}
+    probs = {split: logits_to_probs(task, getattr(out, split)) for split in ("val", "test")}
+    for split in ("val", "test"):
+        for metric, value in classification_metrics(task, labels[split], probs[split], options.n_bins).items():
+            results[f"{split}/{name}/{metric}"] = value
+
+    # Temperature fitted on val logits, reported on test: ranking metrics stay, calibration moves.
+    scaler = TemperatureScaler().fit(task, out.val, labels["val"])
+    calibrated = {split: scaler(getattr(out, split)) for split in ("val", "test")}
+    results[f"{name}/temperature"] = scaler.temperature
+    for metric, value in classification_metrics(task, labels["test"], calibrated["test"], options.n_bins).items():
+        results[f"test/{name}/{metric}_ts"] = value
+    for key, value in selective_metrics(task, labels["test"], calibrated["test"]).items():
+        results[f"test/{name}/{key}"] = value
+    if task == "binary":
+        for key, value in operating_points(labels["val"], calibrated["val"][:, 1], labels["test"],
+                                           calibrated["test"][:, 1]).items():
+            results[f"test/{name}/{key}"] = value
+    for param, value in out.params.items():
+        results[f"{name}/{param}"] = value
+    log.info("%s: test ACC %.3f, AUROC %.3f, ECE %.3f -> %.3f after temperature scaling (T = %.2f)", name,
+             results[f"test/{name}/acc"], results[f"test/{name}/auroc"], results[f"test/{name}/ece"],
+             results[f"test/{name}/ece_ts"], scaler.temperature)
+    if options.figures:
+        draw_protocol_figures(name, task, labels["test"], probs["test"], calibrated["test"], test_images,
+                              class_names, options, figures_dir, results)
+    return results
+
+
+def draw_protocol_figures(name, task, y, probs, calibrated, test_images, class_names, options, figures_dir,
+                          results) -> None:
+    conf_raw, correct_raw = confidence_and_correct(task, y, probs)
+    conf_ts, correct_ts = confidence_and_correct(task, y, calibrated)
+    figures.reliability_diagram(figures_dir / f"reliability_{name}.png", {
+        f"{name}, test, uncalibrated": (conf_raw, correct_raw, results[f"test/{name}/ece"]),
+        f"{name}, test, temperature-scaled (T={results[f'{name}/temperature']:.2f})":
+            (conf_ts, correct_ts, results[f"test/{name}/ece_ts"]),
+    }, options.n_bins)
+    figures.accuracy_coverage_plot(figures_dir / f"coverage_{name}.png", {
+        "uncalibrated": (*accuracy_coverage(conf_raw, correct_raw), aurc(conf_raw, correct_raw)),
+        "temperature-scaled": (*accuracy_coverage(conf_ts, correct_ts), aurc(conf_ts, correct_ts)),
+    }, f"{name}: accuracy-coverage (test)")
+    if task == "multilabel":
+        return
+    if task == "binary":
+        points = {f"{op} (t={results[f'test/{name}/op/{op}/threshold']:.2f})":
+                  results[f"test/{name}/op/{op}/threshold"] for op in ("sens0.90", "spec0.90", "youden")}
+        figures.roc_pr_curves(figures_dir / f"roc_pr_{name}.png", y, calibrated[:, 1], f"{name} (test)", points)
+    y_pred = predictions(task, calibrated)
+    figures.confusion_matrix_plot(figures_dir / f"confusion_{name}.png", y, y_pred, class_names,
+                                  f"{name}: confusion matrix (test)")
+    wrong = np.flatnonzero(y_pred != y)
+    wrong = wrong[np.argsort(-conf_ts[wrong], kind="stable")][: options.gallery_size]
+    captions = [f"true {figures.short(class_names[y[i]], 12)}\npred {figures.short(class_names[y_pred[i]], 12)}"
+                f" p={conf_ts[i]:.2f}" for i in wrong]
+    figures.image_gallery(figures_dir / f"errors_{name}.png", test_images[wrong], captions,
+                          f"{name}: most confident test errors (calibrated p)")
