@@ -24,7 +24,8 @@ from medssl.data.pretrain_source import (
     pretraining_split,
 )
 from medssl.errors import MedsslError
-from medssl.evaluation.runner import evaluate_encoder
+from medssl.evaluation.runner import build_evaluation, evaluate_encoder
+from medssl.evaluation.summary import write_summary
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device, resolve_precision
 from medssl.training.pretrain import pretrain
@@ -100,9 +101,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                               "in_chans": data.channels, "input_size": data.image_size,
                               "state_dict": method.backbone.state_dict()})
 
-    protocols = {name: instantiate(protocol) for name, protocol in cfg.eval.items()}
-    metrics, _ = evaluate_encoder(method.backbone, data, labelled, protocols, device=device,
-                                  precision=precision, batch_size=cfg.trainer.eval_batch_size)
+    protocols, report_options = build_evaluation(cfg.eval)
+    metrics = evaluate_encoder(method.backbone, data, labelled, protocols, options=report_options,
+                               run_dir=run_dir, device=device, precision=precision,
+                               batch_size=cfg.trainer.eval_batch_size)
     results = {
         **metrics,
         "dataset": data.name, "pretrain_dataset": task_data.name, "task": data.task, "method": method_cls.__name__,
@@ -115,5 +117,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "time/pretrain_s": pretrain_seconds, "time/total_s": time.perf_counter() - started,
     }
     write_json(run_dir / "results.json", results)
+    write_summary(run_dir / "summary.md", results)
     log.info("Results written to %s", run_dir / "results.json")
     return results
