@@ -1,0 +1,101 @@
+"""Look at what an augmentation does before training with it.
+
+    python -m medssl.preview dataset=breastmnist augmentation=byol
+    python -m medssl.preview dataset=image_folder dataset.root=/data/aptos augmentation=retina out=retina.png
+
+Composes the same Hydra config as `train.py` (any override works, e.g. `augmentation.blur.p=0`),
+takes `n_images` training images of `pretrain_dataset` (else `dataset`), and writes a PNG grid to
+`out`: one row per image, the stored original first, then each view. Two arguments belong to
+the preview itself: `out=` (default `augmentation_preview.png`) and `n_images=` (default 8).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from medssl.augment.pipeline import MEAN, STD
+from medssl.errors import MedsslError
+from medssl.run import build
+
+log = logging.getLogger("medssl.preview")
+
+MIN_CELL_PX = 112
+GAP_PX = 4
+HEADER_PX = 24
+
+
+def find_config_dir() -> Path:
+    """`./conf` when run from a checkout, else the `conf/` beside an editable install's `src/`."""
+    for candidate in (Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise MedsslError("no conf/config.yaml found; run `python -m medssl.preview` from the medssl checkout.")
+
+
+def preview_grid(originals: torch.Tensor, views: list[torch.Tensor]) -> np.ndarray:
+    """RGB uint8 grid: rows are images, columns the original then each view, with a header."""
+    columns = [originals.float() / 255.0] + [v.float() * STD + MEAN for v in views]
+    n, c, h, w = originals.shape
+    scale = max(1, -(-MIN_CELL_PX // max(h, w)))  # ceil: small images are upscaled, pixel-exact
+    cell_h, cell_w = h * scale, w * scale
+    grid = np.full((HEADER_PX + n * (cell_h + GAP_PX), len(columns) * (cell_w + GAP_PX), 3), 255, np.uint8)
+    for j, column in enumerate(columns):
+        title = "original" if j == 0 else f"view {j}"
+        cv2.putText(grid, title, (j * (cell_w + GAP_PX) + 4, HEADER_PX - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        pixels = (column.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
+        for i, image in enumerate(pixels.permute(0, 2, 3, 1).cpu().numpy()):
+            top, left = HEADER_PX + i * (cell_h + GAP_PX), j * (cell_w + GAP_PX)
+            big = cv2.resize(image, (cell_w, cell_h), interpolation=cv2.INTER_NEAREST)
+            grid[top : top + cell_h, left : left + cell_w] = big
+    return grid
+
+
+def write_preview(cfg: DictConfig, out: Path, n_images: int = 8) -> Path:
+    source_key = "pretrain_dataset" if cfg.get("pretrain_dataset") is not None else "dataset"
+    data = build(cfg, source_key)
+    augmentation = build(cfg, "augmentation")
+    images = data.train.images
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    chosen = torch.randperm(len(images), generator=generator)[: min(n_images, len(images))]
+    originals = images[chosen]
+    views = augmentation(augmentation.prepare_images(originals), generator)
+    grid = preview_grid(originals, views)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise MedsslError(f"could not write the preview image {out}.")
+    log.info("Wrote %d images x %d views of %s to %s", len(originals), len(views), data.name, out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    own = {"out": "augmentation_preview.png", "n_images": "8"}
+    overrides = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in own:
+            own[key] = value
+        else:
+            overrides.append(arg)
+    try:
+        with initialize_config_dir(config_dir=str(find_config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        write_preview(cfg, Path(own["out"]), int(own["n_images"]))
+    except MedsslError as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
