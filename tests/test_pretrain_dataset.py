@@ -43,5 +43,6 @@ def test_mismatched_pretrain_dataset_is_a_clear_error(tmp_path, medmnist_root):
     env = {"MEDMNIST_ROOT": str(medmnist_root)}
     proc = run_train(["pretrain_dataset=breastmnist", "pretrain_dataset.size=64", *TINY], tmp_path, env)
     assert proc.returncode == 1
-    assert "has 1-channel 64 px images but dataset 'breastmnist' has 1-channel 28 px ones" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "has 1-channel 64 px images but dataset 'breastmnist' has 1-channel 28 px ones" in output
+    assert "Traceback" not in output
