@@ -1,16 +1,25 @@
 """Encoders from timm with one interface: `encoder(x) -> (batch, encoder.num_features)`.
 
-`small_input` swaps a CNN's stride-2 stem for a 3x3 stride-1 convolution and drops the stem's
-max-pool, as the MedMNIST v2 baselines do, so a 28 px image is not shrunk to 7 px at once.
-`small_input: auto` turns it on for inputs of 64 px and less.
+`small_input` swaps a CNN's stride-2 (or patchify) stem for a 3x3 stride-1 convolution and drops
+the stem's max-pool, as the MedMNIST v2 baselines do, so a 28 px image is not shrunk to 7 px at
+once. It knows ResNet's `conv1`, ConvNeXt's `stem` and EfficientNet/MobileNet's `conv_stem`;
+`small_input: auto` turns it on for inputs of 64 px and less. Vision transformers take
+`img_size: auto` (the dataset's size) and a small `patch_size` instead.
+
+ImageNet weights: `weights=PATH` loads a local checkpoint (a state dict, or one under `state_dict`
+or `model`); its first convolution is adapted to `in_chans` as timm does for its own weights
+(summing RGB kernels for one channel). `pretrained=true` downloads timm's weights from the
+Hugging Face hub, which needs network access.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import timm
 import torch
+from timm.models import adapt_input_conv
 from torch import nn
 
 from medssl.errors import MedsslError
@@ -18,6 +27,8 @@ from medssl.errors import MedsslError
 log = logging.getLogger(__name__)
 
 SMALL_INPUT_MAX_SIZE = 64
+# Classifier weights of a checkpoint are dropped: encoders are built with num_classes=0.
+CLASSIFIER_PREFIXES = ("fc.", "head.", "classifier.", "head.fc.", "last_linear.")
 
 
 def create_backbone(
@@ -26,22 +37,72 @@ def create_backbone(
     input_size: int,
     small_input: bool | str = "auto",
     pretrained: bool = False,
+    weights: str | None = None,
     **timm_kwargs,
 ) -> nn.Module:
     """A timm model without classifier (`num_classes=0`) taking `in_chans`-channel images."""
     # A `null` in config means "timm's default", so it must not reach timm as None.
     timm_kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
+    if timm_kwargs.get("img_size") == "auto":
+        timm_kwargs["img_size"] = input_size
+    if pretrained and weights:
+        raise MedsslError("set either backbone.pretrained=true or backbone.weights=PATH, not both.")
     try:
-        model = timm.create_model(
-            name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **timm_kwargs
-        )
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **timm_kwargs)
     except RuntimeError as error:
         if "Unknown model" in str(error):
             raise MedsslError(f"timm has no model named {name!r} (see timm.list_models()).") from None
+        if pretrained:
+            raise _unreachable(name, error) from None
         raise
+    except (OSError, ValueError, ImportError) as error:
+        # huggingface_hub signals a missing network or an uncached file with OSError subclasses.
+        if pretrained:
+            raise _unreachable(name, error) from None
+        raise
+    if weights:
+        load_weights(model, weights, in_chans)
     if _wants_small_input(small_input, input_size):
         _use_small_stem(model, name)
     return model
+
+
+def _unreachable(name: str, error: Exception) -> MedsslError:
+    return MedsslError(
+        f"could not fetch timm's pretrained weights for {name} ({type(error).__name__}); the hub is not "
+        f"reachable from here: download them elsewhere and pass backbone.weights=PATH."
+    )
+
+
+def load_weights(model: nn.Module, path: str | Path, in_chans: int) -> None:
+    """Load a local checkpoint into `model`, adapting the first conv to `in_chans` channels."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedsslError(f"backbone.weights={path} is not a file.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise MedsslError(f"cannot read backbone weights {path} ({type(error).__name__}).") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
+    own = model.state_dict()
+    for key, value in list(state.items()):
+        target = own.get(key)
+        if target is None or value.shape == target.shape:
+            continue
+        if value.ndim == 4 and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
+            state[key] = adapt_input_conv(in_chans, value)  # e.g. RGB ImageNet kernels to 1 channel
+        else:
+            raise MedsslError(f"backbone.weights {path}: {key} has shape {tuple(value.shape)} but the "
+                              f"model expects {tuple(target.shape)}; is it a checkpoint of this model?")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MedsslError(f"backbone.weights {path} does not fit the model: missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}.")
+    log.info("Loaded backbone weights from %s", path)
 
 
 def _wants_small_input(small_input: bool | str, input_size: int) -> bool:
@@ -52,18 +113,31 @@ def _wants_small_input(small_input: bool | str, input_size: int) -> bool:
     raise MedsslError(f"backbone.small_input must be true, false or auto, got {small_input!r}.")
 
 
+def _stride_one_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    return nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
+
+
 def _use_small_stem(model: nn.Module, name: str) -> None:
-    conv = getattr(model, "conv1", None)
-    if not isinstance(conv, nn.Conv2d):
-        log.warning("small_input has no effect on %s: it has no ResNet-style conv1 stem", name)
+    conv1 = getattr(model, "conv1", None)
+    stem = getattr(model, "stem", None)
+    conv_stem = getattr(model, "conv_stem", None)
+    if isinstance(conv1, nn.Conv2d):  # ResNet family: 7x7/2 conv, then 3x3/2 max-pool
+        model.conv1 = _stride_one_conv(conv1)
+        if hasattr(model, "maxpool"):
+            model.maxpool = nn.Identity()
+    elif isinstance(stem, nn.Sequential) and isinstance(stem[0], nn.Conv2d):  # ConvNeXt: 4x4/4 patchify
+        stem[0] = _stride_one_conv(stem[0])
+    elif isinstance(conv_stem, nn.Conv2d):  # EfficientNet, MobileNet: 3x3/2
+        model.conv_stem = _stride_one_conv(conv_stem)
+    else:
+        log.warning("small_input has no effect on %s: no ResNet, ConvNeXt or EfficientNet stem", name)
         return
-    model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
-    if hasattr(model, "maxpool"):
-        model.maxpool = nn.Identity()
+    log.info("small_input: %s stem replaced by a 3x3 stride-1 convolution", name)
 
 
 def feature_dim(model: nn.Module) -> int:
-    return int(model.num_features)
+    # Models with a pre-logits layer (MobileNetV3, some ViTs) output head_hidden_size features.
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)
 
 
 @torch.no_grad()

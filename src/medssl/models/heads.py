@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -26,3 +28,27 @@ class MLPHead(nn.Sequential):
         if last_bn:
             layers.append(nn.BatchNorm1d(out_dim, affine=False))
         super().__init__(*layers)
+
+
+class DINOHead(nn.Module):
+    """DINO's projection head (Caron et al. 2021, sec. 3 and appendix): an MLP with GELU to a
+    `bottleneck_dim` code, L2-normalised, then a linear layer to `out_dim` logits whose weight
+    rows are normalised to unit length (weight normalisation with the gain fixed to 1)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256, out_dim: int = 4096) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), nn.GELU(),
+            nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
+            nn.Linear(hidden_dim, bottleneck_dim),
+        )
+        self.last = nn.Linear(bottleneck_dim, out_dim, bias=False)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        code = F.normalize(self.mlp(x), dim=-1)
+        return F.linear(code, F.normalize(self.last.weight, dim=-1))

@@ -1,13 +1,20 @@
-"""The pretraining loop: read top to bottom, one optimiser step per batch.
+"""The pretraining loop: read top to bottom, one optimiser step per `accumulate_steps` batches.
 
 Batches are drawn from uint8 images already on the device and augmented there, so no
-DataLoader workers compete with the model for CPU cores. Each epoch ends with a checkpoint and
-a JSON line of statistics; a killed run resumes from the last checkpoint in its run folder.
+DataLoader workers compete with the model for CPU cores. Each epoch ends with the online probe's
+val accuracy, the collapse monitors, a checkpoint and a JSON line of statistics; a killed run
+resumes from the last checkpoint in its run folder (method state with EMA targets, queues and
+DINO's centre, optimiser, probe, random generator).
+
+Gradient accumulation sums the gradients of several batches before one step, which enlarges
+the batch the optimiser averages over but not the set of negatives a contrastive loss sees,
+nor the batch over which VICReg/Barlow statistics or BatchNorm are computed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -18,7 +25,9 @@ from medssl.atomic_files import write_jsonl
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
 from medssl.training.checkpoint import load_checkpoint, save_checkpoint
+from medssl.training.collapse import CollapseMonitor
 from medssl.training.device import autocast
+from medssl.training.online_probe import OnlineProbe, ProbeData, encode
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +53,33 @@ def pretrain(
     seed: int,
     run_dir: Path,
     fingerprint: str,
+    accumulate_steps: int = 1,
+    probe_data: ProbeData | None = None,
+    probe_lr: float = 1e-3,
+    collapse_min_std: float = 0.01,
+    collapse_min_rank: float = 2.0,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats."""
+    if not method.trains:
+        log.info("%s trains nothing: pretraining skipped", type(method).__name__)
+        return []
     if len(images) < 2:
         raise MedsslError(f"pretraining needs at least 2 images, got {len(images)}.")
+    if accumulate_steps < 1:
+        raise MedsslError(f"trainer.accumulate_steps must be at least 1, got {accumulate_steps}.")
     batch = min(batch_size, len(images))
-    steps = steps_per_epoch(len(images), batch)
-    optimizer = optimizer_factory(method, batch_size=batch)
+    micro_steps = steps_per_epoch(len(images), batch)
+    accumulate = min(accumulate_steps, micro_steps)
+    steps = micro_steps // accumulate  # optimiser steps per epoch
+    method.prepare(len(images), batch)
+    optimizer = optimizer_factory(method, batch_size=batch * accumulate)
     scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator(device=device).manual_seed(seed)
+    probe = None
+    if probe_data is not None:
+        probe = OnlineProbe(method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr).to(device)
+    monitor = CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank)
     ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
     log_path = Path(run_dir) / "train_log.jsonl"
 
@@ -64,48 +90,81 @@ def pretrain(
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         generator.set_state(state["generator"].to(generator.get_state().device))
+        if probe is not None and state.get("probe") is not None:
+            probe.load_full_state(state["probe"])
         start_epoch, history = state["epoch"], state["history"]
 
-    log.info("Pretraining %s for %d epochs of %d steps (batch %d, %s on %s)",
-             type(method).__name__, epochs, steps, batch, precision, device)
+    log.info("Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
+             type(method).__name__, epochs, steps, batch, accumulate, precision, device)
     bar = tqdm(range(start_epoch, epochs), desc="pretrain", unit="epoch", initial=start_epoch, total=epochs)
     for epoch in bar:
         method.train()
         started = time.perf_counter()
         sums: dict[str, float] = {}
+        probe_losses: list[float] = []
         order = torch.randperm(len(images), generator=generator, device=device)
         for step in range(steps):
-            idx = order[step * batch : (step + 1) * batch]
             global_step = epoch * steps + step
             scheduler.step_update(global_step)
-            views = augmentation(images[idx], generator)
-            with autocast(device, precision):
-                out = method(views, labels[idx] if labels is not None else None)
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise MedsslError(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
-                    f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
-                )
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            for micro in range(accumulate):
+                start = (step * accumulate + micro) * batch
+                idx = order[start : start + batch]
+                views = augmentation(images[idx], generator)
+                with autocast(device, precision):
+                    out = method(views, labels[idx] if labels is not None else None)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise MedsslError(
+                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
+                        f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
+                    )
+                scaler.scale(loss / accumulate).backward()
+                for key, value in out.items():
+                    if key.startswith("loss"):
+                        sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
+                monitor.add(out["embedding"])
+                if probe is not None:
+                    mask = probe_data.labelled[idx]
+                    if int(mask.sum()) >= 2:
+                        probe_losses.append(probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask]))
             scaler.step(optimizer)
             scaler.update()
             method.on_step_end((global_step + 1) / (epochs * steps))
-            for key, value in out.items():
-                if key.startswith("loss"):
-                    sums[key] = sums.get(key, 0.0) + float(value.detach())
         seconds = time.perf_counter() - started
         record = {k: v / steps for k, v in sums.items()}
         record.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], seconds=seconds,
-                      images_per_s=steps * batch / seconds)
+                      images_per_s=steps * accumulate * batch / seconds)
+        record.update(monitor.summary())
+        if probe is not None:
+            finite = [v for v in probe_losses if math.isfinite(v)]
+            record["probe/loss"] = sum(finite) / len(finite) if finite else None
+            features = encode(method.backbone, probe_data.val_images, device, precision)
+            record["val/probe_acc"] = probe.accuracy(features, probe_data.val_labels.to(device))
         history.append(record)
         save_checkpoint(ckpt_path, fingerprint=fingerprint, state={
             "epoch": epoch + 1, "history": history, "method": method.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "generator": generator.get_state(),
+            "generator": generator.get_state(), "probe": probe.full_state() if probe is not None else None,
         })
         write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
-        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+        postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
+        if "val/probe_acc" in record:
+            postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
+        bar.set_postfix(postfix)
     bar.close()
+    if history and history[-1].get("collapse/collapsed"):
+        log.warning("The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
+                    history[-1]["collapse/std"], history[-1]["collapse/effective_rank"])
     return history
+
+
+def pretrain_summary(history: list[dict]) -> dict:
+    """What results.json keeps of the last epoch: probe accuracy and the collapse verdict."""
+    last = history[-1] if history else {}
+    return {
+        "pretrain/val_probe_acc": last.get("val/probe_acc"),
+        "pretrain/embedding_std": last.get("collapse/std"),
+        "pretrain/effective_rank": last.get("collapse/effective_rank"),
+        "pretrain/collapsed": last.get("collapse/collapsed"),
+    }
