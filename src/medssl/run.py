@@ -28,7 +28,8 @@ from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.summary import write_summary
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device, resolve_precision
-from medssl.training.pretrain import pretrain
+from medssl.training.online_probe import online_probe_data
+from medssl.training.pretrain import pretrain, pretrain_summary
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def fingerprint(cfg: DictConfig) -> str:
     shaped["dataset"] = {k: v for k, v in container["dataset"].items() if k != "root"}
     if container.get("pretrain_dataset") is not None:
         shaped["pretrain_dataset"] = {k: v for k, v in container["pretrain_dataset"].items() if k != "root"}
-    shaped["trainer"] = {k: cfg.trainer[k] for k in ("epochs", "batch_size")}
+    shaped["trainer"] = {k: cfg.trainer[k] for k in ("epochs", "batch_size", "accumulate_steps")}
     return hashlib.sha256(repr(sorted(shaped.items())).encode()).hexdigest()[:16]
 
 
@@ -88,12 +89,17 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     source = prepare_dataset(augmentation, source) if source is not None else None
 
     train = pretraining_split(source, data, labelled, method_cls.uses_labels).to(device)
+    # The online probe reads labels of the pretraining images, so only when they are data.train.
+    probe_data = online_probe_data(data, labelled, method_cls.uses_labels) if (
+        cfg.trainer.online_probe and cfg.get("pretrain_dataset") is None) else None
     pretrain_started = time.perf_counter()
     history = pretrain(
         method, augmentation, train.images, train.labels if method_cls.uses_labels else None,
         optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
         epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, device=device,
         precision=precision, seed=cfg.seed, run_dir=run_dir, fingerprint=fingerprint(cfg),
+        accumulate_steps=cfg.trainer.accumulate_steps, probe_data=probe_data,
+        collapse_min_std=cfg.trainer.collapse_min_std, collapse_min_rank=cfg.trainer.collapse_min_rank,
     )
     pretrain_seconds = time.perf_counter() - pretrain_started
     encoder_path = run_dir / "encoder.pt"
@@ -114,6 +120,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "n/val": len(data.val), "n/test": len(data.test),
         "pretrain/epochs": len(history),
         "pretrain/final_loss": history[-1]["loss"] if history else None,
+        **pretrain_summary(history),
         "time/pretrain_s": pretrain_seconds, "time/total_s": time.perf_counter() - started,
     }
     write_json(run_dir / "results.json", results)
