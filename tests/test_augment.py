@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from medssl.augment.blur import GaussianBlur
 from medssl.augment.color import ColorJitter, Gamma, Grayscale, Solarize, rotate_hue
-from medssl.augment.geometric import RandomCrop, RandomResizedCrop, resample
+from medssl.augment.geometric import RandomCrop, RandomResizedCrop, resample, resample_axis_aligned
 from medssl.augment.medical import CLAHE, BackgroundRemoval, Jigsaw
 from medssl.augment.noise import GaussianNoise, RandomErasing
 from medssl.augment.pipeline import ViewPipeline, to_model_input
@@ -248,3 +248,34 @@ def test_ablation_is_an_override():
     cfg = compose_config(["augmentation=simclr", "augmentation.blur.p=0", "augmentation.jitter=null"])
     pipe = instantiate(cfg.augmentation)
     assert pipe.transforms["blur"].probability(0) == 0.0 and "jitter" not in pipe.transforms
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border"])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [None, 20, 40])
+def test_separable_resampling_matches_grid_sample(padding_mode, channels, size):
+    """The axis-aligned fast path is bilinear `grid_sample` by another route, edges included."""
+    x = torch.rand(16, channels, 28, 28, generator=torch.Generator().manual_seed(1))
+    crop = RandomResizedCrop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3)
+    theta = crop.matrices(16, torch.Generator().manual_seed(2), "cpu")
+    torch.testing.assert_close(resample_axis_aligned(x, theta, size, padding_mode),
+                               resample(x, theta, size, padding_mode), atol=1e-5, rtol=0)
+
+
+def test_views_use_cpu_threads_and_restore_the_setting():
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, generator, view):
+            seen.append(torch.get_num_threads())
+            return x
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        u8 = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+        ViewPipeline(n_views=2, cpu_threads=1, spy=Spy())(u8, torch.Generator())
+        ViewPipeline(n_views=1, cpu_threads=None, spy=Spy())(u8, torch.Generator())
+        assert seen == [1, 1, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)

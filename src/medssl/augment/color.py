@@ -39,7 +39,7 @@ def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     rotation = torch.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], dim=1).view(-1, 3, 3)
     # One 3x3 colour matrix per sample: YIQ -> rotate -> RGB.
     matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
-    return torch.einsum("bij,bjhw->bihw", matrix, x)
+    return (matrix @ x.flatten(2)).view_as(x)
 
 
 class ColorJitter(BatchTransform):
@@ -88,6 +88,10 @@ class Grayscale(BatchTransform):
 
     def __init__(self, p: float = 0.2) -> None:
         super().__init__(p)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator, view: int = 0) -> torch.Tensor:
+        # A grayscale image is its own luminance: skip the coin and the copy.
+        return x if x.shape[1] == 1 else super().forward(x, generator, view)
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return luminance(x).expand_as(x)

@@ -4,6 +4,11 @@ Crop, flips, rotation, translation and shear are composed into a single 2x3 matr
 so the image is resampled (and blurred by interpolation) once, however many of them are on.
 Matrices map output coordinates in [-1, 1] to input coordinates (`align_corners=False`), which
 makes the identity matrix an exact copy of the image.
+
+Without rotation or shear the matrix is axis-aligned, and bilinear sampling separates into a
+row and a column interpolation: `W_y @ x @ W_x^T`, two small batched matrix products that give
+the same result as `grid_sample`. On a 2-core CPU that measured 2-3x faster than `grid_sample`
+for 1-channel 28 px batches but slower for 3 channels, so only grayscale batches take it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,39 @@ import torch.nn.functional as F
 
 from medssl.augment.base import BatchTransform, coin, uniform
 
+PADDING_MODES = ("zeros", "border", "reflection")
+
 
 def resample(x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str) -> torch.Tensor:
     """Sample `x` at `theta @ [u, v, 1]` for every output pixel of a `size` x `size` grid."""
     h, w = (size, size) if size else x.shape[-2:]
     grid = F.affine_grid(theta.to(x.dtype), [len(x), x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def interpolation_matrix(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int, padding_mode: str) -> torch.Tensor:
+    """`(B, n_out, n_in)` bilinear weights along one axis for input = scale * output + shift."""
+    u = (2 * torch.arange(n_out, device=scale.device, dtype=scale.dtype) + 1) / n_out - 1
+    source = ((scale[:, None] * u + shift[:, None] + 1) * n_in - 1) / 2  # pixel coordinate
+    if padding_mode == "border":
+        source = source.clamp(0, n_in - 1)
+    taps = torch.arange(n_in, device=scale.device, dtype=scale.dtype)
+    # The tent max(0, 1 - |k - source|) is the linear interpolation weight of pixel k; taps
+    # outside the image get none, which is zero padding.
+    return (1 - (taps - source[..., None]).abs()).clamp_min(0)
+
+
+def resample_axis_aligned(x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str) -> torch.Tensor:
+    """`resample` for matrices without rotation or shear, as `W_y @ x @ W_x^T`."""
+    h, w = (size, size) if size else x.shape[-2:]
+    theta = theta.to(x.dtype)
+    rows = interpolation_matrix(theta[:, 1, 1], theta[:, 1, 2], h, x.shape[-2], padding_mode)
+    cols = interpolation_matrix(theta[:, 0, 0], theta[:, 0, 2], w, x.shape[-1], padding_mode)
+    b, c, hi, wi = x.shape
+    # Plain bmm calls: broadcasting matmul over the channel dimension is several times slower.
+    along_cols = torch.bmm(x.reshape(b, c * hi, wi), cols.transpose(1, 2))  # (B, C * H_in, W)
+    rows = rows if c == 1 else rows.repeat_interleave(c, dim=0)
+    return torch.bmm(rows, along_cols.reshape(b * c, hi, w)).view(b, c, h, w)
 
 
 class RandomResizedCrop(BatchTransform):
@@ -30,7 +62,9 @@ class RandomResizedCrop(BatchTransform):
     the input size), flipped left-right with `hflip_p` and up-down with `vflip_p`, rotated by an
     angle in [-degrees, degrees], sheared by [-shear, shear] degrees and shifted by up to
     `translate` of the side. `scale=[1, 1], ratio=[1, 1]` with the rest zero is the identity.
-    Pixels from outside the image are filled by `padding_mode` (`zeros`, as torchvision fills 0).
+    Pixels from outside the image (after rotation or translation) are filled by `padding_mode`:
+    `border` (default) repeats the edge, so a crop's own edge is not darkened by interpolation
+    with zeros; `zeros` fills black as torchvision's rotation does.
     """
 
     def __init__(
@@ -43,10 +77,12 @@ class RandomResizedCrop(BatchTransform):
         translate: float = 0.0,
         shear: float = 0.0,
         size: int | None = None,
-        padding_mode: str = "zeros",
+        padding_mode: str = "border",
         p: float = 1.0,
     ) -> None:
         super().__init__(p)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if not 0.0 < scale[0] <= scale[1] <= 1.0:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         if not 0.0 < ratio[0] <= ratio[1]:
@@ -89,7 +125,11 @@ class RandomResizedCrop(BatchTransform):
         return torch.cat([linear, torch.stack([cx, cy], dim=1).unsqueeze(-1)], dim=2)
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return resample(x, self.matrices(len(x), generator, x.device), self.size, self.padding_mode)
+        theta = self.matrices(len(x), generator, x.device)
+        separable = not self.max_angle and not self.max_shear and self.padding_mode != "reflection"
+        if separable and x.shape[1] == 1:
+            return resample_axis_aligned(x, theta, self.size, self.padding_mode)
+        return resample(x, theta, self.size, self.padding_mode)
 
 
 class RandomCrop(BatchTransform):
@@ -116,4 +156,6 @@ class RandomCrop(BatchTransform):
         theta = torch.zeros(b, 2, 3, device=dev)
         theta[:, 0, 0] = theta[:, 1, 1] = self.crop_frac
         theta[:, :, 2] = centre
+        if x.shape[1] == 1:
+            return resample_axis_aligned(x, theta, self.size, "border")
         return resample(x, theta, self.size, "border")
