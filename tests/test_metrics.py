@@ -97,3 +97,13 @@ def test_bad_shapes_are_reported():
         classification_metrics("binary", np.array([0, 1, 1]), np.full((2, 2), 0.5))
     with pytest.raises(ValueError, match="multi-label targets"):
         classification_metrics("multilabel", np.zeros((4, 3)), np.full((4, 2), 0.5))
+
+
+def test_auroc_from_logits_survives_probabilities_that_round_to_one():
+    # Margins of 40 and 50 both give P = 1.0 in float64; the logits keep them apart.
+    y = np.array([0, 1, 1, 0])
+    logits = np.array([[0.0, 40.0], [0.0, 50.0], [0.0, 45.0], [0.0, -1.0]])
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert probs[0, 1] == probs[1, 1] == 1.0
+    assert classification_metrics("binary", y, probs)["auroc"] == pytest.approx(0.75)  # a tie at P = 1
+    assert classification_metrics("binary", y, probs, logits=logits)["auroc"] == pytest.approx(1.0)

@@ -59,8 +59,10 @@ def reliability_diagram(path: Path, panels: dict[str, tuple[np.ndarray, np.ndarr
 def accuracy_coverage_plot(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> Path:
     """label -> (coverage, accuracy, AURC)."""
     fig, ax = plt.subplots(figsize=(5, 4))
-    for label, (coverage, accuracy, area) in curves.items():
-        ax.plot(coverage, accuracy, label=f"{label} (AURC {area:.3f})")
+    styles = ({"linewidth": 3, "alpha": 0.5}, {"linewidth": 1.5, "linestyle": "--"})
+    for i, (label, (coverage, accuracy, area)) in enumerate(curves.items()):
+        # Thick then dashed: temperature scaling keeps the binary ranking, so the curves often coincide.
+        ax.plot(coverage, accuracy, label=f"{label} (AURC {area:.3f})", **styles[i % 2])
     ax.set(xlabel="Coverage (fraction of images answered)", ylabel="Accuracy on answered images",
            xlim=(0, 1), ylim=(0, 1.02), title=title)
     ax.grid(alpha=0.3)

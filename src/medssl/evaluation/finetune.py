@@ -105,7 +105,8 @@ class FineTune:
             x = images[index]
             x = self.augmentation(x, generator)[0] if self.augmentation is not None else to_model_input(x)
             with autocast(inputs.device, inputs.precision):
-                logits = head(encoder(x)).float()
+                features = encoder(x)
+            logits = head(features.float())  # an fp32 head: bf16 logits would tie many images
             loss = self._loss(inputs.task, logits, labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -127,5 +128,6 @@ class FineTune:
         for start in range(0, len(images), inputs.batch_size):
             x = to_model_input(images[start : start + inputs.batch_size].to(inputs.device))
             with autocast(inputs.device, inputs.precision):
-                chunks.append(head(encoder(x)).float().cpu())
+                features = encoder(x)
+            chunks.append(head(features.float()).cpu())
         return torch.cat(chunks).double().numpy()

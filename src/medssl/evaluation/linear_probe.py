@@ -71,16 +71,18 @@ def _apply(head: nn.Linear, x: np.ndarray) -> np.ndarray:
 
 def fold_into_linear(pipeline: Pipeline, task: str, n_outputs: int) -> nn.Linear:
     """`StandardScaler` + logistic regression as one linear map from features to logits:
-    W' = W / scale, b' = b - W' mean. Binary: logits (0, w.x + b), softmax of which is sklearn's."""
+    W' = W / scale, b' = b - W' mean. The softmax (sigmoid) of its logits is sklearn's predict_proba."""
     scaler, classifier = pipeline[0], pipeline[-1]
     if task == "multilabel":
         coef = np.concatenate([_coef(est) for est in classifier.estimators_])
         bias = np.concatenate([_bias(est) for est in classifier.estimators_])
     else:
         coef_present, bias_present = classifier.coef_, classifier.intercept_
-        if len(classifier.classes_) == 2:  # one decision function d: logits (0, d)
-            coef_present = np.concatenate([np.zeros_like(coef_present), coef_present])
-            bias_present = np.concatenate([[0.0], bias_present])
+        if len(classifier.classes_) == 2:
+            # One decision function d; logits (-d/2, d/2) have sklearn's softmax, and give each
+            # class a score whose gradient Grad-CAM can follow (with (0, d) class 0 has none).
+            coef_present = np.concatenate([-coef_present, coef_present]) / 2
+            bias_present = np.concatenate([-bias_present, bias_present]) / 2
         coef = np.zeros((n_outputs, coef_present.shape[1]))
         bias = np.full(n_outputs, MISSING_CLASS_LOGIT)
         coef[classifier.classes_], bias[classifier.classes_] = coef_present, bias_present

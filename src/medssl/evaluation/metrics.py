@@ -132,15 +132,30 @@ def brier(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(brier_score_loss(y_true, probs, labels=np.arange(probs.shape[1]), scale_by_half=False))
 
 
-def classification_metrics(task: str, y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict[str, float]:
+def ranking_auroc(task: str, y_true: np.ndarray, probs: np.ndarray, logits: np.ndarray | None) -> float:
+    """AUROC from logits where a monotone map links them to the probabilities (binary: the
+    margin z1 - z0; multi-label: each label's logit), so that probabilities rounding to exactly
+    0 or 1 in float64 do not create ties; from the probabilities otherwise."""
+    if logits is None or task not in ("binary", "multilabel"):
+        return auroc(task, y_true, probs)
+    logits = np.asarray(logits, dtype=np.float64)
+    if task == "binary":
+        return auroc(task, y_true, np.stack([np.zeros(len(logits)), logits[:, 1] - logits[:, 0]], axis=1))
+    return auroc(task, y_true, logits)
+
+
+def classification_metrics(
+    task: str, y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15, logits: np.ndarray | None = None
+) -> dict[str, float]:
     """Every headline metric for one split: ACC, balanced ACC, AUROC, macro-F1, precision,
-    recall, kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE)."""
+    recall, kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE).
+    `logits`, when given, are the ones `probs` came from and only sharpen AUROC's ranking."""
     y_true, probs = check_inputs(task, y_true, probs)
     n_classes = probs.shape[1]
     confidence, correct = confidence_and_correct(task, y_true, probs)
     return {
         **label_metrics(task, y_true, predictions(task, probs), n_classes),
-        "auroc": auroc(task, y_true, probs),
+        "auroc": ranking_auroc(task, y_true, probs, logits),
         "nll": nll(task, y_true, probs),
         "brier": brier(task, y_true, probs),
         "ece": expected_calibration_error(confidence, correct, n_bins),

@@ -71,6 +71,8 @@ def evaluate_encoder(
     for split in ("train", "val", "test"):
         inputs.features(split)
     results: dict[str, float] = {"time/features_s": time.perf_counter() - started}
+    if data.task == "binary":
+        results["positive_class"] = data.class_names[options.positive(2)]
     cam_model = None
     for name, protocol in protocols.items():
         log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))

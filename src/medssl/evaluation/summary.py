@@ -31,7 +31,8 @@ def summary_markdown(results: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     ops = [name for name in protocols_in(results) if f"test/{name}/op/youden/sensitivity" in results]
     if ops:
-        lines += ["", "Binary operating points (threshold chosen on val, measured on test):", "",
+        lines += ["", f"Binary operating points for positive class {results.get('positive_class', '?')!r} "
+                  "(threshold on its probability chosen on val, measured on test):", "",
                   "| protocol | target | threshold | sensitivity | specificity | PPV | NPV |", "|---|---|---|---|---|---|---|"]
         for name in ops:
             for op in ("sens0.90", "sens0.95", "spec0.90", "spec0.95", "youden"):

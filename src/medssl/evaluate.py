@@ -1,0 +1,119 @@
+"""Re-evaluate a saved encoder without retraining it.
+
+    python -m medssl.evaluate ckpt=outputs/2026-01-01/12-00-00/encoder.pt dataset=breastmnist
+    python -m medssl.evaluate ckpt=PATH 'eval=[linear,finetune,knn]' eval.report.cam=true label_frac=0.05
+
+`ckpt` is the `encoder.pt` a training run writes (backbone config, in_chans, input_size and the
+weights). Everything else is the training config (conf/config.yaml): the dataset, the label
+fraction and seed, the protocols. The stored-image transforms (CLAHE) of the run that made the
+encoder are taken from its `config.yaml` next to the checkpoint when it is there, else from
+`augmentation`. Results, figures and summary.md go to Hydra's output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from medssl.atomic_files import write_json
+from medssl.augment.pipeline import prepare_dataset
+from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.errors import MedsslError
+from medssl.evaluation.runner import build_evaluation, evaluate_encoder
+from medssl.evaluation.summary import write_summary
+from medssl.run import build
+from medssl.seeding import seed_everything
+from medssl.training.device import resolve_device, resolve_precision
+
+log = logging.getLogger("medssl")
+
+# The training config plus one required key, so `ckpt=PATH` needs no `+`.
+ConfigStore.instance().store(name="evaluate", node={"defaults": ["config", "_self_"], "ckpt": "???"})
+
+
+def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MedsslError(f"ckpt={path} does not exist; pass the encoder.pt of a training run.")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors all mean "not an encoder file"
+        raise MedsslError(f"{path} could not be read as an encoder checkpoint ({type(error).__name__}).") from None
+    missing = [k for k in ("backbone", "in_chans", "input_size", "state_dict") if k not in saved]
+    if missing:
+        raise MedsslError(f"{path} lacks {missing}; it is not an encoder.pt written by train.py.")
+    log.info("Instantiating backbone <%s> from %s", saved["backbone"]["_target_"], path)
+    encoder = instantiate(saved["backbone"], in_chans=saved["in_chans"], input_size=saved["input_size"])
+    encoder.load_state_dict(saved["state_dict"])
+    return encoder, saved
+
+
+def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
+    """The augmentation of the run that wrote `ckpt` (for its stored-image transforms)."""
+    run_config = ckpt.parent / "config.yaml"
+    if run_config.is_file():
+        saved = OmegaConf.load(run_config)
+        if "augmentation" in saved:
+            return instantiate(saved.augmentation)
+    return instantiate(cfg.augmentation)
+
+
+def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
+    started = time.perf_counter()
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise MedsslError("pass the encoder to evaluate: python -m medssl.evaluate ckpt=PATH/encoder.pt")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    label_frac = check_label_frac(cfg.label_frac)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    precision = resolve_precision(cfg.trainer.precision, device)
+    ckpt = Path(cfg.ckpt).expanduser()
+    encoder, saved = load_encoder(ckpt)
+    data = build(cfg, "dataset")
+    if (data.channels, data.image_size) != (saved["in_chans"], saved["input_size"]):
+        raise MedsslError(
+            f"the encoder in {ckpt} takes {saved['in_chans']}-channel {saved['input_size']} px images but "
+            f"dataset {data.name!r} has {data.channels}-channel {data.image_size} px ones; choose a matching "
+            f"dataset (and dataset.size).")
+    data = prepare_dataset(stored_image_augmentation(cfg, ckpt), data)
+    labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
+    protocols, options = build_evaluation(cfg.eval)
+    metrics = evaluate_encoder(encoder, data, labelled, protocols, options=options, run_dir=run_dir,
+                               device=device, precision=precision, batch_size=cfg.trainer.eval_batch_size)
+    results = {
+        **metrics,
+        "ckpt": str(ckpt), "dataset": data.name, "task": data.task, "method": "from checkpoint",
+        "backbone": saved["backbone"].get("name", saved["backbone"]["_target_"]), "label_frac": label_frac,
+        "seed": cfg.seed, "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
+        "n/labelled": len(labelled), "n/train": len(data.train), "n/val": len(data.val), "n/test": len(data.test),
+        "time/total_s": time.perf_counter() - started,
+    }
+    write_json(run_dir / "results.json", results)
+    write_summary(run_dir / "summary.md", results)
+    log.info("Results written to %s", run_dir / "results.json")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    try:
+        results = evaluate_checkpoint(cfg, HydraConfig.get().runtime.output_dir)
+    except MedsslError as error:
+        log.error("%s", error)
+        sys.exit(1)
+    return results.get(f"val/{cfg.optimize_metric}", float("nan"))
+
+
+if __name__ == "__main__":
+    main()

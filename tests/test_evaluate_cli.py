@@ -1,0 +1,80 @@
+"""`python -m medssl.evaluate ckpt=PATH dataset=...` re-evaluates a saved encoder without training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import medssl.evaluate  # noqa: F401  registers the `evaluate` config
+from medssl import MedsslError
+from medssl.data.label_subset import labelled_subset
+from medssl.data.medmnist_source import load_medmnist
+from medssl.evaluate import evaluate_checkpoint
+from medssl.evaluation.report import ReportOptions
+from medssl.evaluation.runner import evaluate_encoder
+from medssl.models.small_cnn import SmallCNN
+from tests.conftest import CONF, REPO
+
+
+def save_encoder(path, size=28):
+    torch.manual_seed(123)
+    encoder = SmallCNN(in_chans=1, width=8)
+    torch.save({"backbone": {"_target_": "medssl.models.small_cnn.SmallCNN", "name": "smallcnn", "width": 8},
+                "in_chans": 1, "input_size": size, "state_dict": encoder.state_dict()}, path)
+    return encoder
+
+
+def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, medmnist_root):
+    encoder = save_encoder(tmp_path / "encoder.pt")
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "medssl.evaluate", f"ckpt={tmp_path / 'encoder.pt'}", "dataset=breastmnist",
+           "eval=[linear]", "eval.report.figures=false", "trainer.precision=fp32", f"hydra.run.dir={out}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "MEDMNIST_ROOT": str(medmnist_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "summary.md").exists() and not (out / "figures").exists()
+
+    data = load_medmnist("breastmnist", root=str(medmnist_root))
+    labelled = labelled_subset(data.train.labels, 0.1, 0, data.class_names)
+    from medssl.evaluation.linear_probe import LinearProbe
+
+    options = ReportOptions(n_bins=15, figures=False, cam=False, cam_images=0, gallery_size=0,
+                            embedding_max_points=0, tsne_perplexity=5, tsne_max_iter=250, positive_class=None)
+    expected = evaluate_encoder(encoder, data, labelled, {"linear": LinearProbe()}, options=options,
+                                run_dir=tmp_path / "direct", device=torch.device("cpu"), precision="fp32")
+    for key in ("test/linear/auroc", "test/linear/acc", "test/linear/ece_ts", "linear/C"):
+        assert results[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert results["ckpt"] == str(tmp_path / "encoder.pt") and results["n/labelled"] == 55
+
+
+def compose_evaluate(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=overrides)
+
+
+def test_cli_errors_are_one_sentence(tmp_path, medmnist_root):
+    os.environ.setdefault("MEDMNIST_ROOT", str(medmnist_root))
+    cfg = compose_evaluate([f"dataset.root={medmnist_root}"])
+    with pytest.raises(MedsslError, match="ckpt=PATH"):
+        evaluate_checkpoint(cfg, tmp_path / "a")
+    cfg = compose_evaluate([f"ckpt={tmp_path / 'missing.pt'}", f"dataset.root={medmnist_root}"])
+    with pytest.raises(MedsslError, match="does not exist"):
+        evaluate_checkpoint(cfg, tmp_path / "b")
+    save_encoder(tmp_path / "encoder64.pt", size=64)
+    cfg = compose_evaluate([f"ckpt={tmp_path / 'encoder64.pt'}", f"dataset.root={medmnist_root}"])
+    with pytest.raises(MedsslError, match="takes 1-channel 64 px images"):
+        evaluate_checkpoint(cfg, tmp_path / "c")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    cfg = compose_evaluate([f"ckpt={tmp_path / 'junk.pt'}", f"dataset.root={medmnist_root}"])
+    with pytest.raises(MedsslError, match="could not be read"):
+        evaluate_checkpoint(cfg, tmp_path / "d")
+    assert OmegaConf.is_missing(compose_evaluate([]), "ckpt")
+    assert REPO.exists()
