@@ -57,6 +57,11 @@ def fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(repr(sorted(shaped.items())).encode()).hexdigest()[:16]
 
 
+def run_name(run_dir: Path) -> str:
+    """A sweep job's folder is named by its overrides; a single run's by its date and time."""
+    return run_dir.name if "=" in run_dir.name else f"{run_dir.parent.name}_{run_dir.name}"
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -66,6 +71,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
+    tracker = build(cfg, "logger") if cfg.get("logger") is not None else None
+    if tracker is not None:
+        tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, name=run_name(run_dir))
 
     data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
@@ -100,6 +108,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         precision=precision, seed=cfg.seed, run_dir=run_dir, fingerprint=fingerprint(cfg),
         accumulate_steps=cfg.trainer.accumulate_steps, probe_data=probe_data,
         collapse_min_std=cfg.trainer.collapse_min_std, collapse_min_rank=cfg.trainer.collapse_min_rank,
+        on_epoch_end=tracker.log_epoch if tracker is not None else None,
     )
     pretrain_seconds = time.perf_counter() - pretrain_started
     encoder_path = run_dir / "encoder.pt"
@@ -125,5 +134,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     }
     write_json(run_dir / "results.json", results)
     write_summary(run_dir / "summary.md", results)
+    if tracker is not None:
+        tracker.finish(results)
     log.info("Results written to %s", run_dir / "results.json")
     return results

@@ -58,8 +58,12 @@ def pretrain(
     probe_lr: float = 1e-3,
     collapse_min_std: float = 0.01,
     collapse_min_rank: float = 2.0,
+    on_epoch_end=None,
 ) -> list[dict]:
-    """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats."""
+    """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
+
+    `on_epoch_end(record)`, when given, receives each epoch's statistics (experiment trackers).
+    """
     if not method.trains:
         log.info("%s trains nothing: pretraining skipped", type(method).__name__)
         return []
@@ -148,6 +152,8 @@ def pretrain(
             "generator": generator.get_state(), "probe": probe.full_state() if probe is not None else None,
         })
         write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
+        if on_epoch_end is not None:
+            on_epoch_end(record)
         postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
         if "val/probe_acc" in record:
             postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
