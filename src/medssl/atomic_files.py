@@ -30,6 +30,10 @@ def _replace_atomically(path: Path, write) -> None:
         raise
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _replace_atomically(path, lambda f: f.write(data))
+
+
 def write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
     _replace_atomically(path, lambda f: f.write(text.encode()))
