@@ -39,11 +39,17 @@ def test_preview_writes_png_of_real_images(tmp_path, medmnist_root, monkeypatch)
     assert original.std() > 10 and not np.array_equal(original, view)
 
 
-def test_preview_command_line_reports_bad_input(tmp_path, medmnist_root):
+def test_preview_reports_bad_input_in_one_sentence(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(REPO)
+    code = main(["dataset=image_folder", f"dataset.root={tmp_path / 'none'}", f"out={tmp_path / 'x.png'}"])
+    assert code == 1 and not (tmp_path / "x.png").exists()
+    assert any("is not a folder" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_preview_runs_as_a_module(tmp_path, medmnist_root):
     env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "medssl.preview", "dataset=image_folder", f"dataset.root={tmp_path / 'none'}",
-         f"out={tmp_path / 'x.png'}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 1
-    assert "is not a folder" in proc.stderr and "Traceback" not in proc.stderr
+    out = tmp_path / "retina.png"
+    proc = subprocess.run([sys.executable, "-m", "medssl.preview", "dataset=breastmnist", "augmentation=retina",
+                           f"out={out}", "n_images=2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert cv2.imread(str(out)).shape == (HEADER_PX + 2 * (112 + GAP_PX), 3 * (112 + GAP_PX), 3)
