@@ -77,7 +77,7 @@ def probs_to_logits(task: str, probs: np.ndarray) -> np.ndarray:
     """Logits that give back `probs` (up to PROB_FLOOR): log-probabilities for softmax tasks
     (softmax is blind to a per-row constant), log-odds per label for multi-label ones. The floor
     is added, not clipped to, so the map stays strictly monotone and creates no ties."""
-    p = np.asarray(probs, dtype=np.float64)
+    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)  # float32 vote shares may overshoot by an ulp
     if task == "multilabel":
         return np.log(p + PROB_FLOOR) - np.log(1 - p + PROB_FLOOR)
     return np.log(p + PROB_FLOOR)
@@ -94,12 +94,12 @@ def _nll(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
-def fit_temperature(task: str, logits: np.ndarray, y_true: np.ndarray, max_iter: int = 100) -> float:
+def fit_temperature(task: str, logits: np.ndarray, y_true: np.ndarray, max_iter: int = 50) -> float:
     """The T > 0 minimising the NLL of `logits / T` on these (val) labels."""
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()

@@ -45,9 +45,9 @@ def reliability_diagram(path: Path, panels: dict[str, tuple[np.ndarray, np.ndarr
         filled = stats["count"] > 0
         top.bar(centres[filled], stats["accuracy"][filled], width=width, edgecolor="black",
                 color="tab:blue", label="accuracy")
-        top.bar(centres[filled], stats["confidence"][filled] - stats["accuracy"][filled],
-                bottom=stats["accuracy"][filled], width=width, color="tab:red", alpha=0.3,
-                edgecolor="tab:red", label="gap to confidence")
+        low = np.minimum(stats["accuracy"][filled], stats["confidence"][filled])
+        top.bar(centres[filled], np.abs(stats["confidence"][filled] - stats["accuracy"][filled]), bottom=low,
+                width=width, facecolor="none", edgecolor="tab:red", hatch="//", label="gap to mean confidence")
         top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
         top.set(xlim=(0, 1), ylim=(0, 1), ylabel="Accuracy", title=f"{title}\nECE = {ece:.3f}")
         top.legend(loc="upper left", fontsize=8)

@@ -23,6 +23,8 @@ from medssl.evaluation.gradcam import grad_cam, last_conv_block
 
 log = logging.getLogger(__name__)
 
+EXACT_TSNE_MAX_POINTS = 500
+
 
 def embedding_figures(features: np.ndarray, labels: np.ndarray, task: str, class_names: list[str],
                       figures_dir: Path, max_points: int, perplexity: float, tsne_max_iter: int,
@@ -41,8 +43,10 @@ def embedding_figures(features: np.ndarray, labels: np.ndarray, task: str, class
     paths.append(figures.embedding_plot(
         figures_dir / "pca.png", pca.transform(x), colour, names, f"PCA of frozen test features (n={n})",
         (f"PC 1 ({ratio[0]:.1%} of variance)", f"PC 2 ({ratio[1]:.1%} of variance)")))
+    # Exact t-SNE is faster than Barnes-Hut for a few hundred points (measured 0.7 s vs 8.6 s for
+    # 156 points on two busy cores) and exact; Barnes-Hut's O(n log n) wins beyond that.
     tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), max_iter=tsne_max_iter,
-                init="pca", random_state=seed)
+                init="pca", random_state=seed, method="exact" if n <= EXACT_TSNE_MAX_POINTS else "barnes_hut")
     paths.append(figures.embedding_plot(
         figures_dir / "tsne.png", tsne.fit_transform(x), colour, names,
         f"t-SNE of frozen test features (n={n}, perplexity {tsne.perplexity:g})", ("t-SNE 1", "t-SNE 2")))
