@@ -24,7 +24,9 @@ def test_perfectly_calibrated_decisions_have_zero_ece():
     correct = np.concatenate([np.arange(10) < 6, np.arange(10) < 8, np.ones(10, bool)])
     # Equal-mass with 3 bins puts each confidence level in its own bin.
     for n_bins, binning in ((15, "width"), (3, "mass")):
-        assert expected_calibration_error(confidence, correct, n_bins, binning) == pytest.approx(0.0)
+        assert expected_calibration_error(confidence, correct, n_bins, binning) == pytest.approx(
+            0.0
+        )
         assert maximum_calibration_error(confidence, correct, n_bins, binning) == pytest.approx(0.0)
 
 
@@ -73,7 +75,10 @@ def test_temperature_scaling_recovers_the_temperature_and_lowers_nll(k):
     scaler = TemperatureScaler().fit(task, z_val, y_val)
     assert scaler.temperature == pytest.approx(4.0, rel=0.15)
     p_test = logits_to_probs(task, z_test)
-    before, after = classification_metrics(task, y_test, p_test), classification_metrics(task, y_test, scaler(z_test))
+    before, after = (
+        classification_metrics(task, y_test, p_test),
+        classification_metrics(task, y_test, scaler(z_test)),
+    )
     assert after["nll"] < before["nll"]
     assert after["ece"] < before["ece"]
     assert after["acc"] == pytest.approx(before["acc"])  # argmax is unchanged
@@ -87,9 +92,14 @@ def test_temperature_scaling_multilabel_keeps_auroc():
     y = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(int)
     p = 1 / (1 + np.exp(-3 * z))
     scaled = TemperatureScaler().fit("multilabel", 3 * z, y)(3 * z)
-    assert classification_metrics("multilabel", y, scaled)["nll"] < classification_metrics("multilabel", y, p)["nll"]
+    assert (
+        classification_metrics("multilabel", y, scaled)["nll"]
+        < classification_metrics("multilabel", y, p)["nll"]
+    )
     for j in range(3):
-        assert roc_auc_score(y[:, j], scaled[:, j]) == pytest.approx(roc_auc_score(y[:, j], p[:, j]))
+        assert roc_auc_score(y[:, j], scaled[:, j]) == pytest.approx(
+            roc_auc_score(y[:, j], p[:, j])
+        )
 
 
 def test_aurc_and_coverage_curve_by_hand():

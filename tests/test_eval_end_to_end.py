@@ -11,13 +11,31 @@ from PIL import Image
 from tests.conftest import run_train
 
 ARGS = [
-    "backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128", "eval=[linear,finetune,knn]",
-    "eval.finetune.epochs=2", "eval.finetune.head_only_epochs=1", "eval.report.cam=true",
-    "eval.report.tsne_max_iter=250", "eval.report.tsne_perplexity=10",
+    "backbone=smallcnn",
+    "trainer.epochs=1",
+    "trainer.batch_size=128",
+    "eval=[linear,finetune,knn]",
+    "eval.finetune.epochs=2",
+    "eval.finetune.head_only_epochs=1",
+    "eval.report.cam=true",
+    "eval.report.tsne_max_iter=250",
+    "eval.report.tsne_perplexity=10",
 ]
 PROTOCOLS = ("linear", "finetune", "knn")
-METRICS = ("acc", "balanced_acc", "auroc", "f1_macro", "precision", "recall", "kappa", "nll", "brier",
-           "ece", "ece_mass", "mce")
+METRICS = (
+    "acc",
+    "balanced_acc",
+    "auroc",
+    "f1_macro",
+    "precision",
+    "recall",
+    "kappa",
+    "nll",
+    "brier",
+    "ece",
+    "ece_mass",
+    "mce",
+)
 
 
 @pytest.mark.slow  # 35-75 s on two shared cores: pretraining, three protocols, t-SNE and 17 figures
@@ -28,9 +46,15 @@ def test_breastmnist_run_writes_every_figure_and_key(tmp_path, medmnist_root):
     results = json.loads((run / "results.json").read_text())
     for name in PROTOCOLS:
         for metric in METRICS:
-            for key in (f"val/{name}/{metric}", f"test/{name}/{metric}", f"test/{name}/{metric}_ts"):
+            for key in (
+                f"val/{name}/{metric}",
+                f"test/{name}/{metric}",
+                f"test/{name}/{metric}_ts",
+            ):
                 assert math.isfinite(results[key]), key
-        assert results[f"test/{name}/auroc_ts"] == results[f"test/{name}/auroc"]  # binary: TS keeps the ranking
+        assert (
+            results[f"test/{name}/auroc_ts"] == results[f"test/{name}/auroc"]
+        )  # binary: TS keeps the ranking
         assert results[f"{name}/temperature_ts"] > 0
         assert 0 <= results[f"test/{name}/aurc"] <= 1
         for t in ("0.50", "0.75", "0.95"):
@@ -41,7 +65,12 @@ def test_breastmnist_run_writes_every_figure_and_key(tmp_path, medmnist_root):
                 assert f"test/{name}/op/{op}/{stat}" in results
         for figure in ("reliability", "coverage", "roc_pr", "confusion", "errors"):
             assert_png(run / "figures" / f"{figure}_{name}.png")
-    assert results["linear/C"] > 0 and results["knn/k"] == 20 and results["knn/temperature"] == 0.07 and results["finetune/best_epoch"] in (1, 2)
+    assert (
+        results["linear/C"] > 0
+        and results["knn/k"] == 20
+        and results["knn/temperature"] == 0.07
+        and results["finetune/best_epoch"] in (1, 2)
+    )
     for figure in ("pca", "tsne", "gradcam_linear"):
         assert_png(run / "figures" / f"{figure}.png")
     summary = (run / "summary.md").read_text()

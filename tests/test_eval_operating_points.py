@@ -38,7 +38,8 @@ def test_youden_matches_a_brute_force_search_and_rates_by_hand():
     y, s = scores(np.random.default_rng(1), 300)
     j = [rates(y, s, t)["sensitivity"] + rates(y, s, t)["specificity"] - 1 for t in np.unique(s)]
     assert rates(y, s, youden_threshold(y, s))["sensitivity"] + rates(y, s, youden_threshold(y, s))[
-        "specificity"] - 1 == pytest.approx(max(j))
+        "specificity"
+    ] - 1 == pytest.approx(max(j))
     r = rates(np.array([1, 1, 0, 0, 1]), np.array([0.9, 0.4, 0.6, 0.1, 0.7]), 0.5)
     assert r == pytest.approx({"sensitivity": 2 / 3, "specificity": 0.5, "ppv": 2 / 3, "npv": 0.5})
 

@@ -26,18 +26,44 @@ from tests.conftest import CONF, REPO
 def save_encoder(path, size=28):
     torch.manual_seed(123)
     encoder = SmallCNN(in_chans=1, width=8)
-    torch.save({"backbone": {"_target_": "medssl.models.small_cnn.SmallCNN", "name": "smallcnn", "width": 8},
-                "in_chans": 1, "input_size": size, "state_dict": encoder.state_dict()}, path)
+    torch.save(
+        {
+            "backbone": {
+                "_target_": "medssl.models.small_cnn.SmallCNN",
+                "name": "smallcnn",
+                "width": 8,
+            },
+            "in_chans": 1,
+            "input_size": size,
+            "state_dict": encoder.state_dict(),
+        },
+        path,
+    )
     return encoder
 
 
 def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, medmnist_root):
     encoder = save_encoder(tmp_path / "encoder.pt")
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "medssl.evaluate", f"ckpt={tmp_path / 'encoder.pt'}", "dataset=breastmnist",
-           "eval=[linear]", "eval.report.figures=false", "trainer.precision=fp32", f"hydra.run.dir={out}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "MEDMNIST_ROOT": str(medmnist_root)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "medssl.evaluate",
+        f"ckpt={tmp_path / 'encoder.pt'}",
+        "dataset=breastmnist",
+        "eval=[linear]",
+        "eval.report.figures=false",
+        "trainer.precision=fp32",
+        f"hydra.run.dir={out}",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MEDMNIST_ROOT": str(medmnist_root)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert (out / "summary.md").exists() and not (out / "figures").exists()
@@ -46,10 +72,27 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     labelled = labelled_subset(data.train.labels, 0.1, 0, data.class_names)
     from medssl.evaluation.linear_probe import LinearProbe
 
-    options = ReportOptions(n_bins=15, figures=False, cam=False, cam_images=0, gallery_size=0,
-                            embedding_max_points=0, tsne_perplexity=5, tsne_max_iter=250, positive_class=None)
-    expected = evaluate_encoder(encoder, data, labelled, {"linear": LinearProbe()}, options=options,
-                                run_dir=tmp_path / "direct", device=torch.device("cpu"), precision="fp32")
+    options = ReportOptions(
+        n_bins=15,
+        figures=False,
+        cam=False,
+        cam_images=0,
+        gallery_size=0,
+        embedding_max_points=0,
+        tsne_perplexity=5,
+        tsne_max_iter=250,
+        positive_class=None,
+    )
+    expected = evaluate_encoder(
+        encoder,
+        data,
+        labelled,
+        {"linear": LinearProbe()},
+        options=options,
+        run_dir=tmp_path / "direct",
+        device=torch.device("cpu"),
+        precision="fp32",
+    )
     for key in ("test/linear/auroc", "test/linear/acc", "test/linear/ece_ts", "linear/C"):
         assert results[key] == pytest.approx(expected[key], abs=1e-6), key
     assert results["ckpt"] == str(tmp_path / "encoder.pt") and results["n/labelled"] == 55

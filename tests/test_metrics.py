@@ -105,5 +105,7 @@ def test_auroc_from_logits_survives_probabilities_that_round_to_one():
     logits = np.array([[0.0, 40.0], [0.0, 50.0], [0.0, 45.0], [0.0, -1.0]])
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     assert probs[0, 1] == probs[1, 1] == 1.0
-    assert classification_metrics("binary", y, probs)["auroc"] == pytest.approx(0.75)  # a tie at P = 1
+    assert classification_metrics("binary", y, probs)["auroc"] == pytest.approx(
+        0.75
+    )  # a tie at P = 1
     assert classification_metrics("binary", y, probs, logits=logits)["auroc"] == pytest.approx(1.0)

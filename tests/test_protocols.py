@@ -27,7 +27,9 @@ def test_folded_linear_head_reproduces_sklearn_probabilities(task, k):
     x = rng.normal(size=(120, 6)) * rng.uniform(0.5, 5, 6) + rng.normal(size=6)
     y = rng.integers(0, 2, (120, k)) if task == "multilabel" else rng.integers(0, k, 120)
     clf = LogisticRegression(C=0.5, max_iter=500)
-    pipeline = make_pipeline(StandardScaler(), OneVsRestClassifier(clf) if task == "multilabel" else clf).fit(x, y)
+    pipeline = make_pipeline(
+        StandardScaler(), OneVsRestClassifier(clf) if task == "multilabel" else clf
+    ).fit(x, y)
     head = fold_into_linear(pipeline, task, k)
     with torch.no_grad():
         logits = head(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
@@ -38,15 +40,24 @@ def test_folded_head_gives_a_missing_class_near_zero_probability():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(60, 4)), rng.choice([0, 2], 60)  # class 1 never labelled
     pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
-    probs = logits_to_probs("multiclass", fold_into_linear(pipeline, "multiclass", 3)(
-        torch.as_tensor(x, dtype=torch.float32)).detach().double().numpy())
+    probs = logits_to_probs(
+        "multiclass",
+        fold_into_linear(pipeline, "multiclass", 3)(torch.as_tensor(x, dtype=torch.float32))
+        .detach()
+        .double()
+        .numpy(),
+    )
     assert probs[:, 1].max() < 1e-6
     np.testing.assert_allclose(probs[:, [0, 2]], pipeline.predict_proba(x), atol=1e-5)
 
 
 def test_knn_votes_match_a_direct_loop():
     rng = np.random.default_rng(2)
-    bank, labels, queries = rng.normal(size=(40, 5)), rng.integers(0, 3, 40), rng.normal(size=(7, 5))
+    bank, labels, queries = (
+        rng.normal(size=(40, 5)),
+        rng.integers(0, 3, 40),
+        rng.normal(size=(7, 5)),
+    )
     knn = KNNClassifier(k=5, temperature=0.1)
     probs = knn.predict_proba("multiclass", 3, bank, labels, queries)
     for q, row in zip(queries, probs, strict=True):
@@ -57,7 +68,10 @@ def test_knn_votes_match_a_direct_loop():
             votes[labels[i]] += np.exp(sims[i] / 0.1)
         np.testing.assert_allclose(row, votes / votes.sum(), atol=1e-5)
     # k beyond the bank size uses the whole bank; bad settings are refused.
-    assert knn.__class__(k=500).predict_proba("multiclass", 3, bank, labels, queries).shape == (7, 3)
+    assert knn.__class__(k=500).predict_proba("multiclass", 3, bank, labels, queries).shape == (
+        7,
+        3,
+    )
     with pytest.raises(ValueError, match="temperature"):
         KNNClassifier(temperature=0)
 
@@ -78,18 +92,29 @@ def synthetic_inputs(seed=0, n=48):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     splits = {s: blob_images(rng, n) for s in ("train", "val", "test")}
-    return EvalInputs(task="binary", num_classes=2, encoder=SmallCNN(in_chans=1, width=4),
-                      images={s: v[0] for s, v in splits.items()}, labels={s: v[1] for s, v in splits.items()},
-                      device=torch.device("cpu"), batch_size=32)
+    return EvalInputs(
+        task="binary",
+        num_classes=2,
+        encoder=SmallCNN(in_chans=1, width=4),
+        images={s: v[0] for s, v in splits.items()},
+        labels={s: v[1] for s, v in splits.items()},
+        device=torch.device("cpu"),
+        batch_size=32,
+    )
 
 
 def test_features_use_frozen_batchnorm():
     inputs = synthetic_inputs()
     inputs.encoder.train()
     full = inputs.features("test")
-    alone = EvalInputs(**{**inputs.__dict__, "_features": {}, "images": {**inputs.images,
-                                                                         "test": inputs.images["test"][:3]},
-                          "labels": {**inputs.labels, "test": inputs.labels["test"][:3]}}).features("test")
+    alone = EvalInputs(
+        **{
+            **inputs.__dict__,
+            "_features": {},
+            "images": {**inputs.images, "test": inputs.images["test"][:3]},
+            "labels": {**inputs.labels, "test": inputs.labels["test"][:3]},
+        }
+    ).features("test")
     np.testing.assert_allclose(full[:3], alone, atol=1e-5)  # batch-independent: eval-mode BatchNorm
     assert inputs.encoder.training  # and the encoder's mode is restored
 
@@ -105,7 +130,9 @@ def test_linear_probe_and_knn_learn_the_synthetic_task():
 def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
     inputs = synthetic_inputs()
     before = {k: v.clone() for k, v in inputs.encoder.state_dict().items()}
-    out = FineTune(epochs=4, batch_size=16, lr=1e-2, head_only_epochs=1, patience=2).evaluate(inputs)
+    out = FineTune(epochs=4, batch_size=16, lr=1e-2, head_only_epochs=1, patience=2).evaluate(
+        inputs
+    )
     # The returned val logits are the checkpoint's, and that checkpoint had the best val AUROC.
     val_auroc = auroc("binary", inputs.labels["val"], logits_to_probs("binary", out.val))
     assert val_auroc == pytest.approx(out.params["best_val_auroc"], abs=1e-6)
@@ -139,7 +166,9 @@ def test_grad_cam_equals_the_class_activation_map_for_gap_and_linear():
     with torch.no_grad():
         a = encoder.features(x)
         cam = torch.relu(torch.einsum("bk,bkhw->bhw", head.weight[classes], a))[:, None]
-        cam = nn.functional.interpolate(cam, size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+        cam = nn.functional.interpolate(cam, size=(16, 16), mode="bilinear", align_corners=False)[
+            :, 0
+        ]
         cam = cam / cam.flatten(1).max(1).values.view(-1, 1, 1)
     torch.testing.assert_close(maps, cam, atol=1e-5, rtol=1e-4)
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1

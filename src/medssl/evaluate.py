@@ -37,7 +37,9 @@ from medssl.training.device import resolve_device, resolve_precision
 log = logging.getLogger("medssl")
 
 # The training config plus one required key, so `ckpt=PATH` needs no `+`.
-ConfigStore.instance().store(name="evaluate", node={"defaults": ["config", "_self_"], "ckpt": "???"})
+ConfigStore.instance().store(
+    name="evaluate", node={"defaults": ["config", "_self_"], "ckpt": "???"}
+)
 
 
 def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -47,12 +49,16 @@ def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and torch errors all mean "not an encoder file"
-        raise MedsslError(f"{path} could not be read as an encoder checkpoint ({type(error).__name__}).") from None
+        raise MedsslError(
+            f"{path} could not be read as an encoder checkpoint ({type(error).__name__})."
+        ) from None
     missing = [k for k in ("backbone", "in_chans", "input_size", "state_dict") if k not in saved]
     if missing:
         raise MedsslError(f"{path} lacks {missing}; it is not an encoder.pt written by train.py.")
     log.info("Instantiating backbone <%s> from %s", saved["backbone"]["_target_"], path)
-    encoder = instantiate(saved["backbone"], in_chans=saved["in_chans"], input_size=saved["input_size"])
+    encoder = instantiate(
+        saved["backbone"], in_chans=saved["in_chans"], input_size=saved["input_size"]
+    )
     encoder.load_state_dict(saved["state_dict"])
     return encoder, saved
 
@@ -70,7 +76,9 @@ def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
     started = time.perf_counter()
     if OmegaConf.is_missing(cfg, "ckpt"):
-        raise MedsslError("pass the encoder to evaluate: python -m medssl.evaluate ckpt=PATH/encoder.pt")
+        raise MedsslError(
+            "pass the encoder to evaluate: python -m medssl.evaluate ckpt=PATH/encoder.pt"
+        )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -85,18 +93,38 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
         raise MedsslError(
             f"the encoder in {ckpt} takes {saved['in_chans']}-channel {saved['input_size']} px images but "
             f"dataset {data.name!r} has {data.channels}-channel {data.image_size} px ones; choose a matching "
-            f"dataset (and dataset.size).")
+            f"dataset (and dataset.size)."
+        )
     data = prepare_dataset(stored_image_augmentation(cfg, ckpt), data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
     protocols, options = build_evaluation(cfg.eval)
-    metrics = evaluate_encoder(encoder, data, labelled, protocols, options=options, run_dir=run_dir,
-                               device=device, precision=precision, batch_size=cfg.trainer.eval_batch_size)
+    metrics = evaluate_encoder(
+        encoder,
+        data,
+        labelled,
+        protocols,
+        options=options,
+        run_dir=run_dir,
+        device=device,
+        precision=precision,
+        batch_size=cfg.trainer.eval_batch_size,
+    )
     results = {
         **metrics,
-        "ckpt": str(ckpt), "dataset": data.name, "task": data.task, "method": "from checkpoint",
-        "backbone": saved["backbone"].get("name", saved["backbone"]["_target_"]), "label_frac": label_frac,
-        "seed": cfg.seed, "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
-        "n/labelled": len(labelled), "n/train": len(data.train), "n/val": len(data.val), "n/test": len(data.test),
+        "ckpt": str(ckpt),
+        "dataset": data.name,
+        "task": data.task,
+        "method": "from checkpoint",
+        "backbone": saved["backbone"].get("name", saved["backbone"]["_target_"]),
+        "label_frac": label_frac,
+        "seed": cfg.seed,
+        "label_seed": cfg.label_seed,
+        "device": str(device),
+        "precision": precision,
+        "n/labelled": len(labelled),
+        "n/train": len(data.train),
+        "n/val": len(data.val),
+        "n/test": len(data.test),
         "time/total_s": time.perf_counter() - started,
     }
     write_json(run_dir / "results.json", results)

@@ -16,7 +16,9 @@ BINNINGS = ("width", "mass")
 PROB_FLOOR = 1e-7
 
 
-def confidence_and_correct(task: str, y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def confidence_and_correct(
+    task: str, y_true: np.ndarray, probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per decision: the predicted class's probability and whether it was right.
 
     Multi-label tasks make one binary decision per (image, label) at 0.5.
@@ -45,9 +47,14 @@ def bin_indices(confidence: np.ndarray, n_bins: int = 15, binning: str = "width"
     raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
 
 
-def reliability_bins(confidence, correct, n_bins: int = 15, binning: str = "width") -> dict[str, np.ndarray]:
+def reliability_bins(
+    confidence, correct, n_bins: int = 15, binning: str = "width"
+) -> dict[str, np.ndarray]:
     """Per bin: count, mean confidence and accuracy (NaN for empty bins)."""
-    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    confidence, correct = (
+        np.asarray(confidence, dtype=np.float64),
+        np.asarray(correct, dtype=np.float64),
+    )
     bins = bin_indices(confidence, n_bins, binning)
     count = np.bincount(bins, minlength=n_bins).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -56,7 +63,9 @@ def reliability_bins(confidence, correct, n_bins: int = 15, binning: str = "widt
     return {"count": count, "confidence": mean_conf, "accuracy": accuracy}
 
 
-def expected_calibration_error(confidence, correct, n_bins: int = 15, binning: str = "width") -> float:
+def expected_calibration_error(
+    confidence, correct, n_bins: int = 15, binning: str = "width"
+) -> float:
     stats = reliability_bins(confidence, correct, n_bins, binning)
     if stats["count"].sum() == 0:
         return float("nan")
@@ -65,7 +74,9 @@ def expected_calibration_error(confidence, correct, n_bins: int = 15, binning: s
     return float(np.sum(stats["count"][filled] / stats["count"].sum() * gaps))
 
 
-def maximum_calibration_error(confidence, correct, n_bins: int = 15, binning: str = "width") -> float:
+def maximum_calibration_error(
+    confidence, correct, n_bins: int = 15, binning: str = "width"
+) -> float:
     stats = reliability_bins(confidence, correct, n_bins, binning)
     filled = stats["count"] > 0
     if not filled.any():
@@ -77,7 +88,9 @@ def probs_to_logits(task: str, probs: np.ndarray) -> np.ndarray:
     """Logits that give back `probs` (up to PROB_FLOOR): log-probabilities for softmax tasks
     (softmax is blind to a per-row constant), log-odds per label for multi-label ones. The floor
     is added, not clipped to, so the map stays strictly monotone and creates no ties."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0)  # float32 vote shares may overshoot by an ulp
+    p = np.clip(
+        np.asarray(probs, dtype=np.float64), 0.0, 1.0
+    )  # float32 vote shares may overshoot by an ulp
     if task == "multilabel":
         return np.log(p + PROB_FLOOR) - np.log(1 - p + PROB_FLOOR)
     return np.log(p + PROB_FLOOR)
@@ -98,7 +111,9 @@ def fit_temperature(task: str, logits: np.ndarray, y_true: np.ndarray, max_iter:
     """The T > 0 minimising the NLL of `logits / T` on these (val) labels."""
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
+    log_t = torch.zeros(
+        (), dtype=torch.float64, requires_grad=True
+    )  # T = exp(log_t) stays positive
     optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():

@@ -11,7 +11,12 @@ from medssl.training.device import autocast
 
 @torch.no_grad()
 def extract_features(
-    encoder: nn.Module, images: torch.Tensor, *, device: torch.device, precision: str = "fp32", batch_size: int = 512
+    encoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 512,
 ) -> torch.Tensor:
     """`(N, num_features)` float32 features on the CPU for uint8 `(N, C, H, W)` images."""
     was_training = encoder.training

@@ -39,9 +39,13 @@ class FineTune:
         seed: int = 0,
     ) -> None:
         if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+            raise ValueError(
+                f"epochs and batch_size must be positive, got {epochs} and {batch_size}"
+            )
         if not 0 <= head_only_epochs <= epochs:
-            raise ValueError(f"head_only_epochs must lie in [0, epochs={epochs}], got {head_only_epochs}")
+            raise ValueError(
+                f"head_only_epochs must lie in [0, epochs={epochs}], got {head_only_epochs}"
+            )
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.encoder_lr_scale, self.weight_decay = encoder_lr_scale, weight_decay
         self.head_only_epochs, self.patience = head_only_epochs, patience
@@ -51,10 +55,13 @@ class FineTune:
         device = inputs.device
         encoder = copy.deepcopy(inputs.encoder).to(device)
         head = nn.Linear(int(encoder.num_features), inputs.n_outputs).to(device)
-        optimizer = torch.optim.AdamW([
-            {"params": head.parameters(), "lr": self.lr},
-            {"params": encoder.parameters(), "lr": self.lr * self.encoder_lr_scale},
-        ], weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": head.parameters(), "lr": self.lr},
+                {"params": encoder.parameters(), "lr": self.lr * self.encoder_lr_scale},
+            ],
+            weight_decay=self.weight_decay,
+        )
         if self.augmentation is not None:
             self.augmentation.to(device)
         images = inputs.images["train"].to(device)
@@ -69,15 +76,30 @@ class FineTune:
             encoder.requires_grad_(not frozen)
             encoder.train(not frozen)  # a frozen encoder keeps its BatchNorm statistics
             head.train()
-            loss = self._epoch(encoder, head, optimizer, images, labels, inputs, generator, order_generator)
+            loss = self._epoch(
+                encoder, head, optimizer, images, labels, inputs, generator, order_generator
+            )
             val_logits = self._logits(encoder, head, inputs.images["val"], inputs)
-            score = np.nan_to_num(auroc(inputs.task, inputs.labels["val"], logits_to_probs(inputs.task, val_logits)),
-                                  nan=-1.0)
-            log.info("finetune epoch %d (%s): loss %.4f, val AUROC %.4f", epoch,
-                     "head only" if frozen else "all layers", loss, score)
+            score = np.nan_to_num(
+                auroc(inputs.task, inputs.labels["val"], logits_to_probs(inputs.task, val_logits)),
+                nan=-1.0,
+            )
+            log.info(
+                "finetune epoch %d (%s): loss %.4f, val AUROC %.4f",
+                epoch,
+                "head only" if frozen else "all layers",
+                loss,
+                score,
+            )
             if score > best["score"]:
-                best = {"score": score, "epoch": epoch,
-                        "state": (copy.deepcopy(encoder.state_dict()), copy.deepcopy(head.state_dict()))}
+                best = {
+                    "score": score,
+                    "epoch": epoch,
+                    "state": (
+                        copy.deepcopy(encoder.state_dict()),
+                        copy.deepcopy(head.state_dict()),
+                    ),
+                }
                 stale = 0
             else:
                 stale += 1
@@ -91,11 +113,17 @@ class FineTune:
         return ProtocolOutput(
             val=self._logits(encoder, head, inputs.images["val"], inputs),
             test=self._logits(encoder, head, inputs.images["test"], inputs),
-            params={"best_epoch": best["epoch"], "epochs_run": epoch, "best_val_auroc": float(best["score"])},
+            params={
+                "best_epoch": best["epoch"],
+                "epochs_run": epoch,
+                "best_val_auroc": float(best["score"]),
+            },
             model=model,
         )
 
-    def _epoch(self, encoder, head, optimizer, images, labels, inputs, generator, order_generator) -> float:
+    def _epoch(
+        self, encoder, head, optimizer, images, labels, inputs, generator, order_generator
+    ) -> float:
         total, seen = 0.0, 0
         order = torch.randperm(len(images), generator=order_generator).to(images.device)
         for start in range(0, len(images), self.batch_size):
@@ -103,7 +131,11 @@ class FineTune:
             if len(index) < 2 and encoder.training:
                 continue  # BatchNorm cannot train on a single image
             x = images[index]
-            x = self.augmentation(x, generator)[0] if self.augmentation is not None else to_model_input(x)
+            x = (
+                self.augmentation(x, generator)[0]
+                if self.augmentation is not None
+                else to_model_input(x)
+            )
             with autocast(inputs.device, inputs.precision):
                 features = encoder(x)
             logits = head(features.float())  # an fp32 head: bf16 logits would tie many images

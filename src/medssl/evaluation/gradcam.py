@@ -17,9 +17,14 @@ def last_conv_block(encoder: nn.Module, sample: torch.Tensor) -> nn.Module | Non
     """The last top-level child of `encoder` whose output is a spatial `(B, C, h, w)` map with
     h * w > 1 (ResNet `layer4`, SmallCNN `features`); None for encoders without one (ViTs)."""
     outputs: dict[str, tuple] = {}
-    hooks = [child.register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, tuple(o.shape))
-                                         if isinstance(o, torch.Tensor) else None)
-             for name, child in encoder.named_children()]
+    hooks = [
+        child.register_forward_hook(
+            lambda m, i, o, name=name: (
+                outputs.__setitem__(name, tuple(o.shape)) if isinstance(o, torch.Tensor) else None
+            )
+        )
+        for name, child in encoder.named_children()
+    ]
     was_training = encoder.training
     try:
         encoder.eval()(sample)
@@ -27,11 +32,15 @@ def last_conv_block(encoder: nn.Module, sample: torch.Tensor) -> nn.Module | Non
         encoder.train(was_training)
         for hook in hooks:
             hook.remove()
-    spatial = [name for name, shape in outputs.items() if len(shape) == 4 and shape[2] * shape[3] > 1]
+    spatial = [
+        name for name, shape in outputs.items() if len(shape) == 4 and shape[2] * shape[3] > 1
+    ]
     return dict(encoder.named_children())[spatial[-1]] if spatial else None
 
 
-def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def grad_cam(
+    model: nn.Module, layer: nn.Module, x: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor:
     """`(B, H, W)` maps in [0, 1] for model inputs `x` `(B, C, H, W)` and one class index per image."""
     store = {}
 

@@ -27,14 +27,25 @@ class KNNClassifier:
         bank, bank_labels = inputs.features("train"), inputs.labels["train"]
         outputs = {}
         for split in ("val", "test"):
-            probs = self.predict_proba(inputs.task, inputs.n_outputs, bank, bank_labels, inputs.features(split))
+            probs = self.predict_proba(
+                inputs.task, inputs.n_outputs, bank, bank_labels, inputs.features(split)
+            )
             outputs[split] = probs_to_logits(inputs.task, probs)
         k = min(self.k, len(bank))
-        return ProtocolOutput(val=outputs["val"], test=outputs["test"],
-                              params={"k": k, "temperature": self.temperature})
+        return ProtocolOutput(
+            val=outputs["val"],
+            test=outputs["test"],
+            params={"k": k, "temperature": self.temperature},
+        )
 
-    def predict_proba(self, task: str, n_outputs: int, bank: np.ndarray, bank_labels: np.ndarray,
-                      queries: np.ndarray) -> np.ndarray:
+    def predict_proba(
+        self,
+        task: str,
+        n_outputs: int,
+        bank: np.ndarray,
+        bank_labels: np.ndarray,
+        queries: np.ndarray,
+    ) -> np.ndarray:
         """`(N, n_outputs)` vote shares of each query's k nearest bank features."""
         bank_t = F.normalize(torch.as_tensor(bank, dtype=torch.float32), dim=1)
         if task == "multilabel":
@@ -44,7 +55,10 @@ class KNNClassifier:
         k = min(self.k, len(bank_t))
         chunks = []
         for start in range(0, len(queries), self.chunk_size):
-            q = F.normalize(torch.as_tensor(queries[start : start + self.chunk_size], dtype=torch.float32), dim=1)
+            q = F.normalize(
+                torch.as_tensor(queries[start : start + self.chunk_size], dtype=torch.float32),
+                dim=1,
+            )
             similarity, index = (q @ bank_t.T).topk(k, dim=1)
             # Softmax over the k neighbours = exp(s / T) normalised, without overflow.
             weights = torch.softmax(similarity / self.temperature, dim=1)

@@ -31,7 +31,9 @@ MISSING_CLASS_LOGIT = -30.0
 
 
 class LinearProbe:
-    def __init__(self, Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0), max_iter: int = 1000) -> None:
+    def __init__(
+        self, Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0), max_iter: int = 1000
+    ) -> None:
         if not Cs:
             raise ValueError("LinearProbe needs at least one C")
         self.Cs = tuple(float(c) for c in Cs)
@@ -50,8 +52,12 @@ class LinearProbe:
                 best = (C, score, head)
         C, _, head = best
         model = nn.Sequential(inputs.encoder, head).eval()
-        return ProtocolOutput(val=_apply(head, x_val), test=_apply(head, inputs.features("test")),
-                              params={"C": C}, model=model)
+        return ProtocolOutput(
+            val=_apply(head, x_val),
+            test=_apply(head, inputs.features("test")),
+            params={"C": C},
+            model=model,
+        )
 
     def fit(self, task: str, n_outputs: int, C: float, x: np.ndarray, y: np.ndarray) -> nn.Linear:
         classifier = LogisticRegression(C=C, max_iter=self.max_iter)
@@ -97,7 +103,9 @@ def fold_into_linear(pipeline: Pipeline, task: str, n_outputs: int) -> nn.Linear
 
 def _coef(estimator) -> np.ndarray:
     # OneVsRest keeps a constant predictor for a label with one class in the labelled subset.
-    return estimator.coef_ if hasattr(estimator, "coef_") else np.zeros((1, estimator.n_features_in_))
+    return (
+        estimator.coef_ if hasattr(estimator, "coef_") else np.zeros((1, estimator.n_features_in_))
+    )
 
 
 def _bias(estimator) -> np.ndarray:

@@ -52,8 +52,11 @@ def check_inputs(task: str, y_true, probs) -> tuple[np.ndarray, np.ndarray]:
 
 def auroc(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
     if task == "multilabel":
-        scores = [roc_auc_score(y_true[:, j], probs[:, j]) for j in range(y_true.shape[1])
-                  if len(np.unique(y_true[:, j])) == 2]
+        scores = [
+            roc_auc_score(y_true[:, j], probs[:, j])
+            for j in range(y_true.shape[1])
+            if len(np.unique(y_true[:, j])) == 2
+        ]
         return float(np.mean(scores)) if scores else float("nan")
     present = np.unique(y_true)
     if len(present) < 2:
@@ -70,7 +73,9 @@ def _per_label_mean(metric, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean([metric(y_true[:, j], y_pred[:, j]) for j in range(y_true.shape[1])]))
 
 
-def label_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+def label_metrics(
+    task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
+) -> dict[str, float]:
     """The metrics that need only hard predictions (used again on the kept cases of selective prediction)."""
     if task == "multilabel":
         return {
@@ -85,9 +90,15 @@ def label_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: 
     return {
         "acc": float(accuracy_score(y_true, y_pred)),
         "balanced_acc": _balanced_acc(y_true, y_pred),
-        "f1_macro": float(f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
-        "precision": float(precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "f1_macro": float(
+            f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
+        "precision": float(
+            precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
+        "recall": float(
+            recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
         "kappa": _kappa(y_true, y_pred, labels, weights="quadratic" if task == "ordinal" else None),
     }
 
@@ -129,10 +140,14 @@ def brier(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
         return float(np.mean((probs - y_true) ** 2))
     if probs.shape[1] == 2:
         return float(brier_score_loss(y_true, probs[:, 1], pos_label=1))
-    return float(brier_score_loss(y_true, probs, labels=np.arange(probs.shape[1]), scale_by_half=False))
+    return float(
+        brier_score_loss(y_true, probs, labels=np.arange(probs.shape[1]), scale_by_half=False)
+    )
 
 
-def ranking_auroc(task: str, y_true: np.ndarray, probs: np.ndarray, logits: np.ndarray | None) -> float:
+def ranking_auroc(
+    task: str, y_true: np.ndarray, probs: np.ndarray, logits: np.ndarray | None
+) -> float:
     """AUROC from logits where a monotone map links them to the probabilities (binary: the
     margin z1 - z0; multi-label: each label's logit), so that probabilities rounding to exactly
     0 or 1 in float64 do not create ties; from the probabilities otherwise."""
@@ -140,12 +155,18 @@ def ranking_auroc(task: str, y_true: np.ndarray, probs: np.ndarray, logits: np.n
         return auroc(task, y_true, probs)
     logits = np.asarray(logits, dtype=np.float64)
     if task == "binary":
-        return auroc(task, y_true, np.stack([np.zeros(len(logits)), logits[:, 1] - logits[:, 0]], axis=1))
+        return auroc(
+            task, y_true, np.stack([np.zeros(len(logits)), logits[:, 1] - logits[:, 0]], axis=1)
+        )
     return auroc(task, y_true, logits)
 
 
 def classification_metrics(
-    task: str, y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15, logits: np.ndarray | None = None
+    task: str,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    n_bins: int = 15,
+    logits: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every headline metric for one split: ACC, balanced ACC, AUROC, macro-F1, precision,
     recall, kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE).

@@ -14,11 +14,17 @@ from sklearn.metrics import roc_curve
 TARGETS = (("sens", 0.90), ("sens", 0.95), ("spec", 0.90), ("spec", 0.95))
 
 
-def confusion_counts(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+def confusion_counts(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float
+) -> tuple[int, int, int, int]:
     """(tp, fp, tn, fn) of the rule `scores >= threshold`."""
     y, positive = np.asarray(y_true).astype(bool), np.asarray(scores) >= threshold
-    return (int(np.sum(positive & y)), int(np.sum(positive & ~y)),
-            int(np.sum(~positive & ~y)), int(np.sum(~positive & y)))
+    return (
+        int(np.sum(positive & y)),
+        int(np.sum(positive & ~y)),
+        int(np.sum(~positive & ~y)),
+        int(np.sum(~positive & y)),
+    )
 
 
 def _ratio(a: int, b: int) -> float:
@@ -27,8 +33,12 @@ def _ratio(a: int, b: int) -> float:
 
 def rates(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     tp, fp, tn, fn = confusion_counts(y_true, scores, threshold)
-    return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
-            "ppv": _ratio(tp, tp + fp), "npv": _ratio(tn, tn + fn)}
+    return {
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "npv": _ratio(tn, tn + fn),
+    }
 
 
 def _roc(y_true: np.ndarray, scores: np.ndarray):
@@ -60,7 +70,9 @@ def operating_points(y_val, p_val, y_test, p_test) -> dict[str, float]:
     `p_val`, `p_test`: P(positive) per image.
     """
     y_val, p_val, y_test, p_test = map(np.asarray, (y_val, p_val, y_test, p_test))
-    chosen = {f"{kind}{target:.2f}": threshold_for(kind, target, y_val, p_val) for kind, target in TARGETS}
+    chosen = {
+        f"{kind}{target:.2f}": threshold_for(kind, target, y_val, p_val) for kind, target in TARGETS
+    }
     chosen["youden"] = youden_threshold(y_val, p_val)
     out = {}
     for name, threshold in chosen.items():

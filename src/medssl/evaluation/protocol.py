@@ -37,7 +37,9 @@ class EvalInputs:
     def __post_init__(self) -> None:
         for split in SPLITS:
             if len(self.images[split]) != len(self.labels[split]):
-                raise ValueError(f"{split}: {len(self.images[split])} images but {len(self.labels[split])} labels")
+                raise ValueError(
+                    f"{split}: {len(self.images[split])} images but {len(self.labels[split])} labels"
+                )
 
     @property
     def n_outputs(self) -> int:
@@ -48,7 +50,10 @@ class EvalInputs:
         """Frozen-encoder features `(N, num_features)` (BatchNorm in eval mode), cached."""
         if split not in self._features:
             self._features[split] = extract_features(
-                self.encoder, self.images[split], device=self.device, precision=self.precision,
+                self.encoder,
+                self.images[split],
+                device=self.device,
+                precision=self.precision,
                 batch_size=self.batch_size,
             ).numpy()
         return self._features[split]

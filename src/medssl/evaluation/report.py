@@ -41,19 +41,29 @@ class ReportOptions:
         """The class index called positive in a binary task (1 unless configured)."""
         index = 1 if self.positive_class is None else int(self.positive_class)
         if not 0 <= index < n_classes:
-            raise ValueError(f"eval.report.positive_class must be 0 or 1, got {self.positive_class}")
+            raise ValueError(
+                f"eval.report.positive_class must be 0 or 1, got {self.positive_class}"
+            )
         return index
 
 
 def report_protocol(
-    name: str, out: ProtocolOutput, task: str, labels: dict[str, np.ndarray], test_images: np.ndarray,
-    class_names: list[str], options: ReportOptions, figures_dir: Path,
+    name: str,
+    out: ProtocolOutput,
+    task: str,
+    labels: dict[str, np.ndarray],
+    test_images: np.ndarray,
+    class_names: list[str],
+    options: ReportOptions,
+    figures_dir: Path,
 ) -> dict[str, float]:
     results: dict[str, float] = {}
     logits = {split: anchored(task, getattr(out, split)) for split in ("val", "test")}
     probs = {split: logits_to_probs(task, logits[split]) for split in ("val", "test")}
     for split in ("val", "test"):
-        metrics = classification_metrics(task, labels[split], probs[split], options.n_bins, logits[split])
+        metrics = classification_metrics(
+            task, labels[split], probs[split], options.n_bins, logits[split]
+        )
         for metric, value in metrics.items():
             results[f"{split}/{name}/{metric}"] = value
 
@@ -61,25 +71,50 @@ def report_protocol(
     scaler = TemperatureScaler().fit(task, logits["val"], labels["val"])
     calibrated = {split: scaler(logits[split]) for split in ("val", "test")}
     results[f"{name}/temperature_ts"] = scaler.temperature
-    metrics = classification_metrics(task, labels["test"], calibrated["test"], options.n_bins,
-                                     logits["test"] / scaler.temperature)
+    metrics = classification_metrics(
+        task,
+        labels["test"],
+        calibrated["test"],
+        options.n_bins,
+        logits["test"] / scaler.temperature,
+    )
     for metric, value in metrics.items():
         results[f"test/{name}/{metric}_ts"] = value
     for key, value in selective_metrics(task, labels["test"], calibrated["test"]).items():
         results[f"test/{name}/{key}"] = value
     if task == "binary":
         pos = options.positive(2)
-        for key, value in operating_points(labels["val"] == pos, calibrated["val"][:, pos], labels["test"] == pos,
-                                           calibrated["test"][:, pos]).items():
+        for key, value in operating_points(
+            labels["val"] == pos,
+            calibrated["val"][:, pos],
+            labels["test"] == pos,
+            calibrated["test"][:, pos],
+        ).items():
             results[f"test/{name}/{key}"] = value
     for param, value in out.params.items():
         results[f"{name}/{param}"] = value
-    log.info("%s: test ACC %.3f, AUROC %.3f, ECE %.3f -> %.3f after temperature scaling (T = %.2f)", name,
-             results[f"test/{name}/acc"], results[f"test/{name}/auroc"], results[f"test/{name}/ece"],
-             results[f"test/{name}/ece_ts"], scaler.temperature)
+    log.info(
+        "%s: test ACC %.3f, AUROC %.3f, ECE %.3f -> %.3f after temperature scaling (T = %.2f)",
+        name,
+        results[f"test/{name}/acc"],
+        results[f"test/{name}/auroc"],
+        results[f"test/{name}/ece"],
+        results[f"test/{name}/ece_ts"],
+        scaler.temperature,
+    )
     if options.figures:
-        draw_protocol_figures(name, task, labels["test"], probs["test"], calibrated["test"], test_images,
-                              class_names, options, figures_dir, results)
+        draw_protocol_figures(
+            name,
+            task,
+            labels["test"],
+            probs["test"],
+            calibrated["test"],
+            test_images,
+            class_names,
+            options,
+            figures_dir,
+            results,
+        )
     return results
 
 
@@ -90,33 +125,72 @@ def anchored(task: str, logits: np.ndarray) -> np.ndarray:
     return logits - logits[:, :1] if task == "binary" else logits
 
 
-def draw_protocol_figures(name, task, y, probs, calibrated, test_images, class_names, options, figures_dir,
-                          results) -> None:
+def draw_protocol_figures(
+    name, task, y, probs, calibrated, test_images, class_names, options, figures_dir, results
+) -> None:
     conf_raw, correct_raw = confidence_and_correct(task, y, probs)
     conf_ts, correct_ts = confidence_and_correct(task, y, calibrated)
-    figures.reliability_diagram(figures_dir / f"reliability_{name}.png", {
-        f"{name}, test, uncalibrated": (conf_raw, correct_raw, results[f"test/{name}/ece"]),
-        f"{name}, test, temperature-scaled (T={results[f'{name}/temperature_ts']:.2f})":
-            (conf_ts, correct_ts, results[f"test/{name}/ece_ts"]),
-    }, options.n_bins)
-    figures.accuracy_coverage_plot(figures_dir / f"coverage_{name}.png", {
-        "uncalibrated": (*accuracy_coverage(conf_raw, correct_raw), aurc(conf_raw, correct_raw)),
-        "temperature-scaled": (*accuracy_coverage(conf_ts, correct_ts), aurc(conf_ts, correct_ts)),
-    }, f"{name}: accuracy-coverage (test)")
+    figures.reliability_diagram(
+        figures_dir / f"reliability_{name}.png",
+        {
+            f"{name}, test, uncalibrated": (conf_raw, correct_raw, results[f"test/{name}/ece"]),
+            f"{name}, test, temperature-scaled (T={results[f'{name}/temperature_ts']:.2f})": (
+                conf_ts,
+                correct_ts,
+                results[f"test/{name}/ece_ts"],
+            ),
+        },
+        options.n_bins,
+    )
+    figures.accuracy_coverage_plot(
+        figures_dir / f"coverage_{name}.png",
+        {
+            "uncalibrated": (
+                *accuracy_coverage(conf_raw, correct_raw),
+                aurc(conf_raw, correct_raw),
+            ),
+            "temperature-scaled": (
+                *accuracy_coverage(conf_ts, correct_ts),
+                aurc(conf_ts, correct_ts),
+            ),
+        },
+        f"{name}: accuracy-coverage (test)",
+    )
     if task == "multilabel":
         return
     if task == "binary":
-        points = {f"{op} (t={results[f'test/{name}/op/{op}/threshold']:.2f})":
-                  results[f"test/{name}/op/{op}/threshold"] for op in ("sens0.90", "spec0.90", "youden")}
+        points = {
+            f"{op} (t={results[f'test/{name}/op/{op}/threshold']:.2f})": results[
+                f"test/{name}/op/{op}/threshold"
+            ]
+            for op in ("sens0.90", "spec0.90", "youden")
+        }
         pos = options.positive(2)
-        figures.roc_pr_curves(figures_dir / f"roc_pr_{name}.png", y == pos, calibrated[:, pos],
-                              f"{name} (test), positive = {figures.short(class_names[pos], 16)}", points)
+        figures.roc_pr_curves(
+            figures_dir / f"roc_pr_{name}.png",
+            y == pos,
+            calibrated[:, pos],
+            f"{name} (test), positive = {figures.short(class_names[pos], 16)}",
+            points,
+        )
     y_pred = predictions(task, calibrated)
-    figures.confusion_matrix_plot(figures_dir / f"confusion_{name}.png", y, y_pred, class_names,
-                                  f"{name}: confusion matrix (test)")
+    figures.confusion_matrix_plot(
+        figures_dir / f"confusion_{name}.png",
+        y,
+        y_pred,
+        class_names,
+        f"{name}: confusion matrix (test)",
+    )
     wrong = np.flatnonzero(y_pred != y)
     wrong = wrong[np.argsort(-conf_ts[wrong], kind="stable")][: options.gallery_size]
-    captions = [f"true {figures.short(class_names[y[i]], 16)}\npred {figures.short(class_names[y_pred[i]], 16)}"
-                f" p={conf_ts[i]:.2f}" for i in wrong]
-    figures.image_gallery(figures_dir / f"errors_{name}.png", test_images[wrong], captions,
-                          f"{name}: most confident test errors (calibrated p)")
+    captions = [
+        f"true {figures.short(class_names[y[i]], 16)}\npred {figures.short(class_names[y_pred[i]], 16)}"
+        f" p={conf_ts[i]:.2f}"
+        for i in wrong
+    ]
+    figures.image_gallery(
+        figures_dir / f"errors_{name}.png",
+        test_images[wrong],
+        captions,
+        f"{name}: most confident test errors (calibrated p)",
+    )

@@ -35,11 +35,17 @@ def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions]:
             raise MedsslError(f"eval.{name} could not be built: {error}") from None
     options = [name for name, obj in built.items() if isinstance(obj, ReportOptions)]
     if len(options) != 1:
-        raise MedsslError(f"the eval config needs exactly one report-options entry, found {options or 'none'}.")
+        raise MedsslError(
+            f"the eval config needs exactly one report-options entry, found {options or 'none'}."
+        )
     report = built.pop(options[0])
-    not_protocols = [name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))]
+    not_protocols = [
+        name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))
+    ]
     if not_protocols:
-        raise MedsslError(f"eval.{not_protocols[0]} is not an evaluation protocol (it has no evaluate method).")
+        raise MedsslError(
+            f"eval.{not_protocols[0]} is not an evaluation protocol (it has no evaluate method)."
+        )
     if not built:
         raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
     return built, report
@@ -60,11 +66,22 @@ def evaluate_encoder(
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`."""
     figures_dir = Path(run_dir) / "figures"
     inputs = EvalInputs(
-        task=data.task, num_classes=data.num_classes, encoder=encoder.to(device),
-        images={"train": data.train.images[labelled], "val": data.val.images, "test": data.test.images},
-        labels={"train": data.train.labels[labelled].numpy(), "val": data.val.labels.numpy(),
-                "test": data.test.labels.numpy()},
-        device=device, precision=precision, batch_size=batch_size,
+        task=data.task,
+        num_classes=data.num_classes,
+        encoder=encoder.to(device),
+        images={
+            "train": data.train.images[labelled],
+            "val": data.val.images,
+            "test": data.test.images,
+        },
+        labels={
+            "train": data.train.labels[labelled].numpy(),
+            "val": data.val.labels.numpy(),
+            "test": data.test.labels.numpy(),
+        },
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
     )
     test_images = data.test.images.numpy()
     started = time.perf_counter()
@@ -78,24 +95,53 @@ def evaluate_encoder(
         log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))
         started = time.perf_counter()
         out = protocol.evaluate(inputs)
-        results.update(report_protocol(name, out, data.task, inputs.labels, test_images, data.class_names,
-                                       options, figures_dir))
+        results.update(
+            report_protocol(
+                name,
+                out,
+                data.task,
+                inputs.labels,
+                test_images,
+                data.class_names,
+                options,
+                figures_dir,
+            )
+        )
         results[f"time/eval_{name}_s"] = time.perf_counter() - started
         if cam_model is None and out.model is not None:
             cam_model = (name, out.model)
     if options.figures:
         started = time.perf_counter()
-        embedding_figures(inputs.features("test"), inputs.labels["test"], data.task, data.class_names, figures_dir,
-                          options.embedding_max_points, options.tsne_perplexity, options.tsne_max_iter)
+        embedding_figures(
+            inputs.features("test"),
+            inputs.labels["test"],
+            data.task,
+            data.class_names,
+            figures_dir,
+            options.embedding_max_points,
+            options.tsne_perplexity,
+            options.tsne_max_iter,
+        )
         results["time/embedding_figures_s"] = time.perf_counter() - started
     if options.cam:
         if cam_model is None:
-            log.info("Grad-CAM skipped: no protocol produced an image classifier (use linear or finetune)")
+            log.info(
+                "Grad-CAM skipped: no protocol produced an image classifier (use linear or finetune)"
+            )
         else:
             name, model = cam_model
             pick = _cam_images(inputs.labels["test"], options.cam_images, data.task)
-            cam_figure(name, model, model[0], data.test.images[pick], inputs.labels["test"][pick], data.task,
-                       data.class_names, figures_dir, device)
+            cam_figure(
+                name,
+                model,
+                model[0],
+                data.test.images[pick],
+                inputs.labels["test"][pick],
+                data.task,
+                data.class_names,
+                figures_dir,
+                device,
+            )
     return results
 
 
