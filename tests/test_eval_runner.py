@@ -103,3 +103,20 @@ def test_every_task_gets_its_metrics_and_figures(task, figures, tmp_path):
         assert results["test/linear/kappa"] <= 1
     for figure in ("pca", "tsne", "gradcam_linear"):
         assert (tmp_path / "figures" / f"{figure}.png").exists() == figures
+
+
+def test_eval_config_errors_are_one_sentence():
+    from medssl import MedsslError
+    from medssl.evaluation.runner import build_evaluation
+    from tests.conftest import compose_config
+
+    protocols, options = build_evaluation(compose_config(["eval=[linear,finetune,knn]"]).eval)
+    assert (
+        list(protocols) == ["linear", "finetune", "knn"]
+        and options.n_bins == 15
+        and not options.cam
+    )
+    with pytest.raises(MedsslError, match="eval.report could not be built"):
+        build_evaluation(compose_config(["+eval.report.camm=true"]).eval)
+    with pytest.raises(MedsslError, match="no evaluation protocol"):
+        build_evaluation(compose_config(["~eval.linear"]).eval)

@@ -3,6 +3,10 @@ temperature scaling, selective prediction, binary operating points, and their fi
 
 Keys are flat: `test/linear/auroc`, `test/linear/ece_ts`, `test/linear/abstain/0.80/coverage`,
 `test/linear/op/sens0.90/specificity`, `linear/temperature_ts` (the fitted T).
+
+Temperature scaling keeps binary and multi-label AUROC exactly (a monotone map of each score);
+multi-class one-vs-rest AUROC can move slightly, since softmax(z / T)_k is not a monotone map of
+softmax(z)_k across images. Accuracy never changes: the argmax is the same.
 """
 
 from __future__ import annotations

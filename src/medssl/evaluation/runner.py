@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
@@ -31,7 +32,8 @@ def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions]:
         log.info("Instantiating eval.%s <%s>", name, node.get("_target_"))
         try:
             built[name] = instantiate(node)
-        except Exception as error:
+        except InstantiationException as error:
+            # Hydra wraps what the target raised; a wrong key (eval.report.camm) reads as one sentence.
             raise MedsslError(f"eval.{name} could not be built: {error}") from None
     options = [name for name, obj in built.items() if isinstance(obj, ReportOptions)]
     if len(options) != 1:
