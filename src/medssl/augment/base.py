@@ -5,7 +5,8 @@ the same views on the same device. A transform with probability `p` is computed 
 batch and kept where a per-sample coin says so: one branch-free kernel beats B small ones.
 
 `p` may also be a list with one probability per view (`[1.0, 0.1]`): BYOL's asymmetric views
-blur the first view always and the second rarely. The pipeline passes the view index.
+blur the first view always and the second rarely. The pipeline stacks its views along the batch
+(view 0's samples first) and passes `n_views`, so every transform runs once for all views.
 """
 
 from __future__ import annotations
@@ -46,15 +47,20 @@ class BatchTransform(nn.Module):
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator, view: int = 0) -> torch.Tensor:
-        p = self.probability(view)
-        if p == 0.0:
+    def forward(self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1) -> torch.Tensor:
+        """Apply to `x`, which holds `n_views` equal blocks of samples, one per view."""
+        probs = [self.probability(v) for v in range(n_views)]
+        if all(p == 0.0 for p in probs):
             return x
         out = self.transform(x, generator)
-        if p == 1.0:
+        if all(p == 1.0 for p in probs):
             return out
-        keep = coin(len(x), p, generator, x.device).view(-1, 1, 1, 1)
-        return torch.where(keep, out, x)
+        if len(set(probs)) == 1:
+            keep = coin(len(x), probs[0], generator, x.device)
+        else:
+            per_sample = torch.tensor(probs, device=x.device).repeat_interleave(len(x) // n_views)
+            keep = torch.rand(len(x), generator=generator, device=x.device) < per_sample
+        return torch.where(keep.view(-1, 1, 1, 1), out, x)
 
     def extra_repr(self) -> str:
         return f"p={list(self.probs) if len(self.probs) > 1 else self.probs[0]}"

@@ -89,9 +89,9 @@ class Grayscale(BatchTransform):
     def __init__(self, p: float = 0.2) -> None:
         super().__init__(p)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator, view: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1) -> torch.Tensor:
         # A grayscale image is its own luminance: skip the coin and the copy.
-        return x if x.shape[1] == 1 else super().forward(x, generator, view)
+        return x if x.shape[1] == 1 else super().forward(x, generator, n_views)
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return luminance(x).expand_as(x)
