@@ -9,7 +9,12 @@ import pytest
 
 from tests.conftest import run_train
 
-TINY = ["backbone=smallcnn", "trainer.epochs=2", "trainer.batch_size=128"]
+TINY = [
+    "backbone=smallcnn",
+    "trainer.epochs=2",
+    "trainer.batch_size=128",
+    "eval.report.figures=false",
+]
 METRICS = ("acc", "auroc", "f1_macro", "ece")
 
 

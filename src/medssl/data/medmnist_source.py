@@ -46,9 +46,17 @@ def npz_filename(name: str, size: int) -> str:
 
 
 def load_medmnist(
-    name: str, size: int = 28, root: str = "~/.medmnist", download: bool = True
+    name: str,
+    size: int = 28,
+    root: str = "~/.medmnist",
+    download: bool = True,
+    positive_class: int = 1,
 ) -> DatasetSplits:
-    """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`."""
+    """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`.
+
+    `positive_class` names the clinically positive class of a binary task (BreastMNIST: 0,
+    malignant); other tasks ignore it.
+    """
     if size not in SIZES:
         raise MedsslError(f"MedMNIST comes in sizes {SIZES}, not {size}.")
     info = medmnist_info(name)
@@ -69,7 +77,9 @@ def load_medmnist(
         len(splits["val"]),
         len(splits["test"]),
     )
-    return DatasetSplits(name=name, task=task, class_names=class_names, **splits)
+    return DatasetSplits(
+        name=name, task=task, class_names=class_names, positive_class=positive_class, **splits
+    )
 
 
 def _download(name: str, size: int, folder: Path, path: Path, allowed: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -44,7 +44,8 @@ class DatasetSplits:
     train: Split
     val: Split
     test: Split
-    extra: dict = field(default_factory=dict)
+    # Binary tasks: the class index that sensitivity, PPV and the operating points call positive.
+    positive_class: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

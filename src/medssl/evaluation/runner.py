@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -66,6 +67,8 @@ def evaluate_encoder(
     batch_size: int = 512,
 ) -> dict[str, float]:
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`."""
+    if options.positive_class is None:  # the dataset's clinical positive unless overridden
+        options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
     inputs = EvalInputs(
         task=data.task,
