@@ -1,0 +1,128 @@
+"""Pretrain every method for a fixed small budget on PneumoniaMNIST; print kNN and linear-probe
+AUROC on val for each, beside the frozen random-init encoder.
+
+    MEDMNIST_ROOT=/work/shared/data/medmnist .venv/bin/python benchmarks/ssl_quality.py \
+        --backbone smallcnn --epochs 5
+
+Each method is composed from its real config file (`method=<name>`), with `dino` on the
+multi-crop augmentation and the others on SimCLR's. Label-using methods (supervised, triplet,
+supcon) pretrain on a stratified `--label-frac` subset, as `train.py` would; the probes are fit
+on the features of the whole train split (un-augmented, eval mode) and scored on val:
+kNN (k=20, cosine, distance-weighted) and L2 logistic regression on standardised features.
+This is a sanity benchmark (does each method learn anything at all in a few epochs?), not a
+leaderboard: the budget is far below the papers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+
+from medssl.data.label_subset import labelled_subset
+from medssl.data.medmnist_source import load_medmnist
+from medssl.seeding import seed_everything
+from medssl.training.device import resolve_precision
+from medssl.training.online_probe import encode
+from medssl.training.pretrain import pretrain
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+METHODS = ["simclr", "vicreg", "sicova", "barlow", "byol", "moco", "mocov3", "dino",
+           "triplet", "supcon", "supervised"]
+
+
+def probe_aurocs(train_x, train_y, val_x, val_y) -> tuple[float, float]:
+    train_x, val_x = train_x.numpy(), val_x.numpy()
+    knn = KNeighborsClassifier(n_neighbors=20, metric="cosine", weights="distance").fit(train_x, train_y)
+    knn_auroc = roc_auc_score(val_y, knn.predict_proba(val_x)[:, 1])
+    scaler = StandardScaler().fit(train_x)
+    linear = LogisticRegression(C=0.1, max_iter=2000).fit(scaler.transform(train_x), train_y)
+    linear_auroc = roc_auc_score(val_y, linear.predict_proba(scaler.transform(val_x))[:, 1])
+    return float(knn_auroc), float(linear_auroc)
+
+
+def run_method(name: str, args, data, labelled, device, precision) -> dict:
+    overrides = [f"method={name}", f"backbone={args.backbone}", "dataset=pneumoniamnist",
+                 f"augmentation={'multicrop' if name == 'dino' else 'simclr'}",
+                 f"scheduler.warmup_epochs={args.warmup_epochs}", *args.override]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    seed_everything(args.seed)
+    backbone = instantiate(cfg.backbone, in_chans=data.channels, input_size=data.image_size)
+    method_cls = get_class(cfg.method._target_)
+    task = {"task": data.task, "num_classes": data.num_classes} if method_cls.uses_labels else {}
+    method = instantiate(cfg.method)(backbone=backbone, **task).to(device)
+    augmentation = instantiate(cfg.augmentation).to(device)
+    train = data.train.subset(labelled) if method_cls.uses_labels else data.train
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        history = pretrain(
+            method, augmentation, train.images.to(device),
+            train.labels.to(device) if method_cls.uses_labels else None,
+            optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
+            epochs=args.epochs, batch_size=args.batch_size, device=device, precision=precision,
+            seed=args.seed, run_dir=Path(run_dir), fingerprint=name,
+        )
+    seconds = time.perf_counter() - started
+    train_x = encode(method.backbone, data.train.images, device, precision).cpu()
+    val_x = encode(method.backbone, data.val.images, device, precision).cpu()
+    knn, linear = probe_aurocs(train_x, data.train.labels.numpy(), val_x, data.val.labels.numpy())
+    return {"method": name, "knn": knn, "linear": linear, "seconds": seconds,
+            "loss": (history[0]["loss"], history[-1]["loss"]) if history else None,
+            "collapsed": history[-1].get("collapse/collapsed") if history else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", default="smallcnn")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--warmup-epochs", type=float, default=1)
+    parser.add_argument("--label-frac", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--methods", nargs="*", default=METHODS)
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every method")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    root = os.environ.get("MEDMNIST_ROOT", "~/.medmnist")
+    data = load_medmnist("pneumoniamnist", size=28, root=root, download=False)
+    device = torch.device("cpu")
+    precision = resolve_precision(args.precision, device)
+    labelled = labelled_subset(data.train.labels, args.label_frac, args.seed, data.class_names)
+    print(f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
+          f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seed {args.seed}; label-using "
+          f"methods see {len(labelled)} labelled images; probes fit on all train features.", flush=True)
+
+    rows = [run_method("random", args, data, labelled, device, precision)]
+    for name in args.methods:
+        rows.append(run_method(name, args, data, labelled, device, precision))
+        r = rows[-1]
+        print(f"  done {name}: kNN {r['knn']:.4f}, linear {r['linear']:.4f}, {r['seconds']:.0f} s", flush=True)
+    floor = rows[0]
+    print()
+    print("| method | kNN AUROC | linear AUROC | beats random (both) | loss first -> last epoch | collapsed | pretrain s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        beats = "floor" if r is floor else ("yes" if r["knn"] > floor["knn"] and r["linear"] > floor["linear"] else "NO")
+        loss = f"{r['loss'][0]:.4f} -> {r['loss'][1]:.4f}" if r["loss"] else "-"
+        collapsed = "-" if r["collapsed"] is None else str(r["collapsed"]).lower()
+        print(f"| {r['method']} | {r['knn']:.4f} | {r['linear']:.4f} | {beats} | {loss} | {collapsed} | {r['seconds']:.0f} |")
+    failures = [r["method"] for r in rows[1:] if not (r["knn"] > floor["knn"] and r["linear"] > floor["linear"])]
+    print(f"\nmethods not beating random on both metrics: {failures or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

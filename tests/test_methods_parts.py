@@ -1,0 +1,100 @@
+"""The pieces the methods share: momentum schedule and EMA, MoCo's queue, multi-size views,
+the random-init floor, multi-crop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from medssl.augment.geometric import RandomResizedCrop
+from medssl.augment.multi_crop import MultiCrop
+from medssl.augment.pipeline import ViewPipeline
+from medssl.losses.byol import BYOLLoss
+from medssl.losses.infonce import InfoNCELoss
+from medssl.methods.byol import BYOL
+from medssl.methods.moco import MoCo, auto_queue_size
+from medssl.methods.momentum import ema_update, frozen_copy, momentum_at
+from medssl.methods.random_init import RandomInit
+from medssl.models.small_cnn import SmallCNN
+
+
+def test_momentum_rises_from_base_to_one_by_cosine():
+    assert momentum_at(0.996, 0.0) == pytest.approx(0.996)
+    assert momentum_at(0.996, 0.5) == pytest.approx(1 - 0.004 * 0.5)
+    assert momentum_at(0.99, 1.0) == pytest.approx(1.0)
+    for p in (0.1, 0.3, 0.7):
+        assert momentum_at(0.99, p) == pytest.approx(1 - 0.01 * (math.cos(math.pi * p) + 1) / 2)
+    assert momentum_at(0.999, 0.7, cosine=False) == 0.999
+    with pytest.raises(ValueError, match="momentum"):
+        momentum_at(1.5, 0.0)
+
+
+def test_ema_update_follows_the_formula_and_targets_are_frozen():
+    online = torch.nn.Linear(3, 2)
+    target = frozen_copy(online)
+    assert not any(p.requires_grad for p in target.parameters())
+    with torch.no_grad():
+        online.weight.add_(1.0)
+    before = target.weight.clone()
+    ema_update(target, online, 0.9)
+    torch.testing.assert_close(target.weight, 0.9 * before + 0.1 * online.weight)
+
+
+def test_byol_target_is_outside_the_optimiser_and_moves_only_on_step_end():
+    method = BYOL(SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16)
+    trainable = {id(p) for p in method.parameters() if p.requires_grad}
+    assert all(id(p) not in trainable for p in method.target_backbone.parameters())
+    views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
+    method(views)["loss"].backward()
+    with torch.no_grad():
+        for p in method.backbone.parameters():
+            p.add_(0.1)
+    target_before = [p.clone() for p in method.target_backbone.parameters()]
+    method.on_step_end(0.0)  # m = base = 0.996
+    for t, old, o in zip(method.target_backbone.parameters(), target_before, method.backbone.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.996 * old + 0.004 * o)
+
+
+def test_moco_queue_is_sized_to_the_data_and_wraps_around():
+    assert auto_queue_size(4708, 256) == 2304  # 9 batches: the most within half of PneumoniaMNIST
+    assert auto_queue_size(546, 256) == 256  # never less than a batch
+    assert auto_queue_size(10_000_000, 256) == 65536
+    method = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8, queue_size=6)
+    views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
+    method(views)
+    assert int(method.queue_ptr) == 0  # 8 keys (two views of 4): the last 6 fill the queue
+    method([torch.randn(2, 1, 28, 28) for _ in range(2)])
+    assert int(method.queue_ptr) == 4
+    assert torch.allclose(method.queue.norm(dim=1), torch.ones(6))
+    auto = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    auto.prepare(n_images=100, batch_size=8)
+    assert auto.queue.shape == (48, 8) and "queue" in auto.state_dict()
+
+
+def test_encode_views_runs_the_backbone_once_per_size():
+    calls = []
+    backbone = SmallCNN(1, width=8)
+    backbone.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    method = RandomInit(backbone)
+    views = [torch.randn(3, 1, 28, 28)] * 2 + [torch.randn(3, 1, 12, 12)] * 3
+    features = method.encode_views(views)
+    assert calls == [(6, 1, 28, 28), (9, 1, 12, 12)]
+    assert [f.shape for f in features] == [(3, 32)] * 5
+
+
+def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
+    crop = MultiCrop(ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0))),
+                     ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4))), local_size=0.43)
+    views = crop(torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8), torch.Generator().manual_seed(0))
+    assert [tuple(v.shape) for v in views] == [(4, 1, 28, 28)] * 2 + [(4, 1, 12, 12)] * 3
+    with pytest.raises(ValueError, match="fraction"):
+        MultiCrop(ViewPipeline(2), ViewPipeline(2), local_size=2.0)
+
+
+def test_random_init_trains_nothing_and_still_encodes():
+    method = RandomInit(SmallCNN(1, width=8))
+    assert method.trains is False
+    out = method([torch.randn(4, 1, 28, 28)])
+    assert out["loss"].item() == 0.0 and out["embedding"].shape == (4, 32)
