@@ -157,13 +157,20 @@ def test_colour_jitter_leaves_hue_of_grayscale_alone():
     assert torch.equal(x, y)
 
 
-def test_blur_matches_direct_convolution():
-    x = images(1, b=1, size=16)
-    blur = GaussianBlur(sigma=(1.0, 1.0), kernel_frac=5 / 16, p=1.0)
-    taps = np.exp(-(np.arange(5) - 2) ** 2 / 2.0)
-    taps /= taps.sum()
-    expected = cv2.sepFilter2D(x[0, 0].numpy(), -1, taps, taps, borderType=cv2.BORDER_REFLECT_101)
-    np.testing.assert_allclose(run(blur, x, 0)[0, 0].numpy(), expected, atol=1e-5)
+@pytest.mark.parametrize("taps", [5, 13])  # shifted sums, then the depthwise convolution
+@pytest.mark.parametrize("channels", [1, 3])
+def test_blur_matches_opencv(taps, channels):
+    x = images(channels, b=2, size=32)
+    sigma = 1.5
+    blur = GaussianBlur(sigma=(sigma, sigma), kernel_frac=taps / 32, p=1.0)
+    assert blur.kernel_size(32) == taps
+    weights = np.exp(-((np.arange(taps) - taps // 2) ** 2) / (2 * sigma**2))
+    weights /= weights.sum()
+    out = run(blur, x, 0).numpy()
+    for i in range(2):
+        for c in range(channels):
+            expected = cv2.sepFilter2D(x[i, c].numpy(), -1, weights, weights, borderType=cv2.BORDER_REFLECT_101)
+            np.testing.assert_allclose(out[i, c], expected, atol=1e-5)
 
 
 def test_jigsaw_permutes_tiles():

@@ -55,16 +55,19 @@ class ColorJitter(BatchTransform):
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, dev = len(x), x.device
+        # Blends are written as x * f + g * (1 - f) (one addcmul), clamped in place: the batch
+        # is read and written as few times as possible. `x` itself is never modified.
         if self.brightness:
-            x = (x * _factors(self.brightness, b, generator, dev)).clamp(0, 1)
+            x = (x * _factors(self.brightness, b, generator, dev)).clamp_(0, 1)
         if self.contrast:
+            factor = _factors(self.contrast, b, generator, dev)
             mean = luminance(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = ((x - mean) * _factors(self.contrast, b, generator, dev) + mean).clamp(0, 1)
+            x = torch.addcmul(mean * (1 - factor), x, factor).clamp_(0, 1)
         if x.shape[1] == 3 and self.saturation:
-            gray = luminance(x)
-            x = ((x - gray) * _factors(self.saturation, b, generator, dev) + gray).clamp(0, 1)
+            factor = _factors(self.saturation, b, generator, dev)
+            x = torch.addcmul(luminance(x) * (1 - factor), x, factor).clamp_(0, 1)
         if x.shape[1] == 3 and self.hue:
-            x = rotate_hue(x, uniform(b, -self.hue, self.hue, generator, dev)).clamp(0, 1)
+            x = rotate_hue(x, uniform(b, -self.hue, self.hue, generator, dev)).clamp_(0, 1)
         return x
 
 

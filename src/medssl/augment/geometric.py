@@ -36,10 +36,18 @@ def interpolation_matrix(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n
     source = ((scale[:, None] * u + shift[:, None] + 1) * n_in - 1) / 2  # pixel coordinate
     if padding_mode == "border":
         source = source.clamp(0, n_in - 1)
-    taps = torch.arange(n_in, device=scale.device, dtype=scale.dtype)
-    # The tent max(0, 1 - |k - source|) is the linear interpolation weight of pixel k; taps
-    # outside the image get none, which is zero padding.
-    return (1 - (taps - source[..., None]).abs()).clamp_min(0)
+    # Each output pixel mixes its two neighbouring input pixels; a neighbour outside the image
+    # gets no weight, which is zero padding. Scattering the two weights into zeros writes
+    # 2 * n_out values per row instead of computing a dense (n_out, n_in) tent.
+    low = source.floor()
+    high_weight = source - low
+    low = low.long()
+    high = low + 1
+    weights = torch.zeros(*source.shape, n_in, device=scale.device, dtype=scale.dtype)
+    for tap, weight in ((low, 1 - high_weight), (high, high_weight)):
+        inside = (tap >= 0) & (tap < n_in)
+        weights.scatter_add_(2, tap.clamp(0, n_in - 1).unsqueeze(-1), (weight * inside).unsqueeze(-1))
+    return weights
 
 
 def resample_axis_aligned(x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str) -> torch.Tensor:

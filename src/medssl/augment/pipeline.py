@@ -74,7 +74,7 @@ class ViewPipeline(nn.Module):
         # All views as one batch (view 0's samples first): every transform runs once, on
         # n_views times the samples, instead of once per view.
         with intra_op_threads(self.cpu_threads, images.device):
-            x = (images.float() / 255.0).repeat(self.n_views, 1, 1, 1)
+            x = images.repeat(self.n_views, 1, 1, 1).float().div_(255.0)
             for transform in self.transforms.values():
                 x = transform(x, generator, self.n_views)
             return list(normalize(x).chunk(self.n_views))
