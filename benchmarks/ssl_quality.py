@@ -5,8 +5,10 @@ AUROC on val for each, beside the frozen random-init encoder.
         --backbone smallcnn --epochs 5
 
 Each method is composed from its real config file (`method=<name>`), with `dino` on the
-multi-crop augmentation and the others on SimCLR's. Label-using methods (supervised, triplet,
-supcon) pretrain on a stratified `--label-frac` subset, as `train.py` would; the probes are fit
+multi-crop augmentation (2 global + `--local-views` local crops) and the others on SimCLR's.
+Label-using methods (supervised, triplet, supcon) pretrain on a stratified `--label-frac`
+subset, as `train.py` would, for proportionally more epochs so that every method takes the
+same number of optimiser steps; the probes are fit
 on the features of the whole train split (un-augmented, eval mode) and scored on val:
 kNN (k=20, cosine, distance-weighted) and L2 logistic regression on standardised features.
 This is a sanity benchmark (does each method learn anything at all in a few epochs?), not a
@@ -54,7 +56,8 @@ def probe_aurocs(train_x, train_y, val_x, val_y) -> tuple[float, float]:
 
 def run_method(name: str, args, data, labelled, device, precision) -> dict:
     overrides = [f"method={name}", f"backbone={args.backbone}", "dataset=pneumoniamnist",
-                 f"augmentation={'multicrop' if name == 'dino' else 'simclr'}",
+                 *(["augmentation=multicrop", f"augmentation.local_views.n_views={args.local_views}"]
+                   if name == "dino" else ["augmentation=simclr"]),
                  f"scheduler.warmup_epochs={args.warmup_epochs}", *args.override]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -65,13 +68,14 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
     method = instantiate(cfg.method)(backbone=backbone, **task).to(device)
     augmentation = instantiate(cfg.augmentation).to(device)
     train = data.train.subset(labelled) if method_cls.uses_labels else data.train
+    epochs = round(args.epochs * len(data.train) / len(train))  # the same number of steps
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         history = pretrain(
             method, augmentation, train.images.to(device),
             train.labels.to(device) if method_cls.uses_labels else None,
             optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
-            epochs=args.epochs, batch_size=args.batch_size, device=device, precision=precision,
+            epochs=epochs, batch_size=args.batch_size, device=device, precision=precision,
             seed=args.seed, run_dir=Path(run_dir), fingerprint=name,
         )
     seconds = time.perf_counter() - started
@@ -90,6 +94,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--warmup-epochs", type=float, default=1)
     parser.add_argument("--label-frac", type=float, default=0.1)
+    parser.add_argument("--local-views", type=int, default=2, help="DINO's local crops")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--methods", nargs="*", default=METHODS)
