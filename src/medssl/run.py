@@ -27,7 +27,8 @@ from medssl.errors import MedsslError
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.summary import write_summary
 from medssl.seeding import seed_everything
-from medssl.training.device import resolve_device, resolve_precision
+from medssl.training.device import resolve_precision
+from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
 from medssl.training.online_probe import online_probe_data
 from medssl.training.pretrain import pretrain, pretrain_summary
 
@@ -63,22 +64,32 @@ def run_name(run_dir: Path) -> str:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Returns the results (also in `run_dir/results.json`); under torchrun only the main
+    process evaluates and writes, the others return an empty dict after pretraining."""
+    distributed, device = setup_distributed(cfg.trainer.device)
+    try:
+        return _run(cfg, Path(distributed.broadcast(str(run_dir))), distributed, device)
+    finally:
+        teardown_distributed()
+
+
+def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> dict:
     started = time.perf_counter()
-    run_dir = Path(run_dir)
     label_frac = check_label_frac(cfg.label_frac)
-    (run_dir / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if distributed.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
-    tracker = build(cfg, "logger") if cfg.get("logger") is not None else None
+    tracker = build(cfg, "logger") if cfg.get("logger") is not None and distributed.is_main else None
     if tracker is not None:
         tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, name=run_name(run_dir))
 
     data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    write_json(run_dir / "labelled_indices.json",
-               {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()})
+    if distributed.is_main:
+        write_json(run_dir / "labelled_indices.json",
+                   {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()})
     log.info("Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
              len(labelled), len(data.train), label_frac, cfg.label_seed)
 
@@ -99,7 +110,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     train = pretraining_split(source, data, labelled, method_cls.uses_labels).to(device)
     # The online probe reads labels of the pretraining images, so only when they are data.train.
     probe_data = online_probe_data(data, labelled, method_cls.uses_labels) if (
-        cfg.trainer.online_probe and cfg.get("pretrain_dataset") is None) else None
+        cfg.trainer.online_probe and cfg.get("pretrain_dataset") is None and distributed.is_main) else None
     pretrain_started = time.perf_counter()
     history = pretrain(
         method, augmentation, train.images, train.labels if method_cls.uses_labels else None,
@@ -108,9 +119,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         precision=precision, seed=cfg.seed, run_dir=run_dir, fingerprint=fingerprint(cfg),
         accumulate_steps=cfg.trainer.accumulate_steps, probe_data=probe_data,
         collapse_min_std=cfg.trainer.collapse_min_std, collapse_min_rank=cfg.trainer.collapse_min_rank,
-        on_epoch_end=tracker.log_epoch if tracker is not None else None,
+        on_epoch_end=tracker.log_epoch if tracker is not None else None, distributed=distributed,
     )
     pretrain_seconds = time.perf_counter() - pretrain_started
+    if not distributed.is_main:
+        return {}
     encoder_path = run_dir / "encoder.pt"
     save_torch(encoder_path, {"backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
                               "in_chans": data.channels, "input_size": data.image_size,
@@ -125,6 +138,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "dataset": data.name, "pretrain_dataset": task_data.name, "task": data.task, "method": method_cls.__name__,
         "backbone": cfg.backbone.name, "label_frac": label_frac, "seed": cfg.seed,
         "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
+        "world_size": distributed.world_size,
         "n/pretrain": len(train), "n/labelled": len(labelled), "n/train": len(data.train),
         "n/val": len(data.val), "n/test": len(data.test),
         "pretrain/epochs": len(history),

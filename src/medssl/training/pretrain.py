@@ -27,6 +27,7 @@ from medssl.methods.base import Method
 from medssl.training.checkpoint import load_checkpoint, save_checkpoint
 from medssl.training.collapse import CollapseMonitor
 from medssl.training.device import autocast
+from medssl.training.distributed import Distributed
 from medssl.training.online_probe import OnlineProbe, ProbeData, encode
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,15 @@ def pretrain(
     collapse_min_std: float = 0.01,
     collapse_min_rank: float = 2.0,
     on_epoch_end=None,
+    distributed: Distributed | None = None,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
 
     `on_epoch_end(record)`, when given, receives each epoch's statistics (experiment trackers).
+    Under torchrun (`distributed`), `batch_size` is the global batch: every process draws the
+    same batch order and trains on its share; only the main process writes.
     """
+    distributed = distributed or Distributed()
     if not method.trains:
         log.info("%s trains nothing: pretraining skipped", type(method).__name__)
         return []
@@ -79,7 +84,11 @@ def pretrain(
     optimizer = optimizer_factory(method, batch_size=batch * accumulate)
     scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)  # batch order: same everywhere
+    # Each process augments its own share with its own stream; one process uses one stream.
+    view_generator = generator
+    if distributed.enabled:
+        view_generator = torch.Generator(device=device).manual_seed(seed + 7919 * (distributed.rank + 1))
     probe = None
     if probe_data is not None:
         probe = OnlineProbe(method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr).to(device)
@@ -100,7 +109,9 @@ def pretrain(
 
     log.info("Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
              type(method).__name__, epochs, steps, batch, accumulate, precision, device)
-    bar = tqdm(range(start_epoch, epochs), desc="pretrain", unit="epoch", initial=start_epoch, total=epochs)
+    model = distributed.wrap(method, device)
+    bar = tqdm(range(start_epoch, epochs), desc="pretrain", unit="epoch", initial=start_epoch, total=epochs,
+               disable=not distributed.is_main)
     for epoch in bar:
         method.train()
         started = time.perf_counter()
@@ -113,12 +124,12 @@ def pretrain(
             optimizer.zero_grad(set_to_none=True)
             for micro in range(accumulate):
                 start = (step * accumulate + micro) * batch
-                idx = order[start : start + batch]
-                views = augmentation(images[idx], generator)
+                idx = distributed.shard(order[start : start + batch])
+                views = augmentation(images[idx], view_generator)
                 with autocast(device, precision):
-                    out = method(views, labels[idx] if labels is not None else None)
+                    out = model(views, labels[idx] if labels is not None else None)
                 loss = out["loss"]
-                if not torch.isfinite(loss):
+                if not distributed.all_true(bool(torch.isfinite(loss)), device):
                     raise MedsslError(
                         f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
                         f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
@@ -136,7 +147,7 @@ def pretrain(
             scaler.update()
             method.on_step_end((global_step + 1) / (epochs * steps))
         seconds = time.perf_counter() - started
-        record = {k: v / steps for k, v in sums.items()}
+        record = distributed.mean({k: v / steps for k, v in sums.items()}, device)
         record.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], seconds=seconds,
                       images_per_s=steps * accumulate * batch / seconds)
         record.update(monitor.summary())
@@ -146,6 +157,8 @@ def pretrain(
             features = encode(method.backbone, probe_data.val_images, device, precision)
             record["val/probe_acc"] = probe.accuracy(features, probe_data.val_labels.to(device))
         history.append(record)
+        if not distributed.is_main:
+            continue
         save_checkpoint(ckpt_path, fingerprint=fingerprint, state={
             "epoch": epoch + 1, "history": history, "method": method.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
