@@ -1,7 +1,7 @@
 """Pretrain an encoder without labels and evaluate it with a fraction of them.
 
-    python train.py method=vicreg backbone=resnet50 label_frac=0.05
-    python train.py -m label_frac=0.01,0.05,0.1
+python train.py method=vicreg backbone=resnet50 label_frac=0.05
+python train.py -m label_frac=0.01,0.05,0.1
 """
 
 import logging

@@ -56,21 +56,30 @@ def load_images(channels: int, size: int, n: int) -> torch.Tensor:
     else:
         g = torch.Generator().manual_seed(0)
         coarse = torch.rand(n, channels, size // 4, size // 4, generator=g)
-        images = (torch.nn.functional.interpolate(coarse, size=size, mode="bilinear") * 255).to(torch.uint8)
+        images = (torch.nn.functional.interpolate(coarse, size=size, mode="bilinear") * 255).to(
+            torch.uint8
+        )
     return images.repeat(-(-n // len(images)), 1, 1, 1)[:n]
 
 
 # ---- 1. data only -------------------------------------------------------------------------
 
+
 def torchvision_recipe(size: int, channels: int) -> T.Compose:
     """SimCLR's recipe in torchvision, matching conf/augmentation/simclr.yaml."""
     jitter = T.ColorJitter(0.8, 0.8, 0.8, 0.2) if channels == 3 else T.ColorJitter(0.8, 0.8)
-    steps = [T.RandomResizedCrop(size, scale=(0.08, 1.0)), T.RandomHorizontalFlip(),
-             T.RandomApply([jitter], p=0.8)]
+    steps = [
+        T.RandomResizedCrop(size, scale=(0.08, 1.0)),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([jitter], p=0.8),
+    ]
     if channels == 3:
         steps.append(T.RandomGrayscale(p=0.2))
-    steps += [T.RandomApply([T.GaussianBlur(max(3, int(0.1 * size) | 1), (0.1, 2.0))], p=0.5),
-              T.ToTensor(), T.Normalize([0.5] * channels, [0.5] * channels)]
+    steps += [
+        T.RandomApply([T.GaussianBlur(max(3, int(0.1 * size) | 1), (0.1, 2.0))], p=0.5),
+        T.ToTensor(),
+        T.Normalize([0.5] * channels, [0.5] * channels),
+    ]
     return T.Compose(steps)
 
 
@@ -91,8 +100,13 @@ class TwoViewDataset(Dataset):
 
 
 def classic_pairs_per_s(images: torch.Tensor, channels: int) -> float:
-    loader = DataLoader(TwoViewDataset(images, torchvision_recipe(images.shape[-1], channels)),
-                        batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True)
+    loader = DataLoader(
+        TwoViewDataset(images, torchvision_recipe(images.shape[-1], channels)),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=2,
+        drop_last=True,
+    )
     batches = iter(loader)
     next(batches)  # worker start-up is not throughput
     started, pairs = time.perf_counter(), 0
@@ -117,6 +131,7 @@ def ours_pairs_per_s(images: torch.Tensor, device: torch.device) -> float:
 
 
 # ---- 2. training step ---------------------------------------------------------------------
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -168,41 +183,62 @@ def step_seconds(size: int, device: torch.device, precision: str, repeats: int) 
     ratios = [m / e for e, m in zip(times["end_to_end"], times["model_only"], strict=True)]
     augment_s = statistics.median(timed(augment) for _ in range(30))
     return {k: statistics.median(v) for k, v in times.items()} | {
-        "augment": augment_s, "ratio": statistics.median(ratios), "low": min(ratios), "high": max(ratios)}
+        "augment": augment_s,
+        "ratio": statistics.median(ratios),
+        "low": min(ratios),
+        "high": max(ratios),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-images", type=int, default=4608, help="images per data-only epoch")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps of each kind at 28 px")
-    parser.add_argument("--repeats-64", type=int, default=1, help="timed steps of each kind at 64 px")
+    parser.add_argument(
+        "--repeats-64", type=int, default=1, help="timed steps of each kind at 64 px"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = resolve_device(args.device)
     precision = resolve_precision("auto", device)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads on {os.cpu_count()} cores "
-          f"(load average {load}), device {device}, precision {precision}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads on {os.cpu_count()} cores "
+        f"(load average {load}), device {device}, precision {precision}"
+    )
 
-    print(f"\n1. data only, 28 px, SimCLR recipe, view pairs/s (ours on {device}), best of 2 rounds")
+    print(
+        f"\n1. data only, 28 px, SimCLR recipe, view pairs/s (ours on {device}), best of 2 rounds"
+    )
     print(f"{'images':<12}{'torchvision, 2 workers':>24}{'ours':>12}{'ratio':>10}{'bar':>8}")
     for channels, bar in ((1, 15), (3, 8)):
         images = load_images(channels, 28, args.n_images)
         # Alternated rounds, best of each: other load on a shared machine slows either side.
-        rounds = [(classic_pairs_per_s(images, channels), ours_pairs_per_s(images, device)) for _ in range(2)]
+        rounds = [
+            (classic_pairs_per_s(images, channels), ours_pairs_per_s(images, device))
+            for _ in range(2)
+        ]
         classic, ours = max(r[0] for r in rounds), max(r[1] for r in rounds)
-        print(f"{channels}-channel{'':<3}{classic:>24,.0f}{ours:>12,.0f}{ours / classic:>9.1f}x{bar:>7}x")
+        print(
+            f"{channels}-channel{'':<3}{classic:>24,.0f}{ours:>12,.0f}{ours / classic:>9.1f}x{bar:>7}x"
+        )
 
-    print(f"\n2. SimCLR step, ResNet-18 small-input stem, batch {BATCH} x 2 views, {precision} on {device}")
-    print(f"{'size':<7}{'end to end s':>14}{'model only s':>14}{'ratio (range)':>22}"
-          f"{'augment s':>11}{'implied':>9}{'bar':>6}")
+    print(
+        f"\n2. SimCLR step, ResNet-18 small-input stem, batch {BATCH} x 2 views, {precision} on {device}"
+    )
+    print(
+        f"{'size':<7}{'end to end s':>14}{'model only s':>14}{'ratio (range)':>22}"
+        f"{'augment s':>11}{'implied':>9}{'bar':>6}"
+    )
     bar = 0.95 if device.type == "cpu" else 0.8
     for size, repeats in ((28, args.repeats), (64, args.repeats_64)):
         t = step_seconds(size, device, precision, repeats)
         implied = t["model_only"] / (t["model_only"] + t["augment"])
         spread = f"{t['ratio']:.3f}x ({t['low']:.2f}-{t['high']:.2f})"
-        print(f"{size} px{'':<2}{t['end_to_end']:>14.3f}{t['model_only']:>14.3f}{spread:>22}"
-              f"{t['augment']:>11.4f}{implied:>8.3f}x{bar:>5}x")
+        print(
+            f"{size} px{'':<2}{t['end_to_end']:>14.3f}{t['model_only']:>14.3f}{spread:>22}"
+            f"{t['augment']:>11.4f}{implied:>8.3f}x{bar:>5}x"
+        )
 
 
 if __name__ == "__main__":

@@ -40,13 +40,26 @@ from medssl.training.online_probe import encode
 from medssl.training.pretrain import pretrain
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-METHODS = ["simclr", "vicreg", "sicova", "barlow", "byol", "moco", "mocov3", "dino",
-           "triplet", "supcon", "supervised"]
+METHODS = [
+    "simclr",
+    "vicreg",
+    "sicova",
+    "barlow",
+    "byol",
+    "moco",
+    "mocov3",
+    "dino",
+    "triplet",
+    "supcon",
+    "supervised",
+]
 
 
 def probe_aurocs(train_x, train_y, val_x, val_y) -> tuple[float, float]:
     train_x, val_x = train_x.numpy(), val_x.numpy()
-    knn = KNeighborsClassifier(n_neighbors=20, metric="cosine", weights="distance").fit(train_x, train_y)
+    knn = KNeighborsClassifier(n_neighbors=20, metric="cosine", weights="distance").fit(
+        train_x, train_y
+    )
     knn_auroc = roc_auc_score(val_y, knn.predict_proba(val_x)[:, 1])
     scaler = StandardScaler().fit(train_x)
     linear = LogisticRegression(C=0.1, max_iter=2000).fit(scaler.transform(train_x), train_y)
@@ -55,10 +68,18 @@ def probe_aurocs(train_x, train_y, val_x, val_y) -> tuple[float, float]:
 
 
 def run_method(name: str, args, data, labelled, device, precision) -> dict:
-    overrides = [f"method={name}", f"backbone={args.backbone}", "dataset=pneumoniamnist",
-                 *(["augmentation=multicrop", f"augmentation.local_views.n_views={args.local_views}"]
-                   if name == "dino" else ["augmentation=simclr"]),
-                 f"scheduler.warmup_epochs={args.warmup_epochs}", *args.override]
+    overrides = [
+        f"method={name}",
+        f"backbone={args.backbone}",
+        "dataset=pneumoniamnist",
+        *(
+            ["augmentation=multicrop", f"augmentation.local_views.n_views={args.local_views}"]
+            if name == "dino"
+            else ["augmentation=simclr"]
+        ),
+        f"scheduler.warmup_epochs={args.warmup_epochs}",
+        *args.override,
+    ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     seed_everything(args.seed)
@@ -72,19 +93,32 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         history = pretrain(
-            method, augmentation, train.images.to(device),
+            method,
+            augmentation,
+            train.images.to(device),
             train.labels.to(device) if method_cls.uses_labels else None,
-            optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
-            epochs=epochs, batch_size=args.batch_size, device=device, precision=precision,
-            seed=args.seed, run_dir=Path(run_dir), fingerprint=name,
+            optimizer_factory=instantiate(cfg.optimizer),
+            scheduler_factory=instantiate(cfg.scheduler),
+            epochs=epochs,
+            batch_size=args.batch_size,
+            device=device,
+            precision=precision,
+            seed=args.seed,
+            run_dir=Path(run_dir),
+            fingerprint=name,
         )
     seconds = time.perf_counter() - started
     train_x = encode(method.backbone, data.train.images, device, precision).cpu()
     val_x = encode(method.backbone, data.val.images, device, precision).cpu()
     knn, linear = probe_aurocs(train_x, data.train.labels.numpy(), val_x, data.val.labels.numpy())
-    return {"method": name, "knn": knn, "linear": linear, "seconds": seconds,
-            "loss": (history[0]["loss"], history[-1]["loss"]) if history else None,
-            "collapsed": history[-1].get("collapse/collapsed") if history else None}
+    return {
+        "method": name,
+        "knn": knn,
+        "linear": linear,
+        "seconds": seconds,
+        "loss": (history[0]["loss"], history[-1]["loss"]) if history else None,
+        "collapsed": history[-1].get("collapse/collapsed") if history else None,
+    }
 
 
 def main() -> None:
@@ -98,7 +132,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--methods", nargs="*", default=METHODS)
-    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every method")
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="extra Hydra overrides for every method"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -107,25 +143,43 @@ def main() -> None:
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
     labelled = labelled_subset(data.train.labels, args.label_frac, args.seed, data.class_names)
-    print(f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
-          f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seed {args.seed}; label-using "
-          f"methods see {len(labelled)} labelled images; probes fit on all train features.", flush=True)
+    print(
+        f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
+        f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seed {args.seed}; label-using "
+        f"methods see {len(labelled)} labelled images; probes fit on all train features.",
+        flush=True,
+    )
 
     rows = [run_method("random", args, data, labelled, device, precision)]
     for name in args.methods:
         rows.append(run_method(name, args, data, labelled, device, precision))
         r = rows[-1]
-        print(f"  done {name}: kNN {r['knn']:.4f}, linear {r['linear']:.4f}, {r['seconds']:.0f} s", flush=True)
+        print(
+            f"  done {name}: kNN {r['knn']:.4f}, linear {r['linear']:.4f}, {r['seconds']:.0f} s",
+            flush=True,
+        )
     floor = rows[0]
     print()
-    print("| method | kNN AUROC | linear AUROC | beats random (both) | loss first -> last epoch | collapsed | pretrain s |")
+    print(
+        "| method | kNN AUROC | linear AUROC | beats random (both) | loss first -> last epoch | collapsed | pretrain s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        beats = "floor" if r is floor else ("yes" if r["knn"] > floor["knn"] and r["linear"] > floor["linear"] else "NO")
+        beats = (
+            "floor"
+            if r is floor
+            else ("yes" if r["knn"] > floor["knn"] and r["linear"] > floor["linear"] else "NO")
+        )
         loss = f"{r['loss'][0]:.4f} -> {r['loss'][1]:.4f}" if r["loss"] else "-"
         collapsed = "-" if r["collapsed"] is None else str(r["collapsed"]).lower()
-        print(f"| {r['method']} | {r['knn']:.4f} | {r['linear']:.4f} | {beats} | {loss} | {collapsed} | {r['seconds']:.0f} |")
-    failures = [r["method"] for r in rows[1:] if not (r["knn"] > floor["knn"] and r["linear"] > floor["linear"])]
+        print(
+            f"| {r['method']} | {r['knn']:.4f} | {r['linear']:.4f} | {beats} | {loss} | {collapsed} | {r['seconds']:.0f} |"
+        )
+    failures = [
+        r["method"]
+        for r in rows[1:]
+        if not (r["knn"] > floor["knn"] and r["linear"] > floor["linear"])
+    ]
     print(f"\nmethods not beating random on both metrics: {failures or 'none'}")
 
 

@@ -19,11 +19,17 @@ from tests.conftest import compose_config
 
 # name -> (class, kwargs at full strength with p=1, kwargs at zero strength)
 TRANSFORMS = {
-    "crop": (RandomResizedCrop, dict(scale=(0.2, 1.0), hflip_p=0.5, vflip_p=0.5, degrees=30, translate=0.1, shear=10),
-             dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0)),
+    "crop": (
+        RandomResizedCrop,
+        dict(scale=(0.2, 1.0), hflip_p=0.5, vflip_p=0.5, degrees=30, translate=0.1, shear=10),
+        dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0),
+    ),
     "random_crop": (RandomCrop, dict(crop_frac=0.7, min_size=16), dict(crop_frac=1.0, min_size=16)),
-    "jitter": (ColorJitter, dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),
-               dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)),
+    "jitter": (
+        ColorJitter,
+        dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),
+        dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0),
+    ),
     "gamma": (Gamma, dict(gamma=(0.5, 2.0)), dict(gamma=(1.0, 1.0))),
     "blur": (GaussianBlur, dict(sigma=(0.5, 2.0), kernel_frac=0.2), dict(sigma=(0.0, 0.0))),
     "noise": (GaussianNoise, dict(std=(0.05, 0.1)), dict(std=(0.0, 0.0))),
@@ -113,15 +119,18 @@ def test_rotation_matrices_and_quarter_turn_resampling():
     rot = RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, degrees=90)
     theta = rot.matrices(256, torch.Generator().manual_seed(0), "cpu")
     linear = theta[:, :, :2]
-    torch.testing.assert_close(linear @ linear.transpose(1, 2), torch.eye(2).expand(256, 2, 2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        linear @ linear.transpose(1, 2), torch.eye(2).expand(256, 2, 2), atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(torch.linalg.det(linear), torch.ones(256), atol=1e-5, rtol=0)
     angles = torch.atan2(linear[:, 1, 0], linear[:, 0, 0])
     assert angles.abs().max() <= np.pi / 2 + 1e-6 and angles.min() < -1.2 and angles.max() > 1.2
     # A +90 degree matrix resamples the image as an exact quarter turn.
     x = images(1, b=1, size=8)
     quarter = torch.tensor([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]])
-    torch.testing.assert_close(resample(x, quarter, None, "zeros"), torch.rot90(x, k=1, dims=(-2, -1)),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        resample(x, quarter, None, "zeros"), torch.rot90(x, k=1, dims=(-2, -1)), atol=1e-5, rtol=0
+    )
 
 
 def test_random_crop_falls_back_to_centre_for_small_images():
@@ -146,8 +155,12 @@ def test_solarize_and_grayscale_formulas():
 def test_hue_rotation_keeps_luma_and_full_turn_is_identity():
     x = images(3)
     turned = rotate_hue(x, torch.full((len(x),), 0.3))
-    torch.testing.assert_close(turned[:, 0] * 0.299 + turned[:, 1] * 0.587 + turned[:, 2] * 0.114,
-                               x[:, 0] * 0.299 + x[:, 1] * 0.587 + x[:, 2] * 0.114, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        turned[:, 0] * 0.299 + turned[:, 1] * 0.587 + turned[:, 2] * 0.114,
+        x[:, 0] * 0.299 + x[:, 1] * 0.587 + x[:, 2] * 0.114,
+        atol=1e-5,
+        rtol=0,
+    )
     torch.testing.assert_close(rotate_hue(x, torch.ones(len(x))), x, atol=1e-5, rtol=0)
 
 
@@ -169,7 +182,9 @@ def test_blur_matches_opencv(taps, channels):
     out = run(blur, x, 0).numpy()
     for i in range(2):
         for c in range(channels):
-            expected = cv2.sepFilter2D(x[i, c].numpy(), -1, weights, weights, borderType=cv2.BORDER_REFLECT_101)
+            expected = cv2.sepFilter2D(
+                x[i, c].numpy(), -1, weights, weights, borderType=cv2.BORDER_REFLECT_101
+            )
             np.testing.assert_allclose(out[i, c], expected, atol=1e-5)
 
 
@@ -177,8 +192,12 @@ def test_jigsaw_permutes_tiles():
     x = images(1, b=3, size=8)
     y = run(Jigsaw(grids=(2,), p=1.0), x, 0)
     for a, b in zip(x, y, strict=True):
-        tiles_a = sorted(t.sum().item() for t in a[0].unfold(0, 4, 4).unfold(1, 4, 4).reshape(4, 16))
-        tiles_b = sorted(t.sum().item() for t in b[0].unfold(0, 4, 4).unfold(1, 4, 4).reshape(4, 16))
+        tiles_a = sorted(
+            t.sum().item() for t in a[0].unfold(0, 4, 4).unfold(1, 4, 4).reshape(4, 16)
+        )
+        tiles_b = sorted(
+            t.sum().item() for t in b[0].unfold(0, 4, 4).unfold(1, 4, 4).reshape(4, 16)
+        )
         assert tiles_a == pytest.approx(tiles_b)
     # 28 px cut 8 x 8: 3 px tiles, the 4 px border stays put.
     z = run(Jigsaw(grids=(8,), p=1.0), images(1), 0)
@@ -191,7 +210,7 @@ def test_erasing_fills_a_rectangle():
     for a, b in zip(x, y, strict=True):
         changed = (a != b)[0]
         rows, cols = changed.any(1).nonzero(), changed.any(0).nonzero()
-        assert (b[0, rows.min():rows.max() + 1, cols.min():cols.max() + 1] == 0).all()
+        assert (b[0, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] == 0).all()
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -252,7 +271,9 @@ def test_presets_compose_and_run(preset, channels):
 
 
 def test_ablation_is_an_override():
-    cfg = compose_config(["augmentation=simclr", "augmentation.blur.p=0", "augmentation.jitter=null"])
+    cfg = compose_config(
+        ["augmentation=simclr", "augmentation.blur.p=0", "augmentation.jitter=null"]
+    )
     pipe = instantiate(cfg.augmentation)
     assert pipe.transforms["blur"].probability(0) == 0.0 and "jitter" not in pipe.transforms
 
@@ -265,8 +286,12 @@ def test_separable_resampling_matches_grid_sample(padding_mode, channels, size):
     x = torch.rand(16, channels, 28, 28, generator=torch.Generator().manual_seed(1))
     crop = RandomResizedCrop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3)
     theta = crop.matrices(16, torch.Generator().manual_seed(2), "cpu")
-    torch.testing.assert_close(resample_axis_aligned(x, theta, size, padding_mode),
-                               resample(x, theta, size, padding_mode), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        resample_axis_aligned(x, theta, size, padding_mode),
+        resample(x, theta, size, padding_mode),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_views_use_cpu_threads_and_restore_the_setting():

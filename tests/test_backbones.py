@@ -14,8 +14,10 @@ from medssl.models.backbone import create_backbone
 from tests.conftest import compose_config
 
 
-@pytest.mark.parametrize(("name", "attr"), [("resnet18", "conv1"), ("convnext_atto", "stem.0"),
-                                            ("efficientnet_b0", "conv_stem")])
+@pytest.mark.parametrize(
+    ("name", "attr"),
+    [("resnet18", "conv1"), ("convnext_atto", "stem.0"), ("efficientnet_b0", "conv_stem")],
+)
 def test_small_input_makes_the_stem_stride_one(name, attr):
     model = create_backbone(name, in_chans=1, input_size=28)
     conv = model.get_submodule(attr)
@@ -60,7 +62,9 @@ def test_local_rgb_weights_load_into_a_one_channel_encoder(tmp_path):
     with pytest.raises(MedsslError, match="has shape"):
         create_backbone("resnet18", in_chans=1, input_size=224, weights=str(tmp_path / "odd.pth"))
     with pytest.raises(MedsslError, match="not a file"):
-        create_backbone("resnet18", in_chans=1, input_size=224, weights=str(tmp_path / "missing.pth"))
+        create_backbone(
+            "resnet18", in_chans=1, input_size=224, weights=str(tmp_path / "missing.pth")
+        )
 
 
 def test_pretrained_without_network_says_so(monkeypatch):

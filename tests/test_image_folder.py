@@ -51,15 +51,22 @@ def test_decode_resizes_shorter_side_and_centre_crops(tmp_path):
 
 def test_image_folder_with_split_ratio(tmp_path):
     make_folder(tmp_path, per_class=10)
-    data = load_image_folder(str(tmp_path), size=16, channels=3, val_frac=0.2, test_frac=0.2, split_seed=1)
+    data = load_image_folder(
+        str(tmp_path), size=16, channels=3, val_frac=0.2, test_frac=0.2, split_seed=1
+    )
     assert data.class_names == ["benign", "malignant"] and data.task == "binary"
     assert (len(data.train), len(data.val), len(data.test)) == (12, 4, 4)
     for split in (data.train, data.val, data.test):
         assert split.images.shape[1:] == (3, 16, 16)
         assert sorted(split.labels.tolist()).count(0) == len(split) // 2  # stratified
     assert data.name == tmp_path.name
-    again = load_image_folder(str(tmp_path), size=16, channels=3, val_frac=0.2, test_frac=0.2, split_seed=1)
-    assert all(bool((getattr(again, s).images == getattr(data, s).images).all()) for s in ("train", "val", "test"))
+    again = load_image_folder(
+        str(tmp_path), size=16, channels=3, val_frac=0.2, test_frac=0.2, split_seed=1
+    )
+    assert all(
+        bool((getattr(again, s).images == getattr(data, s).images).all())
+        for s in ("train", "val", "test")
+    )
 
 
 def test_image_folder_with_val_and_test_folders(tmp_path):
@@ -135,7 +142,9 @@ def test_csv_errors_name_the_file_and_line(tmp_path):
     with pytest.raises(MedsslError, match=r"line 3: the image .*c.png does not exist"):
         load_csv_labels(str(tmp_path), size=8)
     (tmp_path / "labels.csv").write_text("name,class\na.png,normal\n")
-    with pytest.raises(MedsslError, match="must start with a header naming the columns filename,label"):
+    with pytest.raises(
+        MedsslError, match="must start with a header naming the columns filename,label"
+    ):
         load_csv_labels(str(tmp_path), size=8)
     (tmp_path / "b.png").write_bytes(b"\x89PNG broken")
     (tmp_path / "labels.csv").write_text("filename,label\na.png,x\nb.png,y\n")
@@ -160,7 +169,9 @@ def test_unlabelled_folder_recursive_and_cached(tmp_path):
 @pytest.mark.parametrize("group", ["image_folder", "csv", "unlabelled_folder"])
 def test_configs_compose_and_instantiate(group, tmp_path):
     make_folder(tmp_path, per_class=5)
-    rows = ["filename,label"] + [f"train/benign/{i}.{'png' if i % 2 else 'jpg'},benign" for i in range(5)]
+    rows = ["filename,label"] + [
+        f"train/benign/{i}.{'png' if i % 2 else 'jpg'},benign" for i in range(5)
+    ]
     rows += [f"train/malignant/{i}.{'png' if i % 2 else 'jpg'},malignant" for i in range(5)]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     cfg = compose_config([f"dataset={group}", f"dataset.root={tmp_path}", "dataset.size=8"])

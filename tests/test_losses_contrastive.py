@@ -57,7 +57,11 @@ def test_infonce_in_batch_matches_the_paper(temperature):
 
 def test_infonce_with_a_queue_matches_the_paper():
     g = torch.Generator().manual_seed(2)
-    q, k, queue = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g), torch.randn(11, 4, generator=g)
+    q, k, queue = (
+        torch.randn(5, 4, generator=g),
+        torch.randn(5, 4, generator=g),
+        torch.randn(11, 4, generator=g),
+    )
     ours = InfoNCELoss(0.2)(q, k, queue)
     assert ours.item() == pytest.approx(infonce_by_loop(q, k, 0.2, queue), rel=1e-5)
 

@@ -22,7 +22,9 @@ def dino_by_loop(student, teacher, center, t_t, t_s):
                 sz = [float(s[b, k]) / t_s for k in range(s.shape[1])]
                 t_norm = sum(math.exp(v) for v in tz)
                 s_log_norm = math.log(sum(math.exp(v) for v in sz))
-                total += -sum(math.exp(tz[k]) / t_norm * (sz[k] - s_log_norm) for k in range(len(tz))) / len(t)
+                total += -sum(
+                    math.exp(tz[k]) / t_norm * (sz[k] - s_log_norm) for k in range(len(tz))
+                ) / len(t)
             pairs += 1
     return total / pairs
 
@@ -35,7 +37,9 @@ def test_dino_matches_the_paper_and_moves_the_center():
     loss.center.copy_(torch.randn(1, 6, generator=g))
     before = loss.center.clone()
     ours = loss(student, teacher)
-    assert ours.item() == pytest.approx(dino_by_loop(student, teacher, before[0], 0.07, 0.1), rel=1e-5)
+    assert ours.item() == pytest.approx(
+        dino_by_loop(student, teacher, before[0], 0.07, 0.1), rel=1e-5
+    )
     expected_center = 0.9 * before + 0.1 * torch.cat(teacher).mean(0, keepdim=True)
     torch.testing.assert_close(loss.center, expected_center)
     loss.eval()

@@ -21,7 +21,9 @@ def triplet_by_loop(z, labels, margin, gamma):
     d = lambda i, j: float((unit(z[i]) - unit(z[j])).norm()) ** gamma  # noqa: E731
     values = [
         max(0.0, d(a, p) - d(a, q) + margin)
-        for a in range(n) for p in range(n) for q in range(n)
+        for a in range(n)
+        for p in range(n)
+        for q in range(n)
         if a != p and labels[a] == labels[p] and labels[a] != labels[q]
     ]
     return sum(values) / len(values)
@@ -49,7 +51,9 @@ def test_triplet_matches_a_loop_over_all_valid_triplets(margin, gamma):
     z = torch.randn(9, 4, generator=g)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1])
     ours = TripletLoss(margin, gamma)(z, labels)
-    assert ours.item() == pytest.approx(triplet_by_loop(z, labels.tolist(), margin, gamma), rel=1e-5)
+    assert ours.item() == pytest.approx(
+        triplet_by_loop(z, labels.tolist(), margin, gamma), rel=1e-5
+    )
 
 
 def test_triplet_is_invariant_to_the_order_of_the_batch_and_zero_without_triplets():

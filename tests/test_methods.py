@@ -25,9 +25,16 @@ SMALL_HEADS = {
     "mocov3": ["method.proj_hidden_dim=64", "method.proj_dim=32", "method.pred_hidden_dim=64"],
     # The centre's first move away from zero dominates a 4-step run; a slower centre and a
     # fixed teacher temperature let the fall show.
-    "dino": ["method.head_hidden_dim=64", "method.head_bottleneck_dim=32", "method.out_dim=64",
-             "augmentation=multicrop", "augmentation.local_views.n_views=2",
-             "method.loss.warmup_fraction=0", "method.loss.center_momentum=0.99", "optimizer.base_lr=1e-3"],
+    "dino": [
+        "method.head_hidden_dim=64",
+        "method.head_bottleneck_dim=32",
+        "method.out_dim=64",
+        "augmentation=multicrop",
+        "augmentation.local_views.n_views=2",
+        "method.loss.warmup_fraction=0",
+        "method.loss.center_momentum=0.99",
+        "optimizer.base_lr=1e-3",
+    ],
     "triplet": ["method.proj_hidden_dim=64", "method.proj_dim=32"],
     "supcon": ["method.proj_hidden_dim=64", "method.proj_dim=32"],
     "supervised": [],
@@ -65,8 +72,15 @@ def check_loss_falls(name, backbone, breast_batch, backbone_overrides):
     torch.manual_seed(0)
     torch.set_num_threads(1)  # the matrix is many tiny steps: threads only add overhead
     images, labels = breast_batch
-    cfg = compose_config([f"method={name}", f"backbone={backbone}", f"optimizer.ref_batch_size={REF_BATCH[backbone]}",
-                          *backbone_overrides, *SMALL_HEADS[name]])
+    cfg = compose_config(
+        [
+            f"method={name}",
+            f"backbone={backbone}",
+            f"optimizer.ref_batch_size={REF_BATCH[backbone]}",
+            *backbone_overrides,
+            *SMALL_HEADS[name],
+        ]
+    )
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
     task = {"task": "binary", "num_classes": 2} if cls.uses_labels else {}

@@ -43,7 +43,9 @@ def test_ema_update_follows_the_formula_and_targets_are_frozen():
 
 
 def test_byol_target_is_outside_the_optimiser_and_moves_only_on_step_end():
-    method = BYOL(SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16)
+    method = BYOL(
+        SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16
+    )
     trainable = {id(p) for p in method.parameters() if p.requires_grad}
     assert all(id(p) not in trainable for p in method.target_backbone.parameters())
     views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
@@ -53,7 +55,12 @@ def test_byol_target_is_outside_the_optimiser_and_moves_only_on_step_end():
             p.add_(0.1)
     target_before = [p.clone() for p in method.target_backbone.parameters()]
     method.on_step_end(0.0)  # m = base = 0.996
-    for t, old, o in zip(method.target_backbone.parameters(), target_before, method.backbone.parameters(), strict=True):
+    for t, old, o in zip(
+        method.target_backbone.parameters(),
+        target_before,
+        method.backbone.parameters(),
+        strict=True,
+    ):
         torch.testing.assert_close(t, 0.996 * old + 0.004 * o)
 
 
@@ -61,7 +68,9 @@ def test_moco_queue_is_sized_to_the_data_and_wraps_around():
     assert auto_queue_size(4708, 256) == 2304  # 9 batches: the most within half of PneumoniaMNIST
     assert auto_queue_size(546, 256) == 256  # never less than a batch
     assert auto_queue_size(10_000_000, 256) == 65536
-    method = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8, queue_size=6)
+    method = MoCo(
+        SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8, queue_size=6
+    )
     views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
     method(views)
     assert int(method.queue_ptr) == 0  # 8 keys (two views of 4): the last 6 fill the queue
@@ -85,9 +94,14 @@ def test_encode_views_runs_the_backbone_once_per_size():
 
 
 def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
-    crop = MultiCrop(ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0))),
-                     ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4))), local_size=0.43)
-    views = crop(torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8), torch.Generator().manual_seed(0))
+    crop = MultiCrop(
+        ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0))),
+        ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4))),
+        local_size=0.43,
+    )
+    views = crop(
+        torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8), torch.Generator().manual_seed(0)
+    )
     assert [tuple(v.shape) for v in views] == [(4, 1, 28, 28)] * 2 + [(4, 1, 12, 12)] * 3
     with pytest.raises(ValueError, match="fraction"):
         MultiCrop(ViewPipeline(2), ViewPipeline(2), local_size=2.0)

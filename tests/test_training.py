@@ -30,7 +30,9 @@ N = 64
 
 
 def _images(seed=1, n=N):
-    return torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def _probe_data():
@@ -38,21 +40,43 @@ def _probe_data():
     labelled = torch.zeros(N, dtype=torch.bool)
     labelled[::2] = True
     labelled[1::4] = True
-    return ProbeData(labels=labels, labelled=labelled, val_images=_images(2, 20),
-                     val_labels=torch.arange(20) % 2, task="binary", num_classes=2)
+    return ProbeData(
+        labels=labels,
+        labelled=labelled,
+        val_images=_images(2, 20),
+        val_labels=torch.arange(20) % 2,
+        task="binary",
+        num_classes=2,
+    )
 
 
 METHODS = {
     "simclr": lambda: SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8),
-    "byol": lambda: BYOL(SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16),
+    "byol": lambda: BYOL(
+        SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16
+    ),
     "moco": lambda: MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8),
-    "dino": lambda: DINO(SmallCNN(1, width=8), DINOLoss(out_dim=16, warmup_fraction=0.5),
-                         head_hidden_dim=16, head_bottleneck_dim=8, out_dim=16),
+    "dino": lambda: DINO(
+        SmallCNN(1, width=8),
+        DINOLoss(out_dim=16, warmup_fraction=0.5),
+        head_hidden_dim=16,
+        head_bottleneck_dim=8,
+        out_dim=16,
+    ),
 }
 
 
-def _train(name, run_dir, *, epochs=2, batch_size=16, accumulate_steps=1, kill_after=None, probe=True,
-           optimizer_factory=None):
+def _train(
+    name,
+    run_dir,
+    *,
+    epochs=2,
+    batch_size=16,
+    accumulate_steps=1,
+    kill_after=None,
+    probe=True,
+    optimizer_factory=None,
+):
     torch.manual_seed(0)
     method = METHODS[name]()
     if kill_after is not None:
@@ -67,11 +91,21 @@ def _train(name, run_dir, *, epochs=2, batch_size=16, accumulate_steps=1, kill_a
 
         method.on_step_end = on_step_end
     history = pretrain(
-        method, ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0))), _images(), None,
-        optimizer_factory=optimizer_factory or functools.partial(build_optimizer, name="adamw", base_lr=1e-2),
+        method,
+        ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0))),
+        _images(),
+        None,
+        optimizer_factory=optimizer_factory
+        or functools.partial(build_optimizer, name="adamw", base_lr=1e-2),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
-        epochs=epochs, batch_size=batch_size, device=torch.device("cpu"), precision="fp32", seed=0,
-        run_dir=run_dir, fingerprint=name, accumulate_steps=accumulate_steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        device=torch.device("cpu"),
+        precision="fp32",
+        seed=0,
+        run_dir=run_dir,
+        fingerprint=name,
+        accumulate_steps=accumulate_steps,
         probe_data=_probe_data() if probe else None,
     )
     return method, history
@@ -110,20 +144,43 @@ def test_accumulation_takes_fewer_steps_and_scales_the_lr_with_the_effective_bat
         batches.append(batch_size)
         return build_optimizer(model, batch_size, name="adamw", base_lr=1e-2)
 
-    method, history = _train("simclr", tmp_path, epochs=1, batch_size=8, accumulate_steps=2,
-                             optimizer_factory=factory, probe=False)
+    method, history = _train(
+        "simclr",
+        tmp_path,
+        epochs=1,
+        batch_size=8,
+        accumulate_steps=2,
+        optimizer_factory=factory,
+        probe=False,
+    )
     assert batches == [16]
-    optimizer_steps = {int(s["step"]) for s in torch.load(tmp_path / "checkpoints" / "last.pt",
-                                                          weights_only=False)["optimizer"]["state"].values()}
+    optimizer_steps = {
+        int(s["step"])
+        for s in torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["optimizer"][
+            "state"
+        ].values()
+    }
     assert optimizer_steps == {N // 16}  # 8 batches of 8, two per step
 
 
 def test_the_random_floor_is_not_trained(tmp_path):
     method = RandomInit(SmallCNN(1, width=8))
     before = {k: v.clone() for k, v in method.state_dict().items()}
-    history = pretrain(method, ViewPipeline(), _images(), None, optimizer_factory=None, scheduler_factory=None,
-                       epochs=5, batch_size=16, device=torch.device("cpu"), precision="fp32", seed=0,
-                       run_dir=tmp_path, fingerprint="r")
+    history = pretrain(
+        method,
+        ViewPipeline(),
+        _images(),
+        None,
+        optimizer_factory=None,
+        scheduler_factory=None,
+        epochs=5,
+        batch_size=16,
+        device=torch.device("cpu"),
+        precision="fp32",
+        seed=0,
+        run_dir=tmp_path,
+        fingerprint="r",
+    )
     assert history == [] and not (tmp_path / "checkpoints").exists()
     for key, value in method.state_dict().items():
         torch.testing.assert_close(value, before[key])
@@ -147,8 +204,12 @@ def test_collapse_measures_follow_their_definitions():
     assert monitor.summary()["collapse/collapsed"] is False
 
 
-@pytest.mark.parametrize(("name", "cls"), [("lars", Lars), ("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    ("name", "cls"), [("lars", Lars), ("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)]
+)
 def test_optimisers_by_name_with_the_lr_scaled_by_batch(name, cls):
-    optimizer = build_optimizer(torch.nn.Linear(3, 2), batch_size=64, name=name, base_lr=0.2, ref_batch_size=256)
+    optimizer = build_optimizer(
+        torch.nn.Linear(3, 2), batch_size=64, name=name, base_lr=0.2, ref_batch_size=256
+    )
     assert isinstance(optimizer, cls)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 64 / 256)

@@ -37,7 +37,9 @@ def find_config_dir() -> Path:
     for candidate in (Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise MedsslError("no conf/config.yaml found; run `python -m medssl.preview` from the medssl checkout.")
+    raise MedsslError(
+        "no conf/config.yaml found; run `python -m medssl.preview` from the medssl checkout."
+    )
 
 
 def preview_grid(originals: torch.Tensor, views: list[torch.Tensor]) -> np.ndarray:
@@ -46,11 +48,21 @@ def preview_grid(originals: torch.Tensor, views: list[torch.Tensor]) -> np.ndarr
     n, c, h, w = originals.shape
     scale = max(1, -(-MIN_CELL_PX // max(h, w)))  # ceil: small images are upscaled, pixel-exact
     cell_h, cell_w = h * scale, w * scale
-    grid = np.full((HEADER_PX + n * (cell_h + GAP_PX), len(columns) * (cell_w + GAP_PX), 3), 255, np.uint8)
+    grid = np.full(
+        (HEADER_PX + n * (cell_h + GAP_PX), len(columns) * (cell_w + GAP_PX), 3), 255, np.uint8
+    )
     for j, column in enumerate(columns):
         title = "original" if j == 0 else f"view {j}"
-        cv2.putText(grid, title, (j * (cell_w + GAP_PX) + 4, HEADER_PX - 8), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            grid,
+            title,
+            (j * (cell_w + GAP_PX) + 4, HEADER_PX - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
         pixels = (column.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1)
         for i, image in enumerate(pixels.permute(0, 2, 3, 1).cpu().numpy()):
             top, left = HEADER_PX + i * (cell_h + GAP_PX), j * (cell_w + GAP_PX)

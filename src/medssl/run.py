@@ -48,12 +48,23 @@ def build(cfg: DictConfig, key: str, **kwargs):
 
 def fingerprint(cfg: DictConfig) -> str:
     """What a checkpoint must match to be resumed: everything that shapes training."""
-    keys = ("method", "backbone", "augmentation", "optimizer", "scheduler", "seed", "label_frac", "label_seed")
+    keys = (
+        "method",
+        "backbone",
+        "augmentation",
+        "optimizer",
+        "scheduler",
+        "seed",
+        "label_frac",
+        "label_seed",
+    )
     container = OmegaConf.to_container(cfg, resolve=True)
     shaped = {k: container[k] for k in keys}
     shaped["dataset"] = {k: v for k, v in container["dataset"].items() if k != "root"}
     if container.get("pretrain_dataset") is not None:
-        shaped["pretrain_dataset"] = {k: v for k, v in container["pretrain_dataset"].items() if k != "root"}
+        shaped["pretrain_dataset"] = {
+            k: v for k, v in container["pretrain_dataset"].items() if k != "root"
+        }
     shaped["trainer"] = {k: cfg.trainer[k] for k in ("epochs", "batch_size", "accumulate_steps")}
     return hashlib.sha256(repr(sorted(shaped.items())).encode()).hexdigest()[:16]
 
@@ -81,17 +92,26 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> di
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     seed_everything(cfg.seed)
     precision = resolve_precision(cfg.trainer.precision, device)
-    tracker = build(cfg, "logger") if cfg.get("logger") is not None and distributed.is_main else None
+    tracker = (
+        build(cfg, "logger") if cfg.get("logger") is not None and distributed.is_main else None
+    )
     if tracker is not None:
         tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, name=run_name(run_dir))
 
     data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
     if distributed.is_main:
-        write_json(run_dir / "labelled_indices.json",
-                   {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()})
-    log.info("Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
-             len(labelled), len(data.train), label_frac, cfg.label_seed)
+        write_json(
+            run_dir / "labelled_indices.json",
+            {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()},
+        )
+    log.info(
+        "Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
+        len(labelled),
+        len(data.train),
+        label_frac,
+        cfg.label_seed,
+    )
 
     backbone = build(cfg, "backbone", in_chans=data.channels, input_size=data.image_size)
     method_cls = get_class(cfg.method._target_)
@@ -100,7 +120,11 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> di
     if source is not None:
         check_pretrain_source(source, data, method_cls.uses_labels)
     task_data = source if source is not None else data
-    task_kwargs = {"task": task_data.task, "num_classes": task_data.num_classes} if method_cls.uses_labels else {}
+    task_kwargs = (
+        {"task": task_data.task, "num_classes": task_data.num_classes}
+        if method_cls.uses_labels
+        else {}
+    )
     method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
     augmentation = build(cfg, "augmentation").to(device)
     # Deterministic stored-image transforms (CLAHE) run once, on every split the encoder sees.
@@ -109,42 +133,84 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> di
 
     train = pretraining_split(source, data, labelled, method_cls.uses_labels).to(device)
     # The online probe reads labels of the pretraining images, so only when they are data.train.
-    probe_data = online_probe_data(data, labelled, method_cls.uses_labels) if (
-        cfg.trainer.online_probe and cfg.get("pretrain_dataset") is None and distributed.is_main) else None
+    probe_data = (
+        online_probe_data(data, labelled, method_cls.uses_labels)
+        if (
+            cfg.trainer.online_probe and cfg.get("pretrain_dataset") is None and distributed.is_main
+        )
+        else None
+    )
     pretrain_started = time.perf_counter()
     history = pretrain(
-        method, augmentation, train.images, train.labels if method_cls.uses_labels else None,
-        optimizer_factory=instantiate(cfg.optimizer), scheduler_factory=instantiate(cfg.scheduler),
-        epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, device=device,
-        precision=precision, seed=cfg.seed, run_dir=run_dir, fingerprint=fingerprint(cfg),
-        accumulate_steps=cfg.trainer.accumulate_steps, probe_data=probe_data,
-        collapse_min_std=cfg.trainer.collapse_min_std, collapse_min_rank=cfg.trainer.collapse_min_rank,
-        on_epoch_end=tracker.log_epoch if tracker is not None else None, distributed=distributed,
+        method,
+        augmentation,
+        train.images,
+        train.labels if method_cls.uses_labels else None,
+        optimizer_factory=instantiate(cfg.optimizer),
+        scheduler_factory=instantiate(cfg.scheduler),
+        epochs=cfg.trainer.epochs,
+        batch_size=cfg.trainer.batch_size,
+        device=device,
+        precision=precision,
+        seed=cfg.seed,
+        run_dir=run_dir,
+        fingerprint=fingerprint(cfg),
+        accumulate_steps=cfg.trainer.accumulate_steps,
+        probe_data=probe_data,
+        collapse_min_std=cfg.trainer.collapse_min_std,
+        collapse_min_rank=cfg.trainer.collapse_min_rank,
+        on_epoch_end=tracker.log_epoch if tracker is not None else None,
+        distributed=distributed,
     )
     pretrain_seconds = time.perf_counter() - pretrain_started
     if not distributed.is_main:
         return {}
     encoder_path = run_dir / "encoder.pt"
-    save_torch(encoder_path, {"backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
-                              "in_chans": data.channels, "input_size": data.image_size,
-                              "state_dict": method.backbone.state_dict()})
+    save_torch(
+        encoder_path,
+        {
+            "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
+            "in_chans": data.channels,
+            "input_size": data.image_size,
+            "state_dict": method.backbone.state_dict(),
+        },
+    )
 
     protocols, report_options = build_evaluation(cfg.eval)
-    metrics = evaluate_encoder(method.backbone, data, labelled, protocols, options=report_options,
-                               run_dir=run_dir, device=device, precision=precision,
-                               batch_size=cfg.trainer.eval_batch_size)
+    metrics = evaluate_encoder(
+        method.backbone,
+        data,
+        labelled,
+        protocols,
+        options=report_options,
+        run_dir=run_dir,
+        device=device,
+        precision=precision,
+        batch_size=cfg.trainer.eval_batch_size,
+    )
     results = {
         **metrics,
-        "dataset": data.name, "pretrain_dataset": task_data.name, "task": data.task, "method": method_cls.__name__,
-        "backbone": cfg.backbone.name, "label_frac": label_frac, "seed": cfg.seed,
-        "label_seed": cfg.label_seed, "device": str(device), "precision": precision,
+        "dataset": data.name,
+        "pretrain_dataset": task_data.name,
+        "task": data.task,
+        "method": method_cls.__name__,
+        "backbone": cfg.backbone.name,
+        "label_frac": label_frac,
+        "seed": cfg.seed,
+        "label_seed": cfg.label_seed,
+        "device": str(device),
+        "precision": precision,
         "world_size": distributed.world_size,
-        "n/pretrain": len(train), "n/labelled": len(labelled), "n/train": len(data.train),
-        "n/val": len(data.val), "n/test": len(data.test),
+        "n/pretrain": len(train),
+        "n/labelled": len(labelled),
+        "n/train": len(data.train),
+        "n/val": len(data.val),
+        "n/test": len(data.test),
         "pretrain/epochs": len(history),
         "pretrain/final_loss": history[-1]["loss"] if history else None,
         **pretrain_summary(history),
-        "time/pretrain_s": pretrain_seconds, "time/total_s": time.perf_counter() - started,
+        "time/pretrain_s": pretrain_seconds,
+        "time/total_s": time.perf_counter() - started,
     }
     write_json(run_dir / "results.json", results)
     write_summary(run_dir / "summary.md", results)

@@ -29,7 +29,9 @@ def coin(n: int, p: float, generator: torch.Generator, device) -> torch.Tensor:
 def _check_probabilities(p: float | Sequence[float]) -> tuple[float, ...]:
     probs = (float(p),) if isinstance(p, (int, float)) else tuple(float(v) for v in p)
     if not probs or not all(0.0 <= v <= 1.0 for v in probs):
-        raise ValueError(f"p must be a probability in [0, 1] or a list of them (one per view), got {p}")
+        raise ValueError(
+            f"p must be a probability in [0, 1] or a list of them (one per view), got {p}"
+        )
     return probs
 
 
@@ -47,7 +49,9 @@ class BatchTransform(nn.Module):
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1
+    ) -> torch.Tensor:
         """Apply to `x`, which holds `n_views` equal blocks of samples, one per view."""
         probs = [self.probability(v) for v in range(n_views)]
         if all(p == 0.0 for p in probs):
@@ -80,5 +84,7 @@ class StoredImageTransform(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"expected uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         return self.apply(images) if self.enabled else images

@@ -32,14 +32,18 @@ def _blur_along(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor
         return out
     weight = kernel.repeat_interleave(c, dim=0)  # one kernel per (sample, channel)
     weight = weight.view(b * c, 1, 1, size) if dim == -1 else weight.view(b * c, 1, size, 1)
-    return F.conv2d(padded.reshape(1, b * c, *padded.shape[-2:]), weight, groups=b * c).view(b, c, h, w)
+    return F.conv2d(padded.reshape(1, b * c, *padded.shape[-2:]), weight, groups=b * c).view(
+        b, c, h, w
+    )
 
 
 class GaussianBlur(BatchTransform):
     """Blur with sigma drawn from `sigma` (in pixels); kernel of `kernel_frac` of the image side
     (SimCLR used 10 %), at least 3 pixels and odd. `sigma=[0, 0]` is the identity."""
 
-    def __init__(self, sigma: tuple[float, float] = (0.1, 2.0), kernel_frac: float = 0.1, p: float = 0.5) -> None:
+    def __init__(
+        self, sigma: tuple[float, float] = (0.1, 2.0), kernel_frac: float = 0.1, p: float = 0.5
+    ) -> None:
         super().__init__(p)
         if not 0.0 <= sigma[0] <= sigma[1]:
             raise ValueError(f"sigma must satisfy 0 <= min <= max, got {sigma}")

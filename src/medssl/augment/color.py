@@ -36,7 +36,9 @@ def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     angle = 2 * math.pi * turns
     cos, sin = torch.cos(angle), torch.sin(angle)
     ones, zeros = torch.ones_like(cos), torch.zeros_like(cos)
-    rotation = torch.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], dim=1).view(-1, 3, 3)
+    rotation = torch.stack([ones, zeros, zeros, zeros, cos, -sin, zeros, sin, cos], dim=1).view(
+        -1, 3, 3
+    )
     # One 3x3 colour matrix per sample: YIQ -> rotate -> RGB.
     matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
     return (matrix @ x.flatten(2)).view_as(x)
@@ -47,7 +49,12 @@ class ColorJitter(BatchTransform):
     images only (a grayscale scan has no hue). All strengths 0 is the identity."""
 
     def __init__(
-        self, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.2, hue: float = 0.1, p: float = 0.8
+        self,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        saturation: float = 0.2,
+        hue: float = 0.1,
+        p: float = 0.8,
     ) -> None:
         super().__init__(p)
         self.brightness, self.contrast = brightness, contrast
@@ -92,7 +99,9 @@ class Grayscale(BatchTransform):
     def __init__(self, p: float = 0.2) -> None:
         super().__init__(p)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator, n_views: int = 1
+    ) -> torch.Tensor:
         # A grayscale image is its own luminance: skip the coin and the copy.
         return x if x.shape[1] == 1 else super().forward(x, generator, n_views)
 

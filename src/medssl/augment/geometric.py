@@ -23,14 +23,18 @@ from medssl.augment.base import BatchTransform, coin, uniform
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
-def resample(x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str) -> torch.Tensor:
+def resample(
+    x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str
+) -> torch.Tensor:
     """Sample `x` at `theta @ [u, v, 1]` for every output pixel of a `size` x `size` grid."""
     h, w = (size, size) if size else x.shape[-2:]
     grid = F.affine_grid(theta.to(x.dtype), [len(x), x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
-def interpolation_matrix(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int, padding_mode: str) -> torch.Tensor:
+def interpolation_matrix(
+    scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int, padding_mode: str
+) -> torch.Tensor:
     """`(B, n_out, n_in)` bilinear weights along one axis for input = scale * output + shift."""
     u = (2 * torch.arange(n_out, device=scale.device, dtype=scale.dtype) + 1) / n_out - 1
     source = ((scale[:, None] * u + shift[:, None] + 1) * n_in - 1) / 2  # pixel coordinate
@@ -46,11 +50,15 @@ def interpolation_matrix(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n
     weights = torch.zeros(*source.shape, n_in, device=scale.device, dtype=scale.dtype)
     for tap, weight in ((low, 1 - high_weight), (high, high_weight)):
         inside = (tap >= 0) & (tap < n_in)
-        weights.scatter_add_(2, tap.clamp(0, n_in - 1).unsqueeze(-1), (weight * inside).unsqueeze(-1))
+        weights.scatter_add_(
+            2, tap.clamp(0, n_in - 1).unsqueeze(-1), (weight * inside).unsqueeze(-1)
+        )
     return weights
 
 
-def resample_axis_aligned(x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str) -> torch.Tensor:
+def resample_axis_aligned(
+    x: torch.Tensor, theta: torch.Tensor, size: int | None, padding_mode: str
+) -> torch.Tensor:
     """`resample` for matrices without rotation or shear, as `W_y @ x @ W_x^T`."""
     h, w = (size, size) if size else x.shape[-2:]
     theta = theta.to(x.dtype)

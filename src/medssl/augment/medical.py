@@ -24,18 +24,24 @@ class CLAHE(StoredImageTransform):
     def __init__(self, clip_limit: float = 2.0, tile_grid: int = 8, enabled: bool = True) -> None:
         super().__init__(enabled)
         if clip_limit <= 0 or tile_grid < 1:
-            raise ValueError(f"CLAHE needs clip_limit > 0 and tile_grid >= 1, got {clip_limit}, {tile_grid}")
+            raise ValueError(
+                f"CLAHE needs clip_limit > 0 and tile_grid >= 1, got {clip_limit}, {tile_grid}"
+            )
         self.clip_limit, self.tile_grid = clip_limit, tile_grid
 
     def apply(self, images: torch.Tensor) -> torch.Tensor:
-        clahe = cv2.createCLAHE(clipLimit=self.clip_limit, tileGridSize=(self.tile_grid, self.tile_grid))
+        clahe = cv2.createCLAHE(
+            clipLimit=self.clip_limit, tileGridSize=(self.tile_grid, self.tile_grid)
+        )
         arrays = images.cpu().numpy()
         out = np.empty_like(arrays)
         for i, image in enumerate(arrays):
             if image.shape[0] == 1:
                 out[i, 0] = clahe.apply(np.ascontiguousarray(image[0]))
             else:
-                lab = cv2.cvtColor(np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2LAB)
+                lab = cv2.cvtColor(
+                    np.ascontiguousarray(image.transpose(1, 2, 0)), cv2.COLOR_RGB2LAB
+                )
                 lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
                 out[i] = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).transpose(2, 0, 1)
         return torch.from_numpy(out).to(images.device)
@@ -78,13 +84,23 @@ class Jigsaw(BatchTransform):
             th, tw = h // g, w // g
             members = (choice == k).nonzero().squeeze(1)
             # Draw the permutation even when unused so the stream does not depend on the batch.
-            order = torch.rand(b, g * g, generator=generator, device=x.device).argsort(dim=1)[members]
+            order = torch.rand(b, g * g, generator=generator, device=x.device).argsort(dim=1)[
+                members
+            ]
             if g == 1 or th == 0 or tw == 0 or len(members) == 0:
                 continue
             region = x[members, :, : g * th, : g * tw]
-            tiles = region.reshape(-1, c, g, th, g, tw).permute(0, 2, 4, 1, 3, 5).reshape(-1, g * g, c, th, tw)
+            tiles = (
+                region.reshape(-1, c, g, th, g, tw)
+                .permute(0, 2, 4, 1, 3, 5)
+                .reshape(-1, g * g, c, th, tw)
+            )
             index = order.view(-1, g * g, 1, 1, 1).expand_as(tiles)
             tiles = tiles.gather(1, index)
-            region = tiles.reshape(-1, g, g, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(-1, c, g * th, g * tw)
+            region = (
+                tiles.reshape(-1, g, g, c, th, tw)
+                .permute(0, 3, 1, 4, 2, 5)
+                .reshape(-1, c, g * th, g * tw)
+            )
             out[members, :, : g * th, : g * tw] = region
         return out

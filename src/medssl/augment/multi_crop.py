@@ -17,11 +17,16 @@ from medssl.augment.pipeline import ViewPipeline
 
 class MultiCrop(nn.Module):
     def __init__(
-        self, global_views: ViewPipeline, local_views: ViewPipeline | None = None, local_size: float = 0.43
+        self,
+        global_views: ViewPipeline,
+        local_views: ViewPipeline | None = None,
+        local_size: float = 0.43,
     ) -> None:
         super().__init__()
         if not 0.0 < local_size <= 1.0:
-            raise ValueError(f"local_size is a fraction of the input side in (0, 1], got {local_size}")
+            raise ValueError(
+                f"local_size is a fraction of the input side in (0, 1], got {local_size}"
+            )
         self.global_views = global_views
         self.local_views = local_views
         self.local_size = local_size
@@ -33,5 +38,9 @@ class MultiCrop(nn.Module):
             return views
         side = max(1, round(images.shape[-1] * self.local_size))
         for view in self.local_views(images, generator):
-            views.append(F.interpolate(view, size=(side, side), mode="bilinear", antialias=True, align_corners=False))
+            views.append(
+                F.interpolate(
+                    view, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+                )
+            )
         return views

@@ -55,7 +55,9 @@ class RandomErasing(BatchTransform):
         rows = torch.arange(h, device=dev).view(1, h, 1)
         cols = torch.arange(w, device=dev).view(1, 1, w)
         inside = (
-            (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
-            & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
+            (rows >= top.view(-1, 1, 1))
+            & (rows < (top + eh).view(-1, 1, 1))
+            & (cols >= left.view(-1, 1, 1))
+            & (cols < (left + ew).view(-1, 1, 1))
         )
         return x.masked_fill(inside.unsqueeze(1), self.value)

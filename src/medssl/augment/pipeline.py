@@ -51,7 +51,9 @@ def intra_op_threads(n: int | None, device: torch.device):
 
 
 class ViewPipeline(nn.Module):
-    def __init__(self, n_views: int = 2, cpu_threads: int | None = 1, **transforms: nn.Module | None) -> None:
+    def __init__(
+        self, n_views: int = 2, cpu_threads: int | None = 1, **transforms: nn.Module | None
+    ) -> None:
         super().__init__()
         if n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {n_views}")
@@ -60,7 +62,9 @@ class ViewPipeline(nn.Module):
         self.n_views = n_views
         self.cpu_threads = cpu_threads
         present = {k: v for k, v in transforms.items() if v is not None}
-        self.stored = nn.ModuleDict({k: v for k, v in present.items() if isinstance(v, StoredImageTransform)})
+        self.stored = nn.ModuleDict(
+            {k: v for k, v in present.items() if isinstance(v, StoredImageTransform)}
+        )
         self.transforms = nn.ModuleDict({k: v for k, v in present.items() if k not in self.stored})
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -87,5 +91,9 @@ def prepare_dataset(augmentation: nn.Module, data):
     if prepare is None or not getattr(augmentation, "stored", None):
         return data
     splits = {name: getattr(data, name) for name in ("train", "val", "test") if hasattr(data, name)}
-    return dataclasses.replace(data, **{name: type(split)(prepare(split.images), split.labels)
-                                        for name, split in splits.items()})
+    return dataclasses.replace(
+        data,
+        **{
+            name: type(split)(prepare(split.images), split.labels) for name, split in splits.items()
+        },
+    )

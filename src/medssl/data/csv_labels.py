@@ -37,10 +37,14 @@ def read_label_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in reader.fieldnames or []]
         if "filename" not in header or "label" not in header:
-            raise MedsslError(f"{csv_path} must start with a header naming the columns filename,label "
-                              f"(optionally split); it has {header}.")
+            raise MedsslError(
+                f"{csv_path} must start with a header naming the columns filename,label "
+                f"(optionally split); it has {header}."
+            )
         reader.fieldnames = header
-        rows = [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
+        rows = [
+            (reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader
+        ]
     if not rows:
         raise MedsslError(f"{csv_path} lists no images.")
     return rows
@@ -62,33 +66,61 @@ def load_csv_labels(
     folder = existing_root(root)
     csv_path = folder / csv_file
     rows = read_label_rows(csv_path)
-    class_names = [str(c) for c in classes] if classes else _sorted_labels({r["label"] for _, r in rows})
+    class_names = (
+        [str(c) for c in classes] if classes else _sorted_labels({r["label"] for _, r in rows})
+    )
     index = {c: i for i, c in enumerate(class_names)}
     paths, labels, owner, seen = [], [], [], {}
     for line, row in rows:
         filename, label, split = row["filename"], row["label"], row.get("split", "train") or "train"
         if label not in index:
-            raise MedsslError(f"{csv_path}, line {line}: {filename} has the label {label!r}, which is not "
-                              f"one of dataset.classes ({', '.join(class_names)}).")
+            raise MedsslError(
+                f"{csv_path}, line {line}: {filename} has the label {label!r}, which is not "
+                f"one of dataset.classes ({', '.join(class_names)})."
+            )
         if split not in SPLITS:
-            raise MedsslError(f"{csv_path}, line {line}: split {split!r} must be train, val or test.")
+            raise MedsslError(
+                f"{csv_path}, line {line}: split {split!r} must be train, val or test."
+            )
         path = folder / filename
         if not path.is_file():
             raise MedsslError(f"{csv_path}, line {line}: the image {path} does not exist.")
         if filename in seen:
-            raise MedsslError(f"{csv_path}, line {line}: {filename} is listed twice (first on line {seen[filename]}).")
+            raise MedsslError(
+                f"{csv_path}, line {line}: {filename} is listed twice (first on line {seen[filename]})."
+            )
         seen[filename] = line
         paths.append(path)
         labels.append(index[label])
         owner.append(split)
     # The cached array follows the CSV's row order, so the CSV's text is part of the cache key:
     # a reordered CSV must not pair cached images with the wrong labels.
-    images = load_images_cached(paths, folder, size, channels, kind=f"csv-{Path(csv_file).stem}",
-                                extra=csv_path.read_text(), cache=cache)
+    images = load_images_cached(
+        paths,
+        folder,
+        size,
+        channels,
+        kind=f"csv-{Path(csv_file).stem}",
+        extra=csv_path.read_text(),
+        cache=cache,
+    )
     labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
-    assigned = {s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS}
+    assigned = {
+        s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS
+    }
     splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
-    log.info("Loaded %s at %d px: %d classes, %d train / %d val / %d test images", csv_path, size,
-             len(class_names), len(splits["train"]), len(splits["val"]), len(splits["test"]))
-    return DatasetSplits(name=name or folder.name, task=resolve_task(task, len(class_names)),
-                         class_names=class_names, **splits)
+    log.info(
+        "Loaded %s at %d px: %d classes, %d train / %d val / %d test images",
+        csv_path,
+        size,
+        len(class_names),
+        len(splits["train"]),
+        len(splits["val"]),
+        len(splits["test"]),
+    )
+    return DatasetSplits(
+        name=name or folder.name,
+        task=resolve_task(task, len(class_names)),
+        class_names=class_names,
+        **splits,
+    )

@@ -28,7 +28,9 @@ CACHE_DIR = ".medssl-cache"
 
 
 def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    )
 
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
@@ -73,7 +75,9 @@ def decode_images(paths: Sequence[Path], size: int, channels: int) -> np.ndarray
     return out
 
 
-def fingerprint(paths: Sequence[Path], root: Path, size: int, channels: int, extra: str = "") -> str:
+def fingerprint(
+    paths: Sequence[Path], root: Path, size: int, channels: int, extra: str = ""
+) -> str:
     digest = hashlib.sha256(f"{size}|{channels}|{extra}".encode())
     for path in paths:
         stat = path.stat()
@@ -82,7 +86,14 @@ def fingerprint(paths: Sequence[Path], root: Path, size: int, channels: int, ext
 
 
 def load_images_cached(
-    paths: Sequence[Path], root: Path, size: int, channels: int, *, kind: str, extra: str = "", cache: bool = True
+    paths: Sequence[Path],
+    root: Path,
+    size: int,
+    channels: int,
+    *,
+    kind: str,
+    extra: str = "",
+    cache: bool = True,
 ) -> np.ndarray:
     """`decode_images(paths, ...)` through the cache file `<root>/.medssl-cache/<kind>-...npz`."""
     check_channels(channels)
@@ -104,7 +115,9 @@ def load_images_cached(
         _write_cache(path, images, key)
         log.info("Decoded %d images and cached them in %s", len(paths), path)
     except OSError as error:
-        log.warning("Could not write the image cache %s (%s); the next run decodes again", path, error)
+        log.warning(
+            "Could not write the image cache %s (%s); the next run decodes again", path, error
+        )
     return images
 
 

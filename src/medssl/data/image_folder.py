@@ -28,7 +28,9 @@ def resolve_task(task: str | None, n_classes: int) -> str:
     if task is None:
         return "binary" if n_classes == 2 else "multiclass"
     if task not in TASKS or task == "multilabel":
-        raise MedsslError(f"dataset.task must be binary, multiclass or ordinal for a folder dataset, got {task!r}.")
+        raise MedsslError(
+            f"dataset.task must be binary, multiclass or ordinal for a folder dataset, got {task!r}."
+        )
     return task
 
 
@@ -40,15 +42,23 @@ def existing_root(root: str | Path) -> Path:
 
 
 def splits_from_arrays(
-    images: np.ndarray, labels: np.ndarray, assigned: dict[str, np.ndarray | None], val_frac: float,
-    test_frac: float, split_seed: int,
+    images: np.ndarray,
+    labels: np.ndarray,
+    assigned: dict[str, np.ndarray | None],
+    val_frac: float,
+    test_frac: float,
+    split_seed: int,
 ) -> dict[str, Split]:
     """Train/val/test `Split`s; a split whose indices are `None` is carved out of train."""
     train = assigned["train"]
     need_val, need_test = assigned["val"] is None, assigned["test"] is None
     if need_val or need_test:
-        carved = stratified_split(labels[train], val_frac if need_val else 0.0,
-                                  test_frac if need_test else 0.0, split_seed)
+        carved = stratified_split(
+            labels[train],
+            val_frac if need_val else 0.0,
+            test_frac if need_test else 0.0,
+            split_seed,
+        )
         assigned = {
             "train": train[carved["train"]],
             "val": train[carved["val"]] if need_val else assigned["val"],
@@ -75,30 +85,51 @@ def load_image_folder(
     train_dir = folder / "train"
     if not train_dir.is_dir():
         raise MedsslError(f"{folder} has no train/ folder; expected {folder}/train/<class>/*.png.")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(
+        p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if not classes:
         raise MedsslError(f"{train_dir} has no class folders; expected {train_dir}/<class>/*.png.")
 
     paths, labels, owner = [], [], []
     present = [s for s in SPLITS if (folder / s).is_dir()]
     for split in present:
-        for class_dir in sorted(p for p in (folder / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for class_dir in sorted(
+            p for p in (folder / split).iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
             if class_dir.name not in classes:
-                raise MedsslError(f"{class_dir} is a class folder that {train_dir} does not have; "
-                                  f"the classes are {', '.join(classes)}.")
+                raise MedsslError(
+                    f"{class_dir} is a class folder that {train_dir} does not have; "
+                    f"the classes are {', '.join(classes)}."
+                )
             files = list_images(class_dir, recursive=True)
             if not files:
-                raise MedsslError(f"{class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                                  f"add some or remove the folder.")
+                raise MedsslError(
+                    f"{class_dir} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                    f"add some or remove the folder."
+                )
             paths += files
             labels += [classes.index(class_dir.name)] * len(files)
             owner += [split] * len(files)
     images = load_images_cached(paths, folder, size, channels, kind="image_folder", cache=cache)
     labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
     # A split folder without images is treated as absent: carved out of train.
-    assigned = {s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS}
+    assigned = {
+        s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS
+    }
     splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
-    log.info("Loaded image folder %s at %d px: %d classes, %d train / %d val / %d test images",
-             folder, size, len(classes), len(splits["train"]), len(splits["val"]), len(splits["test"]))
-    return DatasetSplits(name=name or folder.name, task=resolve_task(task, len(classes)),
-                         class_names=classes, **splits)
+    log.info(
+        "Loaded image folder %s at %d px: %d classes, %d train / %d val / %d test images",
+        folder,
+        size,
+        len(classes),
+        len(splits["train"]),
+        len(splits["val"]),
+        len(splits["test"]),
+    )
+    return DatasetSplits(
+        name=name or folder.name,
+        task=resolve_task(task, len(classes)),
+        class_names=classes,
+        **splits,
+    )

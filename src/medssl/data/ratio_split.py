@@ -9,7 +9,9 @@ import numpy as np
 from medssl.errors import MedsslError
 
 
-def stratified_split(labels: np.ndarray, val_frac: float, test_frac: float, seed: int) -> dict[str, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, val_frac: float, test_frac: float, seed: int
+) -> dict[str, np.ndarray]:
     """Sorted indices of `train`, `val` and `test`: each class's images are shuffled with
     `seed`, and `round(frac * n_class)` of them go to val, the next to test, the rest to train."""
     if val_frac < 0 or test_frac < 0 or val_frac + test_frac >= 1:

@@ -40,8 +40,14 @@ def load_unlabelled_folder(
     folder = existing_root(root)
     paths = list_images(folder, recursive=True)
     if not paths:
-        raise MedsslError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders.")
-    images = torch.from_numpy(load_images_cached(paths, folder, size, channels, kind="unlabelled", cache=cache))
+        raise MedsslError(
+            f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders."
+        )
+    images = torch.from_numpy(
+        load_images_cached(paths, folder, size, channels, kind="unlabelled", cache=cache)
+    )
     log.info("Loaded %d unlabelled images from %s at %d px", len(images), folder, size)
-    return UnlabelledImages(name=name or folder.name,
-                            train=Split(images, torch.full((len(images),), NO_LABEL, dtype=torch.int64)))
+    return UnlabelledImages(
+        name=name or folder.name,
+        train=Split(images, torch.full((len(images),), NO_LABEL, dtype=torch.int64)),
+    )

@@ -51,11 +51,19 @@ class DINOLoss(nn.Module):
         """`student`: one `(batch, out_dim)` output per view, global views first;
         `teacher`: one per global view. Updates the centre when in training mode."""
         if len(teacher) < 1 or len(student) < 2 or len(student) < len(teacher):
-            raise ValueError(f"need >= 1 teacher and >= 2 student views with at least as many student "
-                             f"views as teacher ones, got {len(teacher)} and {len(student)}")
+            raise ValueError(
+                f"need >= 1 teacher and >= 2 student views with at least as many student "
+                f"views as teacher ones, got {len(teacher)} and {len(student)}"
+            )
         shapes = {tuple(t.shape) for t in [*student, *teacher]}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 2 or next(iter(shapes))[1] != self.center.shape[1]:
-            raise ValueError(f"expected every view's output to be (batch, {self.center.shape[1]}), got {sorted(shapes)}")
+        if (
+            len(shapes) != 1
+            or len(next(iter(shapes))) != 2
+            or next(iter(shapes))[1] != self.center.shape[1]
+        ):
+            raise ValueError(
+                f"expected every view's output to be (batch, {self.center.shape[1]}), got {sorted(shapes)}"
+            )
         teacher_f = torch.stack([t.detach().float() for t in teacher])
         targets = F.softmax((teacher_f - self.center) / self.current_teacher_temp(), dim=-1)
         total, pairs = 0.0, 0
@@ -72,5 +80,7 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher: torch.Tensor) -> None:
-        batch_mean = mean_over_processes(teacher.reshape(-1, teacher.shape[-1]).mean(dim=0, keepdim=True))
+        batch_mean = mean_over_processes(
+            teacher.reshape(-1, teacher.shape[-1]).mean(dim=0, keepdim=True)
+        )
         self.center.mul_(self.center_momentum).add_(batch_mean, alpha=1 - self.center_momentum)

@@ -25,14 +25,18 @@ class InfoNCELoss(nn.Module):
         self.temperature = temperature
         self.gather = gather
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`q`, `k`: `(batch, dim)` queries and their positive keys; `queue`: `(size, dim)` or None."""
         check_pair(q, k, min_batch=1 if queue is not None else 2)
         q = F.normalize(q.float(), dim=1)
         k = F.normalize(k.detach().float(), dim=1)
         if queue is not None:
             if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
-                raise ValueError(f"expected a ({q.shape[1]}-dim) queue of shape (size, {q.shape[1]}), got {tuple(queue.shape)}")
+                raise ValueError(
+                    f"expected a ({q.shape[1]}-dim) queue of shape (size, {q.shape[1]}), got {tuple(queue.shape)}"
+                )
             positive = (q * k).sum(dim=1, keepdim=True)
             negative = q @ F.normalize(queue.detach().float(), dim=1).T
             logits = torch.cat([positive, negative], dim=1) / self.temperature

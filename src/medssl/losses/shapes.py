@@ -11,7 +11,9 @@ def check_pair(z_a: torch.Tensor, z_b: torch.Tensor, min_batch: int = 2) -> None
             f"expected two (batch, dim) embeddings, got shapes {tuple(z_a.shape)} and {tuple(z_b.shape)}"
         )
     if z_a.shape != z_b.shape:
-        raise ValueError(f"the two views' embeddings differ in shape: {tuple(z_a.shape)} vs {tuple(z_b.shape)}")
+        raise ValueError(
+            f"the two views' embeddings differ in shape: {tuple(z_a.shape)} vs {tuple(z_b.shape)}"
+        )
     if z_a.shape[0] < min_batch:
         raise ValueError(f"need a batch of at least {min_batch}, got {z_a.shape[0]}")
 

@@ -33,7 +33,9 @@ class SupConLoss(nn.Module):
         z = F.normalize(z.float(), dim=1)
         self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
         logits = (z @ z.T / self.temperature).masked_fill(self_mask, float("-inf"))
-        log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(self_mask, 0.0)
+        log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(
+            self_mask, 0.0
+        )
         positives = same_label(labels) & ~self_mask
         count = positives.sum(dim=1)
         has_positive = count > 0

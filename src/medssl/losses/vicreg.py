@@ -58,7 +58,8 @@ class VICRegLoss(nn.Module):
         z_a, z_b = z_a.float(), z_b.float()
         return {
             "invariance": F.mse_loss(z_a, z_b),
-            "variance": variance_term(z_a, self.gamma, self.eps) + variance_term(z_b, self.gamma, self.eps),
+            "variance": variance_term(z_a, self.gamma, self.eps)
+            + variance_term(z_b, self.gamma, self.eps),
             "covariance": covariance_term(z_a) + covariance_term(z_b),
         }
 

@@ -11,6 +11,10 @@ from medssl.methods.vicreg import VICReg
 
 class BarlowTwins(VICReg):
     def __init__(
-        self, backbone: nn.Module, loss: BarlowTwinsLoss, proj_hidden_dim: int = 2048, proj_dim: int = 2048
+        self,
+        backbone: nn.Module,
+        loss: BarlowTwinsLoss,
+        proj_hidden_dim: int = 2048,
+        proj_dim: int = 2048,
     ) -> None:
         super().__init__(backbone, loss, proj_hidden_dim, proj_dim)

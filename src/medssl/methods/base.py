@@ -24,7 +24,9 @@ class Method(nn.Module):
         self.backbone = backbone
         self.feature_dim = feature_dim(backbone)
 
-    def encode_views(self, views: list[torch.Tensor], encoder: nn.Module | None = None) -> list[torch.Tensor]:
+    def encode_views(
+        self, views: list[torch.Tensor], encoder: nn.Module | None = None
+    ) -> list[torch.Tensor]:
         """Features of every view, running `encoder` (the backbone by default) once per run of
         consecutive views of the same size: one BatchNorm pass for the two views of SimCLR,
         one for DINO's global crops and one for its local crops."""

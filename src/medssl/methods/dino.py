@@ -30,7 +30,9 @@ class DINO(Method):
     ) -> None:
         super().__init__(backbone)
         if loss.center.shape[1] != out_dim:
-            raise ValueError(f"the DINO loss expects {loss.center.shape[1]} outputs but the head gives {out_dim}")
+            raise ValueError(
+                f"the DINO loss expects {loss.center.shape[1]} outputs but the head gives {out_dim}"
+            )
         self.head = DINOHead(self.feature_dim, head_hidden_dim, head_bottleneck_dim, out_dim)
         self.teacher_backbone = frozen_copy(backbone)
         self.teacher_head = frozen_copy(self.head)
@@ -46,7 +48,9 @@ class DINO(Method):
         student = self.head(torch.cat(features)).chunk(len(views))
         with torch.no_grad():
             global_views = torch.cat(views[: self.n_global_views])
-            teacher = self.teacher_head(self.teacher_backbone(global_views)).chunk(self.n_global_views)
+            teacher = self.teacher_head(self.teacher_backbone(global_views)).chunk(
+                self.n_global_views
+            )
         loss = self.loss(list(student), list(teacher))
         return {"loss": loss, "embedding": features[0].detach()}
 

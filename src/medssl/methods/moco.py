@@ -57,7 +57,9 @@ class MoCo(Method):
         self.register_buffer("queue_ptr", None)
         if queue_size != "auto":
             if not isinstance(queue_size, int) or queue_size < 1:
-                raise ValueError(f"queue_size must be a positive integer or 'auto', got {queue_size!r}")
+                raise ValueError(
+                    f"queue_size must be a positive integer or 'auto', got {queue_size!r}"
+                )
             self._allocate(queue_size)
 
     def _allocate(self, size: int) -> None:
@@ -69,7 +71,12 @@ class MoCo(Method):
     def prepare(self, n_images: int, batch_size: int) -> None:
         if self.queue is None:
             size = auto_queue_size(n_images, batch_size, self.max_queue_size)
-            log.info("MoCo queue: %d keys (auto, from %d images and batch %d)", size, n_images, batch_size)
+            log.info(
+                "MoCo queue: %d keys (auto, from %d images and batch %d)",
+                size,
+                n_images,
+                batch_size,
+            )
             self._allocate(size)
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
@@ -87,7 +94,7 @@ class MoCo(Method):
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
-        keys = F.normalize(gather_no_grad(keys), dim=1)[-len(self.queue):]
+        keys = F.normalize(gather_no_grad(keys), dim=1)[-len(self.queue) :]
         slots = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % len(self.queue)
         self.queue[slots] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % len(self.queue))

@@ -25,7 +25,9 @@ class MoCoV3(Method):
         base_momentum: float = 0.99,
     ) -> None:
         super().__init__(backbone)
-        self.projector = MLPHead(self.feature_dim, proj_hidden_dim, proj_dim, num_layers=3, last_bn=True)
+        self.projector = MLPHead(
+            self.feature_dim, proj_hidden_dim, proj_dim, num_layers=3, last_bn=True
+        )
         self.predictor = MLPHead(proj_dim, pred_hidden_dim, proj_dim, num_layers=2, last_bn=True)
         self.momentum_backbone = frozen_copy(backbone)
         self.momentum_projector = frozen_copy(self.projector)

@@ -12,7 +12,9 @@ from medssl.methods.base import Method
 class Supervised(Method):
     uses_labels = True
 
-    def __init__(self, backbone: nn.Module, task: str, num_classes: int, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, backbone: nn.Module, task: str, num_classes: int, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__(backbone)
         self.multilabel = task == "multilabel"
         self.head = nn.Linear(self.feature_dim, num_classes)

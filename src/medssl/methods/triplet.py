@@ -15,8 +15,13 @@ class Triplet(Method):
     uses_labels = True
 
     def __init__(
-        self, backbone: nn.Module, loss: nn.Module, task: str, num_classes: int,
-        proj_hidden_dim: int = 512, proj_dim: int = 128,
+        self,
+        backbone: nn.Module,
+        loss: nn.Module,
+        task: str,
+        num_classes: int,
+        proj_hidden_dim: int = 512,
+        proj_dim: int = 128,
     ) -> None:
         super().__init__(backbone)
         self.projector = MLPHead(self.feature_dim, proj_hidden_dim, proj_dim, num_layers=2)

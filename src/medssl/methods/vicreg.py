@@ -12,7 +12,11 @@ from medssl.models.heads import MLPHead
 
 class VICReg(Method):
     def __init__(
-        self, backbone: nn.Module, loss: VICRegLoss, proj_hidden_dim: int = 2048, proj_dim: int = 2048
+        self,
+        backbone: nn.Module,
+        loss: VICRegLoss,
+        proj_hidden_dim: int = 2048,
+        proj_dim: int = 2048,
     ) -> None:
         super().__init__(backbone)
         self.projector = MLPHead(self.feature_dim, proj_hidden_dim, proj_dim, num_layers=3)

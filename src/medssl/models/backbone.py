@@ -48,10 +48,14 @@ def create_backbone(
     if pretrained and weights:
         raise MedsslError("set either backbone.pretrained=true or backbone.weights=PATH, not both.")
     try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **timm_kwargs)
+        model = timm.create_model(
+            name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **timm_kwargs
+        )
     except RuntimeError as error:
         if "Unknown model" in str(error):
-            raise MedsslError(f"timm has no model named {name!r} (see timm.list_models()).") from None
+            raise MedsslError(
+                f"timm has no model named {name!r} (see timm.list_models())."
+            ) from None
         if pretrained:
             raise _unreachable(name, error) from None
         raise
@@ -82,7 +86,9 @@ def load_weights(model: nn.Module, path: str | Path, in_chans: int) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise MedsslError(f"cannot read backbone weights {path} ({type(error).__name__}).") from None
+        raise MedsslError(
+            f"cannot read backbone weights {path} ({type(error).__name__})."
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -93,15 +99,23 @@ def load_weights(model: nn.Module, path: str | Path, in_chans: int) -> None:
         target = own.get(key)
         if target is None or value.shape == target.shape:
             continue
-        if value.ndim == 4 and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
+        if (
+            value.ndim == 4
+            and value.shape[0] == target.shape[0]
+            and value.shape[2:] == target.shape[2:]
+        ):
             state[key] = adapt_input_conv(in_chans, value)  # e.g. RGB ImageNet kernels to 1 channel
         else:
-            raise MedsslError(f"backbone.weights {path}: {key} has shape {tuple(value.shape)} but the "
-                              f"model expects {tuple(target.shape)}; is it a checkpoint of this model?")
+            raise MedsslError(
+                f"backbone.weights {path}: {key} has shape {tuple(value.shape)} but the "
+                f"model expects {tuple(target.shape)}; is it a checkpoint of this model?"
+            )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise MedsslError(f"backbone.weights {path} does not fit the model: missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]}.")
+        raise MedsslError(
+            f"backbone.weights {path} does not fit the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}."
+        )
     log.info("Loaded backbone weights from %s", path)
 
 
@@ -125,12 +139,16 @@ def _use_small_stem(model: nn.Module, name: str) -> None:
         model.conv1 = _stride_one_conv(conv1)
         if hasattr(model, "maxpool"):
             model.maxpool = nn.Identity()
-    elif isinstance(stem, nn.Sequential) and isinstance(stem[0], nn.Conv2d):  # ConvNeXt: 4x4/4 patchify
+    elif isinstance(stem, nn.Sequential) and isinstance(
+        stem[0], nn.Conv2d
+    ):  # ConvNeXt: 4x4/4 patchify
         stem[0] = _stride_one_conv(stem[0])
     elif isinstance(conv_stem, nn.Conv2d):  # EfficientNet, MobileNet: 3x3/2
         model.conv_stem = _stride_one_conv(conv_stem)
     else:
-        log.warning("small_input has no effect on %s: no ResNet, ConvNeXt or EfficientNet stem", name)
+        log.warning(
+            "small_input has no effect on %s: no ResNet, ConvNeXt or EfficientNet stem", name
+        )
         return
     log.info("small_input: %s stem replaced by a 3x3 stride-1 convolution", name)
 
@@ -144,4 +162,6 @@ def feature_dim(model: nn.Module) -> int:
 def check_output_shape(model: nn.Module, in_chans: int, size: int) -> None:
     out = model(torch.zeros(2, in_chans, size, size))
     if out.shape != (2, feature_dim(model)):
-        raise MedsslError(f"encoder returned {tuple(out.shape)}, expected (2, {feature_dim(model)}).")
+        raise MedsslError(
+            f"encoder returned {tuple(out.shape)}, expected (2, {feature_dim(model)})."
+        )

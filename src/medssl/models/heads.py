@@ -35,11 +35,15 @@ class DINOHead(nn.Module):
     `bottleneck_dim` code, L2-normalised, then a linear layer to `out_dim` logits whose weight
     rows are normalised to unit length (weight normalisation with the gain fixed to 1)."""
 
-    def __init__(self, in_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256, out_dim: int = 4096) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256, out_dim: int = 4096
+    ) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.GELU(),
-            nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
+            nn.Linear(in_dim, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.GELU(),
             nn.Linear(hidden_dim, bottleneck_dim),
         )
         self.last = nn.Linear(bottleneck_dim, out_dim, bias=False)

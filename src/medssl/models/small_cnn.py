@@ -8,7 +8,9 @@ from torch import nn
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+        nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -16,12 +18,16 @@ class SmallCNN(nn.Module):
     """Four 3x3 conv blocks (widths w, 2w, 4w, 4w; the last three stride 2) and global average
     pooling: `(B, in_chans, H, W) -> (B, 4 * width)`."""
 
-    def __init__(self, in_chans: int, width: int = 32, name: str = "smallcnn", input_size: int | None = None) -> None:
+    def __init__(
+        self, in_chans: int, width: int = 32, name: str = "smallcnn", input_size: int | None = None
+    ) -> None:
         super().__init__()
         self.num_features = 4 * width
         self.features = nn.Sequential(
-            _block(in_chans, width, 1), _block(width, 2 * width, 2),
-            _block(2 * width, 4 * width, 2), _block(4 * width, 4 * width, 2),
+            _block(in_chans, width, 1),
+            _block(width, 2 * width, 2),
+            _block(2 * width, 4 * width, 2),
+            _block(4 * width, 4 * width, 2),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
 

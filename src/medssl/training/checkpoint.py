@@ -25,7 +25,9 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # a torn or foreign file: say which and stop
-        raise MedsslError(f"cannot read checkpoint {path} ({type(error).__name__}); delete it to start over.") from None
+        raise MedsslError(
+            f"cannot read checkpoint {path} ({type(error).__name__}); delete it to start over."
+        ) from None
     if state.get("fingerprint") != fingerprint:
         raise MedsslError(
             f"{path} was written by a run with a different configuration; resume with the same "

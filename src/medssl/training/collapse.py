@@ -46,10 +46,13 @@ class CollapseMonitor:
     def summary(self) -> dict[str, float | bool]:
         if not self.rows:
             return {}
-        z = torch.cat(self.rows)[-self.max_rows:]
+        z = torch.cat(self.rows)[-self.max_rows :]
         self.rows, self.count = [], 0
         if len(z) < 2:
             return {}
         std, rank = normalised_std(z), effective_rank(z)
-        return {"collapse/std": std, "collapse/effective_rank": rank,
-                "collapse/collapsed": std < self.min_std or rank < self.min_rank}
+        return {
+            "collapse/std": std,
+            "collapse/effective_rank": rank,
+            "collapse/collapsed": std < self.min_std or rank < self.min_rank,
+        }

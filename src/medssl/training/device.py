@@ -19,7 +19,9 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise MedsslError(f"trainer.device={device} but no CUDA device is visible; use device=auto or cpu.")
+        raise MedsslError(
+            f"trainer.device={device} but no CUDA device is visible; use device=auto or cpu."
+        )
     return resolved
 
 

@@ -75,8 +75,13 @@ class OnlineProbe(nn.Module):
 
 
 @torch.no_grad()
-def encode(backbone: nn.Module, images: torch.Tensor, device: torch.device, precision: str,
-           batch_size: int = 512) -> torch.Tensor:
+def encode(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Features of uint8 `images` in eval mode, restoring the mode it found."""
     was_training = backbone.training
     backbone.eval()
@@ -99,5 +104,11 @@ def online_probe_data(data, labelled: torch.Tensor, uses_labels: bool) -> ProbeD
         labels = data.train.labels
         mask = torch.zeros(len(labels), dtype=torch.bool)
         mask[torch.as_tensor(labelled, dtype=torch.long)] = True
-    return ProbeData(labels=labels, labelled=mask, val_images=data.val.images, val_labels=data.val.labels,
-                     task=data.task, num_classes=data.num_classes)
+    return ProbeData(
+        labels=labels,
+        labelled=mask,
+        val_images=data.val.images,
+        val_labels=data.val.labels,
+        task=data.task,
+        num_classes=data.num_classes,
+    )

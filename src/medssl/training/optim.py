@@ -27,7 +27,14 @@ def build_optimizer(
     momentum: float = 0.9,
 ) -> Optimizer:
     lr = base_lr * batch_size / ref_batch_size
-    log.info("Optimizer %s, lr %.3g (base_lr %.3g x %d / %d)", name, lr, base_lr, batch_size, ref_batch_size)
+    log.info(
+        "Optimizer %s, lr %.3g (base_lr %.3g x %d / %d)",
+        name,
+        lr,
+        base_lr,
+        batch_size,
+        ref_batch_size,
+    )
     return create_optimizer_v2(model, opt=name, lr=lr, weight_decay=weight_decay, momentum=momentum)
 
 

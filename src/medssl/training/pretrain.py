@@ -88,10 +88,14 @@ def pretrain(
     # Each process augments its own share with its own stream; one process uses one stream.
     view_generator = generator
     if distributed.enabled:
-        view_generator = torch.Generator(device=device).manual_seed(seed + 7919 * (distributed.rank + 1))
+        view_generator = torch.Generator(device=device).manual_seed(
+            seed + 7919 * (distributed.rank + 1)
+        )
     probe = None
     if probe_data is not None:
-        probe = OnlineProbe(method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr).to(device)
+        probe = OnlineProbe(
+            method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr
+        ).to(device)
     monitor = CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank)
     ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
     log_path = Path(run_dir) / "train_log.jsonl"
@@ -107,11 +111,25 @@ def pretrain(
             probe.load_full_state(state["probe"])
         start_epoch, history = state["epoch"], state["history"]
 
-    log.info("Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
-             type(method).__name__, epochs, steps, batch, accumulate, precision, device)
+    log.info(
+        "Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
+        type(method).__name__,
+        epochs,
+        steps,
+        batch,
+        accumulate,
+        precision,
+        device,
+    )
     model = distributed.wrap(method, device)
-    bar = tqdm(range(start_epoch, epochs), desc="pretrain", unit="epoch", initial=start_epoch, total=epochs,
-               disable=not distributed.is_main)
+    bar = tqdm(
+        range(start_epoch, epochs),
+        desc="pretrain",
+        unit="epoch",
+        initial=start_epoch,
+        total=epochs,
+        disable=not distributed.is_main,
+    )
     for epoch in bar:
         method.train()
         started = time.perf_counter()
@@ -142,14 +160,20 @@ def pretrain(
                 if probe is not None:
                     mask = probe_data.labelled[idx]
                     if int(mask.sum()) >= 2:
-                        probe_losses.append(probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask]))
+                        probe_losses.append(
+                            probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask])
+                        )
             scaler.step(optimizer)
             scaler.update()
             method.on_step_end((global_step + 1) / (epochs * steps))
         seconds = time.perf_counter() - started
         record = distributed.mean({k: v / steps for k, v in sums.items()}, device)
-        record.update(epoch=epoch + 1, lr=optimizer.param_groups[0]["lr"], seconds=seconds,
-                      images_per_s=steps * accumulate * batch / seconds)
+        record.update(
+            epoch=epoch + 1,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=seconds,
+            images_per_s=steps * accumulate * batch / seconds,
+        )
         record.update(monitor.summary())
         if probe is not None:
             finite = [v for v in probe_losses if math.isfinite(v)]
@@ -159,11 +183,19 @@ def pretrain(
         history.append(record)
         if not distributed.is_main:
             continue
-        save_checkpoint(ckpt_path, fingerprint=fingerprint, state={
-            "epoch": epoch + 1, "history": history, "method": method.state_dict(),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "generator": generator.get_state(), "probe": probe.full_state() if probe is not None else None,
-        })
+        save_checkpoint(
+            ckpt_path,
+            fingerprint=fingerprint,
+            state={
+                "epoch": epoch + 1,
+                "history": history,
+                "method": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "generator": generator.get_state(),
+                "probe": probe.full_state() if probe is not None else None,
+            },
+        )
         write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
         if on_epoch_end is not None:
             on_epoch_end(record)
@@ -173,8 +205,11 @@ def pretrain(
         bar.set_postfix(postfix)
     bar.close()
     if history and history[-1].get("collapse/collapsed"):
-        log.warning("The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
-                    history[-1]["collapse/std"], history[-1]["collapse/effective_rank"])
+        log.warning(
+            "The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
+            history[-1]["collapse/std"],
+            history[-1]["collapse/effective_rank"],
+        )
     return history
 
 
