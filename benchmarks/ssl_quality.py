@@ -9,7 +9,8 @@ multi-crop augmentation (2 global + `--local-views` local crops) and the others 
 Label-using methods (supervised, triplet, supcon) pretrain on a stratified `--label-frac`
 subset, as `train.py` would, for proportionally more epochs so that every method takes the
 same number of optimiser steps; the probes are fit
-on the features of the whole train split (un-augmented, eval mode) and scored on val:
+on the features of the same labelled subset (`--probe-labels all`: the whole train split;
+un-augmented, eval mode) and scored on val:
 kNN (k=20, cosine, distance-weighted) and L2 logistic regression on standardised features.
 This is a sanity benchmark (does each method learn anything at all in a few epochs?), not a
 leaderboard: the budget is far below the papers'.
@@ -108,9 +109,14 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
             fingerprint=name,
         )
     seconds = time.perf_counter() - started
-    train_x = encode(method.backbone, data.train.images, device, precision).cpu()
+    # The probes see the labelled subset (the label-efficient regime medssl is for) or, with
+    # --probe-labels all, every training label.
+    probe_idx = labelled if args.probe_labels == "labelled" else torch.arange(len(data.train))
+    train_x = encode(method.backbone, data.train.images[probe_idx], device, precision).cpu()
     val_x = encode(method.backbone, data.val.images, device, precision).cpu()
-    knn, linear = probe_aurocs(train_x, data.train.labels.numpy(), val_x, data.val.labels.numpy())
+    knn, linear = probe_aurocs(
+        train_x, data.train.labels[probe_idx].numpy(), val_x, data.val.labels.numpy()
+    )
     return {
         "method": name,
         "knn": knn,
@@ -129,6 +135,12 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=float, default=1)
     parser.add_argument("--label-frac", type=float, default=0.1)
     parser.add_argument("--local-views", type=int, default=2, help="DINO's local crops")
+    parser.add_argument(
+        "--probe-labels",
+        choices=["labelled", "all"],
+        default="labelled",
+        help="fit the probes on the --label-frac subset (default) or on every training label",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--methods", nargs="*", default=METHODS)
@@ -146,7 +158,8 @@ def main() -> None:
     print(
         f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
         f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seed {args.seed}; label-using "
-        f"methods see {len(labelled)} labelled images; probes fit on all train features.",
+        f"methods see {len(labelled)} labelled images; probes fit on "
+        f"{'those' if args.probe_labels == 'labelled' else 'all train'} images' features.",
         flush=True,
     )
 
