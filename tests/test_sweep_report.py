@@ -8,7 +8,7 @@ import json
 import pytest
 
 from medssl import MedsslError
-from medssl.report import main, write_report
+from medssl.sweep_report import main, write_report
 
 
 def _result(folder, method, frac, seed, auroc):

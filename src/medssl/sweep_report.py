@@ -1,6 +1,6 @@
 """Compare the runs of a sweep: one table and one label-efficiency plot from their results.json.
 
-    python -m medssl.report multirun/2026-11-22/10-00-00 [--metric test/linear/auroc] [--out DIR]
+    python -m medssl.sweep_report multirun/2026-11-22/10-00-00 [--metric test/linear/auroc] [--out DIR]
 
 Runs are grouped by (dataset, method, backbone, label_frac); seeds are averaged with their
 standard deviation. Writes `report.md`, `report.csv` and `label_efficiency.png` into `--out`
@@ -140,7 +140,7 @@ def write_report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m medssl.report", description=__doc__.split("\n")[0]
+        prog="python -m medssl.sweep_report", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "folder", type=Path, help="a sweep folder (multirun/...) or any folder of runs"
