@@ -148,7 +148,10 @@ def step_seconds(size: int, device: torch.device, precision: str, repeats: int) 
     optimizer = instantiate(cfg.optimizer)(method, batch_size=BATCH)
     augmentation = instantiate(cfg.augmentation).to(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    premade = augmentation(images[:BATCH], generator)
+    # Distinct pre-made batches, cycled: one reused tensor would stay cache-hot and flatter
+    # the model-only step against the end-to-end one, whose views are fresh every step.
+    premade = [augmentation(images[i * BATCH : (i + 1) * BATCH], generator) for i in range(4)]
+    cycle = iter(range(10**9))
 
     def train_step(views):
         with autocast(device, precision):
@@ -165,7 +168,7 @@ def step_seconds(size: int, device: torch.device, precision: str, repeats: int) 
         train_step(augment())
 
     def model_only():
-        train_step(premade)
+        train_step(premade[next(cycle) % len(premade)])
 
     def timed(fn) -> float:
         sync(device)
