@@ -12,10 +12,8 @@ import csv
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from medssl.data.image_files import load_images_cached
-from medssl.data.image_folder import SPLITS, existing_root, resolve_task, splits_from_arrays
+from medssl.data.image_folder import SPLITS, existing_root, labelled_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.errors import MedsslError
 
@@ -104,23 +102,15 @@ def load_csv_labels(
         extra=csv_path.read_text(),
         cache=cache,
     )
-    labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
-    assigned = {
-        s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS
-    }
-    splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
-    log.info(
-        "Loaded %s at %d px: %d classes, %d train / %d val / %d test images",
-        csv_path,
-        size,
-        len(class_names),
-        len(splits["train"]),
-        len(splits["val"]),
-        len(splits["test"]),
-    )
-    return DatasetSplits(
-        name=name or folder.name,
-        task=resolve_task(task, len(class_names)),
-        class_names=class_names,
-        **splits,
+    return labelled_dataset(
+        str(csv_path),
+        name or folder.name,
+        task,
+        class_names,
+        images,
+        labels,
+        owner,
+        val_frac=val_frac,
+        test_frac=test_frac,
+        split_seed=split_seed,
     )

@@ -112,24 +112,49 @@ def load_image_folder(
             labels += [classes.index(class_dir.name)] * len(files)
             owner += [split] * len(files)
     images = load_images_cached(paths, folder, size, channels, kind="image_folder", cache=cache)
+    return labelled_dataset(
+        f"image folder {folder}",
+        name or folder.name,
+        task,
+        classes,
+        images,
+        labels,
+        owner,
+        val_frac=val_frac,
+        test_frac=test_frac,
+        split_seed=split_seed,
+    )
+
+
+def labelled_dataset(
+    source: str,
+    name: str,
+    task: str | None,
+    class_names: list[str],
+    images: np.ndarray,
+    labels: list[int],
+    owner: list[str],
+    *,
+    val_frac: float,
+    test_frac: float,
+    split_seed: int,
+) -> DatasetSplits:
+    """Splits from decoded images whose `owner` names their split (`train`, `val`, `test`);
+    a split that owns no image is carved out of train by ratio, stratified."""
     labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
-    # A split folder without images is treated as absent: carved out of train.
     assigned = {
         s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS
     }
     splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
     log.info(
-        "Loaded image folder %s at %d px: %d classes, %d train / %d val / %d test images",
-        folder,
-        size,
-        len(classes),
+        "Loaded %s at %d px: %d classes, %d train / %d val / %d test images",
+        source,
+        images.shape[-1],
+        len(class_names),
         len(splits["train"]),
         len(splits["val"]),
         len(splits["test"]),
     )
     return DatasetSplits(
-        name=name or folder.name,
-        task=resolve_task(task, len(classes)),
-        class_names=classes,
-        **splits,
+        name=name, task=resolve_task(task, len(class_names)), class_names=class_names, **splits
     )
