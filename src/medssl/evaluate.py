@@ -13,7 +13,6 @@ encoder are taken from its `config.yaml` next to the checkpoint when it is there
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.atomic_files import write_json
 from medssl.augment.pipeline import prepare_dataset
 from medssl.data.label_subset import check_label_frac, labelled_subset
-from medssl.errors import MedsslError
+from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
-from medssl.evaluation.summary import write_summary
+from medssl.evaluation.summary import write_results
 from medssl.run import build
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device, resolve_precision
@@ -127,19 +125,13 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
         "n/test": len(data.test),
         "time/total_s": time.perf_counter() - started,
     }
-    write_json(run_dir / "results.json", results)
-    write_summary(run_dir / "summary.md", results)
-    log.info("Results written to %s", run_dir / "results.json")
+    write_results(run_dir, results)
     return results
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    try:
-        results = evaluate_checkpoint(cfg, HydraConfig.get().runtime.output_dir)
-    except MedsslError as error:
-        log.error("%s", error)
-        sys.exit(1)
+    results = run_or_exit(evaluate_checkpoint, cfg, HydraConfig.get().runtime.output_dir)
     return results.get(f"val/{cfg.optimize_metric}", float("nan"))
 
 

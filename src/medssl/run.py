@@ -25,7 +25,7 @@ from medssl.data.pretrain_source import (
 )
 from medssl.errors import MedsslError
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
-from medssl.evaluation.summary import write_summary
+from medssl.evaluation.summary import write_results
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_precision
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
@@ -212,9 +212,7 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> di
         "time/pretrain_s": pretrain_seconds,
         "time/total_s": time.perf_counter() - started,
     }
-    write_json(run_dir / "results.json", results)
-    write_summary(run_dir / "summary.md", results)
+    write_results(run_dir, results)
     if tracker is not None:
         tracker.finish(results)
-    log.info("Results written to %s", run_dir / "results.json")
     return results

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
+
+from medssl.atomic_files import write_json
 
 COLUMNS = (
     ("acc", "ACC"),
@@ -17,6 +20,9 @@ COLUMNS = (
     ("ece_ts", "ECE (TS)"),
     ("aurc", "AURC"),
 )
+
+
+log = logging.getLogger(__name__)
 
 
 def _fmt(value) -> str:
@@ -74,3 +80,10 @@ def summary_markdown(results: dict) -> str:
 
 def write_summary(path: Path, results: dict) -> None:
     Path(path).write_text(summary_markdown(results))
+
+
+def write_results(run_dir: Path, results: dict) -> None:
+    """`results.json` (every number, flat keys) and `summary.md` (the main tables) of a run."""
+    write_json(Path(run_dir) / "results.json", results)
+    write_summary(Path(run_dir) / "summary.md", results)
+    log.info("Results written to %s", Path(run_dir) / "results.json")
