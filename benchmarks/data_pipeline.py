@@ -5,12 +5,14 @@
 1. Data only, 28 px, SimCLR's recipe (crop + flip, colour jitter p=0.8, grayscale p=0.2 for
    colour, blur p=0.5): view pairs per second of our batched pipeline against the classic
    torchvision pipeline (a Dataset augmenting one PIL image at a time, DataLoader with 2
-   workers), for 1-channel (PneumoniaMNIST when present) and 3-channel images (colour jitter on).
+   workers), for 1-channel (PneumoniaMNIST when present) and 3-channel images (colour jitter on);
+   rounds of the two alternate and the medians are compared.
 2. One SSL training step end to end (SimCLR, ResNet-18 with the small-input stem, batch 256, two
    views: augmentation + forward + backward + optimiser step) against the same step on views
    made in advance (model only), at 28 and 64 px, on the training device. Steps of the two kinds
-   alternate and each end-to-end step is paired with the model-only step after it; the median
-   paired ratio and its range are printed, so other load on the machine hits both alike. A step
+   alternate (A-B, B-A, ...) and each end-to-end step is paired with the model-only step next
+   to it; the median paired ratio and its range are printed, so other load on the machine hits
+   both alike. A step
    takes seconds on a CPU, so few fit in the time budget; the augmentation's own time per batch
    (median of many) is printed too, with the ratio it implies: model / (model + augmentation).
 
@@ -108,7 +110,10 @@ def classic_pairs_per_s(images: torch.Tensor, channels: int) -> float:
         drop_last=True,
     )
     batches = iter(loader)
-    next(batches)  # worker start-up is not throughput
+    # Worker start-up is not throughput, and while it waits for the first batch each worker
+    # prefetches `prefetch_factor` (2) more: the clock starts once those are consumed.
+    for _ in range(1 + 2 * loader.num_workers):
+        next(batches)
     started, pairs = time.perf_counter(), 0
     for first, _ in batches:
         pairs += len(first)
@@ -179,10 +184,12 @@ def step_seconds(size: int, device: torch.device, precision: str, repeats: int) 
 
     end_to_end(), model_only()  # warm-up: allocator, oneDNN/cuDNN kernel choice
     times = {"end_to_end": [], "model_only": []}
-    for _ in range(repeats):
-        times["end_to_end"].append(timed(end_to_end))
-        times["model_only"].append(timed(model_only))
-    # Each end-to-end step is compared with the model-only step right after it.
+    for i in range(repeats):
+        # A-B, B-A, ...: a drift in machine speed favours neither kind.
+        order = ("end_to_end", "model_only") if i % 2 == 0 else ("model_only", "end_to_end")
+        for kind in order:
+            times[kind].append(timed(end_to_end if kind == "end_to_end" else model_only))
+    # Each end-to-end step is compared with the model-only step next to it.
     ratios = [m / e for e, m in zip(times["end_to_end"], times["model_only"], strict=True)]
     augment_s = statistics.median(timed(augment) for _ in range(30))
     return {k: statistics.median(v) for k, v in times.items()} | {
@@ -193,12 +200,17 @@ def step_seconds(size: int, device: torch.device, precision: str, repeats: int) 
     }
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-images", type=int, default=4608, help="images per data-only epoch")
-    parser.add_argument("--repeats", type=int, default=2, help="timed steps of each kind at 28 px")
+    parser.add_argument("--n-images", type=int, default=3 * 4608, help="images per data-only round")
+    parser.add_argument("--rounds", type=int, default=3, help="data-only rounds of each side")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps of each kind at 28 px")
     parser.add_argument(
-        "--repeats-64", type=int, default=1, help="timed steps of each kind at 64 px"
+        "--repeats-64", type=int, default=3, help="timed steps of each kind at 64 px"
     )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -211,19 +223,23 @@ def main() -> None:
     )
 
     print(
-        f"\n1. data only, 28 px, SimCLR recipe, view pairs/s (ours on {device}), best of 2 rounds"
+        f"\n1. data only, 28 px, SimCLR recipe, view pairs/s (ours on {device}), median of "
+        f"{args.rounds} alternated rounds (range in brackets)"
     )
-    print(f"{'images':<12}{'torchvision, 2 workers':>24}{'ours':>12}{'ratio':>10}{'bar':>8}")
+    print(f"{'images':<12}{'torchvision, 2 workers':>28}{'ours':>22}{'ratio':>8}{'bar':>6}")
     for channels, bar in ((1, 15), (3, 8)):
         images = load_images(channels, 28, args.n_images)
-        # Alternated rounds, best of each: other load on a shared machine slows either side.
+        # Alternated rounds and medians: a burst of other load slows one round of one side,
+        # not the figure.
         rounds = [
             (classic_pairs_per_s(images, channels), ours_pairs_per_s(images, device))
-            for _ in range(2)
+            for _ in range(args.rounds)
         ]
-        classic, ours = max(r[0] for r in rounds), max(r[1] for r in rounds)
+        classic, ours = ([r[i] for r in rounds] for i in (0, 1))
+        c, o = statistics.median(classic), statistics.median(ours)
         print(
-            f"{channels}-channel{'':<3}{classic:>24,.0f}{ours:>12,.0f}{ours / classic:>9.1f}x{bar:>7}x"
+            f"{channels}-channel{'':<3}{_spread(classic):>28}{_spread(ours):>22}"
+            f"{o / c:>7.1f}x{bar:>5}x"
         )
 
     print(

@@ -76,10 +76,10 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
         *(
             ["augmentation=multicrop", f"augmentation.local_views.n_views={args.local_views}"]
             if name == "dino"
-            else ["augmentation=simclr"]
+            else [f"augmentation={args.augmentation}"]
         ),
         f"scheduler.warmup_epochs={args.warmup_epochs}",
-        *args.override,
+        *(args.override if name != "random" else []),  # the floor trains nothing
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--warmup-epochs", type=float, default=1)
     parser.add_argument("--label-frac", type=float, default=0.1)
+    parser.add_argument(
+        "--augmentation", default="simclr", help="preset for every method but dino (multicrop)"
+    )
     parser.add_argument("--local-views", type=int, default=2, help="DINO's local crops")
     parser.add_argument(
         "--probe-labels",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medssl.losses.supcon import SupConLoss
-from medssl.losses.triplet import TripletLoss
+from medssl.losses.triplet import TripletLoss, valid_triplets
 
 
 def unit(v):
@@ -54,6 +54,28 @@ def test_triplet_matches_a_loop_over_all_valid_triplets(margin, gamma):
     assert ours.item() == pytest.approx(
         triplet_by_loop(z, labels.tolist(), margin, gamma), rel=1e-5
     )
+
+
+def triplet_by_explicit_mask(z, labels, margin, gamma):
+    """The (batch, batch, batch) boolean-mask form the loss sums without materialising."""
+    z = torch.nn.functional.normalize(z, dim=1)
+    d = torch.cdist(z, z).clamp_min(1e-6).pow(gamma)
+    violation = torch.relu(d[:, :, None] - d[:, None, :] + margin)
+    return violation[valid_triplets(labels)].mean()
+
+
+@pytest.mark.parametrize(("margin", "gamma"), [(0.2, 1.0), (0.5, 2.0), (0.05, 0.5)])
+def test_triplet_equals_the_explicit_mask_in_value_and_gradient(margin, gamma):
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(0, 3, (64,), generator=g)
+    z = torch.randn(64, 8, generator=g)
+    z_ours, z_ref = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    ours = TripletLoss(margin, gamma)(z_ours, labels)
+    ref = triplet_by_explicit_mask(z_ref, labels, margin, gamma)
+    ours.backward()
+    ref.backward()
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    torch.testing.assert_close(z_ours.grad, z_ref.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_triplet_is_invariant_to_the_order_of_the_batch_and_zero_without_triplets():
