@@ -226,7 +226,7 @@ def main() -> None:
         f"\n1. data only, 28 px, SimCLR recipe, view pairs/s (ours on {device}), median of "
         f"{args.rounds} alternated rounds (range in brackets)"
     )
-    print(f"{'images':<12}{'torchvision, 2 workers':>28}{'ours':>22}{'ratio':>8}{'bar':>6}")
+    print(f"{'images':<12}{'torchvision, 2 workers':>28}{'ours':>26}{'ratio':>8}{'bar':>6}")
     for channels, bar in ((1, 15), (3, 8)):
         images = load_images(channels, 28, args.n_images)
         # Alternated rounds and medians: a burst of other load slows one round of one side,
@@ -238,7 +238,7 @@ def main() -> None:
         classic, ours = ([r[i] for r in rounds] for i in (0, 1))
         c, o = statistics.median(classic), statistics.median(ours)
         print(
-            f"{channels}-channel{'':<3}{_spread(classic):>28}{_spread(ours):>22}"
+            f"{channels}-channel{'':<3}{_spread(classic):>28}{_spread(ours):>26}"
             f"{o / c:>7.1f}x{bar:>5}x"
         )
 

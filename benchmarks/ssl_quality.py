@@ -5,7 +5,7 @@ AUROC on val for each, beside the frozen random-init encoder.
         --backbone smallcnn --epochs 5
 
 Each method is composed from its real config file (`method=<name>`), with `dino` on the
-multi-crop augmentation (2 global + `--local-views` local crops) and the others on SimCLR's.
+multi-crop augmentation (2 global + `--local-views` local crops) and the others on `--augmentation` (default `medical`, the project's default).
 Label-using methods (supervised, triplet, supcon) pretrain on a stratified `--label-frac`
 subset, as `train.py` would, for proportionally more epochs so that every method takes the
 same number of optimiser steps; the probes are fit
@@ -112,8 +112,8 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
     # The probes see the labelled subset (the label-efficient regime medssl is for) or, with
     # --probe-labels all, every training label.
     probe_idx = labelled if args.probe_labels == "labelled" else torch.arange(len(data.train))
-    train_x = encode(method.backbone, data.train.images[probe_idx], device, precision).cpu()
-    val_x = encode(method.backbone, data.val.images, device, precision).cpu()
+    train_x = encode(method.encoder, data.train.images[probe_idx], device, precision).cpu()
+    val_x = encode(method.encoder, data.val.images, device, precision).cpu()
     knn, linear = probe_aurocs(
         train_x, data.train.labels[probe_idx].numpy(), val_x, data.val.labels.numpy()
     )
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=float, default=1)
     parser.add_argument("--label-frac", type=float, default=0.1)
     parser.add_argument(
-        "--augmentation", default="simclr", help="preset for every method but dino (multicrop)"
+        "--augmentation", default="medical", help="preset for every method but dino (multicrop)"
     )
     parser.add_argument("--local-views", type=int, default=2, help="DINO's local crops")
     parser.add_argument(

@@ -77,6 +77,9 @@ def check_loss_falls(name, backbone, breast_batch, backbone_overrides):
             f"method={name}",
             f"backbone={backbone}",
             f"optimizer.ref_batch_size={REF_BATCH[backbone]}",
+            # The views the matrix was tuned on (these tests are about the methods): the
+            # default medical views made the from-scratch ViT's first step overshoot once.
+            "augmentation=simclr",
             *backbone_overrides,
             *SMALL_HEADS[name],
         ]

@@ -112,3 +112,35 @@ def test_random_init_trains_nothing_and_still_encodes():
     assert method.trains is False
     out = method([torch.randn(4, 1, 28, 28)])
     assert out["loss"].item() == 0.0 and out["embedding"].shape == (4, 32)
+
+
+def test_dino_head_batch_norm_separates_codes_of_features_sharing_one_direction():
+    """Pooled ReLU features share a large positive direction; without BatchNorm in the head
+    every image gets nearly the same code (the uniform-teacher collapse the config avoids)."""
+    from medssl.models.heads import DINOHead
+
+    g = torch.Generator().manual_seed(0)
+    features = 5.0 + 0.1 * torch.randn(64, 32, generator=g)  # shared offset, small differences
+
+    def mean_code_similarity(batch_norm: bool) -> float:
+        torch.manual_seed(0)
+        head = DINOHead(32, 64, 16, 128, batch_norm=batch_norm).train()
+        with torch.no_grad():
+            code = torch.nn.functional.normalize(head.mlp(features), dim=-1)
+        similarity = code @ code.T
+        return float(similarity[~torch.eye(64, dtype=torch.bool)].mean())
+
+    assert mean_code_similarity(False) > 0.99
+    assert mean_code_similarity(True) < 0.5
+
+
+def test_dino_evaluates_and_saves_the_teacher():
+    from medssl.losses.dino import DINOLoss
+    from medssl.methods.dino import DINO
+
+    method = DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32, head_batch_norm=True)
+    assert method.encoder is method.teacher_backbone
+    assert method.encoder is not method.backbone
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in method.head.modules())
+    plain = RandomInit(SmallCNN(1, width=4))
+    assert plain.encoder is plain.backbone

@@ -172,13 +172,13 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> di
             "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
             "in_chans": data.channels,
             "input_size": data.image_size,
-            "state_dict": method.backbone.state_dict(),
+            "state_dict": method.encoder.state_dict(),
         },
     )
 
     protocols, report_options = build_evaluation(cfg.eval)
     metrics = evaluate_encoder(
-        method.backbone,
+        method.encoder,
         data,
         labelled,
         protocols,

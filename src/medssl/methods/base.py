@@ -24,6 +24,12 @@ class Method(nn.Module):
         self.backbone = backbone
         self.feature_dim = feature_dim(backbone)
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The network evaluated and saved after pretraining: the backbone, unless the method's
+        paper evaluates another one (DINO: the teacher)."""
+        return self.backbone
+
     def encode_views(
         self, views: list[torch.Tensor], encoder: nn.Module | None = None
     ) -> list[torch.Tensor]:

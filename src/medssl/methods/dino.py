@@ -3,7 +3,8 @@ rising from 0.996 to 1 by cosine) through centred, sharpened softmax outputs of 
 
 Views: the first `n_global_views` are global crops (the teacher's only input); the rest are
 local crops of any smaller size, e.g. from `augment.multi_crop.MultiCrop`. The student runs
-once per group of same-sized views. The evaluated encoder is the student's backbone.
+once per group of same-sized views. The evaluated and saved encoder is the teacher's backbone,
+as in the paper.
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ class DINO(Method):
         out_dim: int = 4096,
         base_momentum: float = 0.996,
         n_global_views: int = 2,
+        head_batch_norm: bool = False,
     ) -> None:
         super().__init__(backbone)
         if loss.center.shape[1] != out_dim:
             raise ValueError(
                 f"the DINO loss expects {loss.center.shape[1]} outputs but the head gives {out_dim}"
             )
-        self.head = DINOHead(self.feature_dim, head_hidden_dim, head_bottleneck_dim, out_dim)
+        self.head = DINOHead(
+            self.feature_dim, head_hidden_dim, head_bottleneck_dim, out_dim, head_batch_norm
+        )
         self.teacher_backbone = frozen_copy(backbone)
         self.teacher_head = frozen_copy(self.head)
         self.loss = loss
         self.base_momentum = base_momentum
         momentum_at(base_momentum, 0.0)  # validates
         self.n_global_views = n_global_views
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.teacher_backbone  # the network the paper evaluates
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
         if len(views) < self.n_global_views:

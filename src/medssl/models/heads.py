@@ -33,16 +33,29 @@ class MLPHead(nn.Sequential):
 class DINOHead(nn.Module):
     """DINO's projection head (Caron et al. 2021, sec. 3 and appendix): an MLP with GELU to a
     `bottleneck_dim` code, L2-normalised, then a linear layer to `out_dim` logits whose weight
-    rows are normalised to unit length (weight normalisation with the gain fixed to 1)."""
+    rows are normalised to unit length (weight normalisation with the gain fixed to 1).
+
+    `batch_norm` puts BatchNorm after the hidden layers (the DINO code's `use_bn_in_head`, for
+    CNNs): the pooled ReLU features of a CNN share one large positive direction, and without it
+    every image gets nearly the same code, the centred teacher is uniform and the loss sits at
+    log(out_dim) (measured on a small CNN, PneumoniaMNIST)."""
 
     def __init__(
-        self, in_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256, out_dim: int = 4096
+        self,
+        in_dim: int,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        out_dim: int = 4096,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
+        norm = nn.BatchNorm1d if batch_norm else nn.Identity
         self.mlp = nn.Sequential(
             nn.Linear(in_dim, hidden_dim),
+            norm(hidden_dim),
             nn.GELU(),
             nn.Linear(hidden_dim, hidden_dim),
+            norm(hidden_dim),
             nn.GELU(),
             nn.Linear(hidden_dim, bottleneck_dim),
         )
