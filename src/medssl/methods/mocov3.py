@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from medssl.losses.infonce import InfoNCELoss
-from medssl.methods.base import Method
-from medssl.methods.momentum import ema_update, frozen_copy, momentum_at
+from medssl.methods.online_target import OnlineTargetMethod
+from medssl.models.backbone import feature_dim
 from medssl.models.heads import MLPHead
 
 
-class MoCoV3(Method):
+class MoCoV3(OnlineTargetMethod):
     def __init__(
         self,
         backbone: nn.Module,
@@ -24,28 +24,15 @@ class MoCoV3(Method):
         pred_hidden_dim: int = 4096,
         base_momentum: float = 0.99,
     ) -> None:
-        super().__init__(backbone)
-        self.projector = MLPHead(
-            self.feature_dim, proj_hidden_dim, proj_dim, num_layers=3, last_bn=True
+        super().__init__(
+            backbone,
+            projector=MLPHead(
+                feature_dim(backbone), proj_hidden_dim, proj_dim, num_layers=3, last_bn=True
+            ),
+            predictor=MLPHead(proj_dim, pred_hidden_dim, proj_dim, num_layers=2, last_bn=True),
+            loss=loss,
+            base_momentum=base_momentum,
         )
-        self.predictor = MLPHead(proj_dim, pred_hidden_dim, proj_dim, num_layers=2, last_bn=True)
-        self.momentum_backbone = frozen_copy(backbone)
-        self.momentum_projector = frozen_copy(self.projector)
-        self.loss = loss
-        self.base_momentum = base_momentum
-        momentum_at(base_momentum, 0.0)  # validates
 
-    def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
-        x = torch.cat(views[:2])
-        h = self.backbone(x)
-        q_a, q_b = self.predictor(self.projector(h)).chunk(2)
-        with torch.no_grad():
-            k_a, k_b = self.momentum_projector(self.momentum_backbone(x)).chunk(2)
-        scale = 2 * self.loss.temperature
-        loss = scale * (self.loss(q_a, k_b) + self.loss(q_b, k_a))
-        return {"loss": loss, "embedding": h[: len(views[0])].detach()}
-
-    def on_step_end(self, progress: float) -> None:
-        m = momentum_at(self.base_momentum, progress)
-        ema_update(self.momentum_backbone, self.backbone, m)
-        ema_update(self.momentum_projector, self.projector, m)
+    def pair_loss(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return 2 * self.loss.temperature * self.loss(queries, keys)
