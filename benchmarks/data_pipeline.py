@@ -111,8 +111,8 @@ def classic_pairs_per_s(images: torch.Tensor, channels: int) -> float:
     )
     batches = iter(loader)
     # Worker start-up is not throughput, and while it waits for the first batch each worker
-    # prefetches `prefetch_factor` (2) more: the clock starts once those are consumed.
-    for _ in range(1 + 2 * loader.num_workers):
+    # prefetches `prefetch_factor` more: the clock starts once those are consumed.
+    for _ in range(1 + loader.prefetch_factor * loader.num_workers):
         next(batches)
     started, pairs = time.perf_counter(), 0
     for first, _ in batches:

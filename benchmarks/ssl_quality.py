@@ -5,7 +5,8 @@ AUROC on val for each, beside the frozen random-init encoder.
         --backbone smallcnn --epochs 5
 
 Each method is composed from its real config file (`method=<name>`), with `dino` on the
-multi-crop augmentation (2 global + `--local-views` local crops) and the others on `--augmentation` (default `medical`, the project's default).
+multi-crop augmentation (2 global + `--local-views` local crops) and the others on
+`--augmentation` (default `medical`, the project's default).
 Label-using methods (supervised, triplet, supcon) pretrain on a stratified `--label-frac`
 subset, as `train.py` would, for proportionally more epochs so that every method takes the
 same number of optimiser steps; the probes are fit

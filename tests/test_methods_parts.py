@@ -134,7 +134,7 @@ def test_dino_head_batch_norm_separates_codes_of_features_sharing_one_direction(
     assert mean_code_similarity(True) < 0.5
 
 
-def test_dino_evaluates_and_saves_the_teacher():
+def test_dino_encoder_is_the_teacher_and_others_the_backbone():
     from medssl.losses.dino import DINOLoss
     from medssl.methods.dino import DINO
 
