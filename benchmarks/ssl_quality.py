@@ -14,7 +14,9 @@ on the features of the same labelled subset (`--probe-labels all`: the whole tra
 un-augmented, eval mode) and scored on val:
 kNN (k=20, cosine, distance-weighted) and L2 logistic regression on standardised features.
 This is a sanity benchmark (does each method learn anything at all in a few epochs?), not a
-leaderboard: the budget is far below the papers'.
+leaderboard: the budget is far below the papers'. With several `--seeds` (init, batch order,
+augmentation and the labelled subset all change), each method is compared with the random
+encoder of the same seed and the table gives means, ranges and how many seeds it won.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def probe_aurocs(train_x, train_y, val_x, val_y) -> tuple[float, float]:
     return float(knn_auroc), float(linear_auroc)
 
 
-def run_method(name: str, args, data, labelled, device, precision) -> dict:
+def run_method(name: str, args, seed: int, data, labelled, device, precision) -> dict:
     overrides = [
         f"method={name}",
         f"backbone={args.backbone}",
@@ -84,7 +86,7 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    seed_everything(args.seed)
+    seed_everything(seed)
     backbone = instantiate(cfg.backbone, in_chans=data.channels, input_size=data.image_size)
     method_cls = get_class(cfg.method._target_)
     task = {"task": data.task, "num_classes": data.num_classes} if method_cls.uses_labels else {}
@@ -105,7 +107,7 @@ def run_method(name: str, args, data, labelled, device, precision) -> dict:
             batch_size=args.batch_size,
             device=device,
             precision=precision,
-            seed=args.seed,
+            seed=seed,
             run_dir=Path(run_dir),
             fingerprint=name,
         )
@@ -145,7 +147,7 @@ def main() -> None:
         default="labelled",
         help="fit the probes on the --label-frac subset (default) or on every training label",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--methods", nargs="*", default=METHODS)
     parser.add_argument(
@@ -158,46 +160,74 @@ def main() -> None:
     data = load_medmnist("pneumoniamnist", size=28, root=root, download=False)
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
-    labelled = labelled_subset(data.train.labels, args.label_frac, args.seed, data.class_names)
+    labelled = labelled_subset(data.train.labels, args.label_frac, args.seeds[0], data.class_names)
     print(
         f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
-        f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seed {args.seed}; label-using "
+        f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seeds {args.seeds}; label-using "
         f"methods see {len(labelled)} labelled images; probes fit on "
         f"{'those' if args.probe_labels == 'labelled' else 'all train'} images' features.",
         flush=True,
     )
 
-    rows = [run_method("random", args, data, labelled, device, precision)]
-    for name in args.methods:
-        rows.append(run_method(name, args, data, labelled, device, precision))
-        r = rows[-1]
-        print(
-            f"  done {name}: kNN {r['knn']:.4f}, linear {r['linear']:.4f}, {r['seconds']:.0f} s",
-            flush=True,
-        )
-    floor = rows[0]
+    table: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        labelled = labelled_subset(data.train.labels, args.label_frac, seed, data.class_names)
+        floor = run_method("random", args, seed, data, labelled, device, precision)
+        table.setdefault("random", []).append(floor)
+        for name in args.methods:
+            r = run_method(name, args, seed, data, labelled, device, precision)
+            r["beats"] = r["knn"] > floor["knn"] and r["linear"] > floor["linear"]
+            table.setdefault(name, []).append(r)
+            print(
+                f"  seed {seed} {name}: kNN {r['knn']:.4f}, linear {r['linear']:.4f} "
+                f"(random {floor['knn']:.4f}, {floor['linear']:.4f}), {r['seconds']:.0f} s",
+                flush=True,
+            )
     print()
     print(
         "| method | kNN AUROC | linear AUROC | beats random (both) | loss first -> last epoch | collapsed | pretrain s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        beats = (
-            "floor"
-            if r is floor
-            else ("yes" if r["knn"] > floor["knn"] and r["linear"] > floor["linear"] else "NO")
-        )
-        loss = f"{r['loss'][0]:.4f} -> {r['loss'][1]:.4f}" if r["loss"] else "-"
-        collapsed = "-" if r["collapsed"] is None else str(r["collapsed"]).lower()
-        print(
-            f"| {r['method']} | {r['knn']:.4f} | {r['linear']:.4f} | {beats} | {loss} | {collapsed} | {r['seconds']:.0f} |"
-        )
+    for name, runs in table.items():
+        print(f"| {name} | " + " | ".join(summary_cells(name, runs)) + " |")
     failures = [
-        r["method"]
-        for r in rows[1:]
-        if not (r["knn"] > floor["knn"] and r["linear"] > floor["linear"])
+        name
+        for name, runs in table.items()
+        if name != "random" and not all(r["beats"] for r in runs)
     ]
-    print(f"\nmethods not beating random on both metrics: {failures or 'none'}")
+    seeds = "" if len(args.seeds) == 1 else f" on every seed of {args.seeds}"
+    print(f"\nmethods not beating random on both metrics{seeds}: {failures or 'none'}")
+
+
+def summary_cells(name: str, runs: list[dict]) -> list[str]:
+    """One seed: its figures; several: mean (min-max) and the number of seeds won."""
+
+    def spread(key: str) -> str:
+        values = [r[key] for r in runs]
+        mean = sum(values) / len(values)
+        return (
+            f"{mean:.4f}"
+            if len(values) == 1
+            else f"{mean:.4f} ({min(values):.4f}-{max(values):.4f})"
+        )
+
+    if name == "random":
+        beats = "floor"
+    elif len(runs) == 1:
+        beats = "yes" if runs[0]["beats"] else "NO"
+    else:
+        won = sum(r["beats"] for r in runs)
+        beats = f"{'yes' if won == len(runs) else 'NO'}, {won}/{len(runs)} seeds"
+    losses = [r["loss"] for r in runs if r["loss"]]
+    loss = (
+        f"{sum(a for a, _ in losses) / len(losses):.4f} -> {sum(b for _, b in losses) / len(losses):.4f}"
+        if losses
+        else "-"
+    )
+    flags = [r["collapsed"] for r in runs if r["collapsed"] is not None]
+    collapsed = str(any(flags)).lower() if flags else "-"
+    seconds = sum(r["seconds"] for r in runs) / len(runs)
+    return [spread("knn"), spread("linear"), beats, loss, collapsed, f"{seconds:.0f}"]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ the random-init floor, multi-crop."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -134,13 +135,60 @@ def test_dino_head_batch_norm_separates_codes_of_features_sharing_one_direction(
     assert mean_code_similarity(True) < 0.5
 
 
-def test_dino_encoder_is_the_teacher_and_others_the_backbone():
+def test_dino_encoder_is_the_chosen_network_and_others_the_backbone():
     from medssl.losses.dino import DINOLoss
     from medssl.methods.dino import DINO
 
-    method = DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32, head_batch_norm=True)
-    assert method.encoder is method.teacher_backbone
-    assert method.encoder is not method.backbone
-    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in method.head.modules())
+    def dino(**kwargs):
+        return DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32, **kwargs)
+
+    teacher = dino(head_batch_norm=True, encoder_from="teacher")
+    assert teacher.encoder is teacher.teacher_backbone
+    assert teacher.encoder is not teacher.backbone
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in teacher.head.modules())
+    student = dino(encoder_from="student")
+    assert student.encoder is student.backbone
+    with pytest.raises(ValueError, match="encoder_from"):
+        dino(encoder_from="ema")
     plain = RandomInit(SmallCNN(1, width=4))
     assert plain.encoder is plain.backbone
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_frozen_running_stats_keep_batch_statistics_and_leave_the_averages(momentum):
+    from medssl.models.batch_norm import running_stats_frozen
+
+    torch.manual_seed(0)
+    layer = torch.nn.BatchNorm2d(3, momentum=momentum).train()
+    layer(torch.randn(8, 3, 5, 5))
+    mean, var = layer.running_mean.clone(), layer.running_var.clone()
+    count = layer.num_batches_tracked.clone()
+    x = 3 + 2 * torch.randn(8, 3, 4, 4)
+    with running_stats_frozen(torch.nn.Sequential(layer)):
+        frozen_out = layer(x)
+    assert torch.equal(layer.running_mean, mean) and torch.equal(layer.running_var, var)
+    assert torch.equal(layer.num_batches_tracked, count) and layer.momentum == momentum
+    expected = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(
+        x.var((0, 2, 3), unbiased=False, keepdim=True) + layer.eps
+    )
+    torch.testing.assert_close(frozen_out, expected)  # batch statistics, as in training
+    layer(x)
+    assert not torch.equal(layer.running_mean, mean)  # outside the block it tracks again
+
+
+def test_dino_student_running_stats_come_from_the_global_views_only():
+    from medssl.losses.dino import DINOLoss
+    from medssl.methods.dino import DINO
+
+    torch.manual_seed(0)
+    method = DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32).train()
+    reference = copy.deepcopy(method.backbone)
+    global_views = [torch.rand(6, 1, 16, 16) for _ in range(2)]
+    local_views = [3 * torch.rand(6, 1, 8, 8) for _ in range(2)]
+    method(global_views + local_views)["loss"].backward()
+    reference(torch.cat(global_views))
+    for mine, theirs in zip(method.backbone.modules(), reference.modules(), strict=True):
+        if isinstance(mine, torch.nn.BatchNorm2d):
+            torch.testing.assert_close(mine.running_mean, theirs.running_mean)
+            torch.testing.assert_close(mine.running_var, theirs.running_var)
+    assert method.backbone.features[0][0].weight.grad is not None

@@ -26,8 +26,8 @@ class Method(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        """The network evaluated and saved after pretraining: the backbone, unless the method's
-        paper evaluates another one (DINO: the teacher)."""
+        """The network evaluated and saved after pretraining: the backbone, unless the method
+        offers another one (DINO's teacher, with `encoder_from=teacher`)."""
         return self.backbone
 
     def encode_views(

@@ -3,8 +3,13 @@ rising from 0.996 to 1 by cosine) through centred, sharpened softmax outputs of 
 
 Views: the first `n_global_views` are global crops (the teacher's only input); the rest are
 local crops of any smaller size, e.g. from `augment.multi_crop.MultiCrop`. The student runs
-once per group of same-sized views. The evaluated and saved encoder is the teacher's backbone,
-as in the paper.
+once per group of same-sized views; its BatchNorm running statistics are updated by the global
+views only, as they are what evaluation feeds it.
+
+`encoder_from` picks the backbone that is evaluated and saved: the paper's teacher, or the
+student. The teacher is an EMA that starts at the random init; at a rate of 0.996 its window is
+about 250 steps, so after the few hundred steps of a MedMNIST run it is still mostly the init
+and scores below the student (benchmarks/ssl_quality.py); it pays off in long runs.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import nn
 from medssl.losses.dino import DINOLoss
 from medssl.methods.base import Method
 from medssl.methods.momentum import ema_update, frozen_copy, momentum_at
+from medssl.models.batch_norm import running_stats_frozen
 from medssl.models.heads import DINOHead
 
 
@@ -29,6 +35,7 @@ class DINO(Method):
         base_momentum: float = 0.996,
         n_global_views: int = 2,
         head_batch_norm: bool = False,
+        encoder_from: str = "teacher",
     ) -> None:
         super().__init__(backbone)
         if loss.center.shape[1] != out_dim:
@@ -44,15 +51,20 @@ class DINO(Method):
         self.base_momentum = base_momentum
         momentum_at(base_momentum, 0.0)  # validates
         self.n_global_views = n_global_views
+        if encoder_from not in ("teacher", "student"):
+            raise ValueError(f"encoder_from must be 'teacher' or 'student', got {encoder_from!r}")
+        self.encoder_from = encoder_from
 
     @property
     def encoder(self) -> nn.Module:
-        return self.teacher_backbone  # the network the paper evaluates
+        return self.teacher_backbone if self.encoder_from == "teacher" else self.backbone
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
         if len(views) < self.n_global_views:
             raise ValueError(f"DINO needs at least {self.n_global_views} views, got {len(views)}")
-        features = self.encode_views(views)
+        features = self.encode_views(views[: self.n_global_views])
+        with running_stats_frozen(self.backbone):  # they should describe full-size images
+            features += self.encode_views(views[self.n_global_views :])
         student = self.head(torch.cat(features)).chunk(len(views))
         with torch.no_grad():
             global_views = torch.cat(views[: self.n_global_views])
