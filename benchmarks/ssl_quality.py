@@ -147,7 +147,13 @@ def main() -> None:
         default="labelled",
         help="fit the probes on the --label-frac subset (default) or on every training label",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="each method is compared with the random encoder of the same seed",
+    )
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--methods", nargs="*", default=METHODS)
     parser.add_argument(
@@ -160,11 +166,14 @@ def main() -> None:
     data = load_medmnist("pneumoniamnist", size=28, root=root, download=False)
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
-    labelled = labelled_subset(data.train.labels, args.label_frac, args.seeds[0], data.class_names)
+    # The stratified subset has the same size for every seed; only its members change.
+    n_labelled = len(
+        labelled_subset(data.train.labels, args.label_frac, args.seeds[0], data.class_names)
+    )
     print(
         f"PneumoniaMNIST 28 px: {len(data.train)} train, {len(data.val)} val; backbone {args.backbone}, "
         f"{args.epochs} epochs, batch {args.batch_size}, {precision}, seeds {args.seeds}; label-using "
-        f"methods see {len(labelled)} labelled images; probes fit on "
+        f"methods see {n_labelled} labelled images; probes fit on "
         f"{'those' if args.probe_labels == 'labelled' else 'all train'} images' features.",
         flush=True,
     )
