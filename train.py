@@ -1,22 +1,33 @@
 """Pretrain an encoder without labels and evaluate it with a fraction of them.
 
 python train.py method=vicreg backbone=resnet50 label_frac=0.05
-python train.py -m label_frac=0.01,0.05,0.1
+python train.py -m +experiment=label_efficiency dataset=pneumoniamnist
 """
+
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from medssl.errors import run_or_exit
 from medssl.run import run
+from medssl.study.job import run_job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    results = run_or_exit(run, cfg, HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    results = run_job(
+        run,
+        cfg,
+        Path(hydra_cfg.runtime.output_dir),
+        choices=choices,
+        multirun=hydra_cfg.mode == RunMode.MULTIRUN,
+    )
     # Returned for Hydra sweepers that optimise a metric.
-    return results.get(f"val/{cfg.optimize_metric}", float("nan"))
+    return (results or {}).get(f"val/{cfg.optimize_metric}", float("nan"))
 
 
 if __name__ == "__main__":

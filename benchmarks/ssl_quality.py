@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -38,10 +38,10 @@ from sklearn.preprocessing import StandardScaler
 
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
+from medssl.pretraining_job import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_precision
 from medssl.training.online_probe import encode
-from medssl.training.pretrain import pretrain
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = [
@@ -86,31 +86,17 @@ def run_method(name: str, args, seed: int, data, labelled, device, precision) ->
     ]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
+    cfg.seed, cfg.trainer.batch_size = seed, args.batch_size
+    if get_class(cfg.method._target_).uses_labels:  # the same number of optimiser steps
+        cfg.trainer.epochs = round(args.epochs * len(data.train) / len(labelled))
+    else:
+        cfg.trainer.epochs = args.epochs
     seed_everything(seed)
-    backbone = instantiate(cfg.backbone, in_chans=data.channels, input_size=data.image_size)
-    method_cls = get_class(cfg.method._target_)
-    task = {"task": data.task, "num_classes": data.num_classes} if method_cls.uses_labels else {}
-    method = instantiate(cfg.method)(backbone=backbone, **task).to(device)
-    augmentation = instantiate(cfg.augmentation).to(device)
-    train = data.train.subset(labelled) if method_cls.uses_labels else data.train
-    epochs = round(args.epochs * len(data.train) / len(train))  # the same number of steps
+    job, _ = assemble_pretraining(cfg, data, labelled, device, precision, online_probe=False)
+    method = job.method
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
-        history = pretrain(
-            method,
-            augmentation,
-            train.images.to(device),
-            train.labels.to(device) if method_cls.uses_labels else None,
-            optimizer_factory=instantiate(cfg.optimizer),
-            scheduler_factory=instantiate(cfg.scheduler),
-            epochs=epochs,
-            batch_size=args.batch_size,
-            device=device,
-            precision=precision,
-            seed=seed,
-            run_dir=Path(run_dir),
-            fingerprint=name,
-        )
+        history = job.run(Path(run_dir), name, device)
     seconds = time.perf_counter() - started
     # The probes see the labelled subset (the label-efficient regime medssl is for) or, with
     # --probe-labels all, every training label.

@@ -48,6 +48,7 @@ def test_pretrain_on_unlabelled_folder_with_clahe(tmp_path, medmnist_root, monke
             "augmentation=retina",
             "trainer.online_probe=false",
             "eval.report.figures=false",
+            f"cache.dir={tmp_path / 'encoders'}",
         ]
     )
     results = run(cfg, tmp_path / "run")

@@ -28,7 +28,7 @@ from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.summary import write_results
-from medssl.run import build
+from medssl.pretraining_job import build
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device, resolve_precision
 

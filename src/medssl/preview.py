@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from medssl.augment.pipeline import MEAN, STD
 from medssl.errors import MedsslError
-from medssl.run import build
+from medssl.pretraining_job import build
 
 log = logging.getLogger("medssl.preview")
 

@@ -46,6 +46,8 @@ class DatasetSplits:
     test: Split
     # Binary tasks: the class index that sensitivity, PPV and the operating points call positive.
     positive_class: int = 1
+    # A published result on all labels (`size`, metric values, `source`), from the dataset config.
+    reference: dict | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -93,9 +93,12 @@ def pretrain(
         )
     probe = None
     if probe_data is not None:
-        probe = OnlineProbe(
-            method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr
-        ).to(device)
+        # Its initialisation draws from a forked generator: with or without the probe (and
+        # whatever labels it reads), the encoder sees the same random numbers.
+        with torch.random.fork_rng(devices=[]):
+            probe = OnlineProbe(
+                method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr
+            ).to(device)
     monitor = CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank)
     ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
     log_path = Path(run_dir) / "train_log.jsonl"

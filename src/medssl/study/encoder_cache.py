@@ -1,0 +1,219 @@
+"""One pretraining per recipe: encoders stored under a hash of exactly what shaped them.
+
+A label-efficiency study evaluates the same self-supervised encoder at every label fraction, so
+it needs one pretraining per (method, backbone, pretraining images, augmentation, budget,
+seed), not one per job. `pretraining_key` hashes the resolved config that shapes pretraining
+and a digest of the images it sees (and their labels, for methods that train on labels: their
+key then changes with the labelled subset, so they never share across fractions); label
+fraction, label seed, evaluation and output paths stay out of it.
+
+`pretrain_or_reuse` holds a file lock on the key while it trains, so parallel jobs (joblib,
+submitit, a SLURM array) that need the same encoder neither clobber nor duplicate it: one
+pretrains in the cache entry (checkpoints there, so a killed job's successor resumes it), the
+others wait and reuse. Files are written to temporaries and renamed; `pretraining.json` is
+written last and marks the entry complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock, Timeout
+from omegaconf import DictConfig, OmegaConf
+
+from medssl.atomic_files import save_torch, write_bytes, write_json
+from medssl.errors import MedsslError
+from medssl.pretraining_job import PretrainingJob
+from medssl.training.distributed import Distributed
+
+log = logging.getLogger(__name__)
+
+SHAPING_GROUPS = ("method", "backbone", "augmentation", "optimizer", "scheduler")
+SHAPING_TRAINER_KEYS = ("epochs", "batch_size", "accumulate_steps")
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    array = np.ascontiguousarray(tensor.detach().cpu().numpy())
+    return f"{tuple(array.shape)}:{array.dtype}:" + hashlib.blake2b(array.data).hexdigest()[:32]
+
+
+def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
+    """What shapes pretraining, as plain data (stored beside the encoder for inspection)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return {
+        **{group: container[group] for group in SHAPING_GROUPS},
+        "trainer": {k: container["trainer"][k] for k in SHAPING_TRAINER_KEYS},
+        "precision": job.precision,
+        "seed": job.seed,
+        "world_size": world_size,
+        "images": tensor_digest(job.train.images),
+        "labels": tensor_digest(job.train.labels) if job.uses_labels else None,
+    }
+
+
+def pretraining_key(material: dict) -> str:
+    text = json.dumps(material, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Pretrained:
+    """The outcome of pretrain-or-reuse, for results.json."""
+
+    key: str | None
+    reused: bool
+    history: list[dict]
+    encoder_path: Path
+    seconds: float  # how long this encoder took to pretrain (in the job that trained it)
+    meta: dict = field(default_factory=dict)
+
+
+class CacheEntry:
+    """`<cache dir>/<key>/`: encoder.pt, train_log.jsonl, pretraining.json (written last)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.encoder = self.folder / "encoder.pt"
+        self.meta_path = self.folder / "pretraining.json"
+        self.log_path = self.folder / "train_log.jsonl"
+
+    def complete(self) -> bool:
+        return self.meta_path.is_file() and self.encoder.is_file()
+
+    @contextlib.contextmanager
+    def lock(self, held_here: bool, key: str):
+        """The key's lock, taken by the main process only; waits while another job trains."""
+        if not held_here:
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info(
+                "Waiting for encoder %s: another job is pretraining it (%s)", key, lock.lock_file
+            )
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def load_into(self, encoder: torch.nn.Module) -> None:
+        try:
+            saved = torch.load(self.encoder, map_location="cpu", weights_only=True)
+            encoder.load_state_dict(saved["state_dict"])
+        except Exception as error:  # torn, foreign or mismatched file: say which and stop
+            raise MedsslError(
+                f"the cached encoder {self.encoder} cannot be used ({type(error).__name__}); "
+                f"delete {self.folder} to pretrain it again."
+            ) from None
+
+    def store(self, record: dict, meta: dict) -> None:
+        save_torch(self.encoder, record)
+        write_json(self.meta_path, meta)
+        # The resume point is no longer needed once the encoder is stored.
+        shutil.rmtree(self.folder / "checkpoints", ignore_errors=True)
+
+    def meta(self) -> dict:
+        return json.loads(self.meta_path.read_text())
+
+    def history(self) -> list[dict]:
+        if not self.log_path.is_file():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
+
+    def copy_into(self, run_dir: Path) -> Path:
+        """Hard-link the encoder into the run folder (a copy across filesystems) and copy the
+        epoch log, so each job folder stands on its own."""
+        target = Path(run_dir) / "encoder.pt"
+        tmp = target.with_name(f".{target.name}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(self.encoder, tmp)
+        except OSError:
+            shutil.copyfile(self.encoder, tmp)
+        os.replace(tmp, target)
+        if self.log_path.is_file():
+            write_bytes(Path(run_dir) / "train_log.jsonl", self.log_path.read_bytes())
+        return target
+
+
+def pretrain_or_reuse(
+    job: PretrainingJob,
+    *,
+    key: str,
+    material: dict,
+    cache_dir: Path | None,
+    run_dir: Path,
+    device: torch.device,
+    encoder_record: dict,
+    distributed: Distributed,
+    label_frac: float,
+    on_epoch_end=None,
+) -> Pretrained:
+    """Train `job` or load its encoder from `cache_dir/<key>` into `job.method.encoder`.
+
+    Without a cache (`cache_dir=None`) it trains in `run_dir` as a plain run does. The online
+    probe of a cached SSL encoder read the labelled subset of the job that trained it (its
+    `label_frac` is in pretraining.json); it never sends gradients or draws random numbers that
+    the encoder sees, so the encoder is the same whatever fraction trained it, and a job that
+    reuses it reports that job's probe history."""
+    run_dir = Path(run_dir)
+    if not job.trains:
+        path = run_dir / "encoder.pt"
+        if distributed.is_main:
+            save_torch(path, {**encoder_record, "state_dict": job.method.encoder.state_dict()})
+        return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
+    if cache_dir is None:
+        started = time.perf_counter()
+        history = job.run(run_dir, key, device, distributed=distributed, on_epoch_end=on_epoch_end)
+        seconds = time.perf_counter() - started
+        path = run_dir / "encoder.pt"
+        if distributed.is_main:
+            save_torch(path, {**encoder_record, "state_dict": job.method.encoder.state_dict()})
+        return Pretrained(key, False, history, path, seconds)
+
+    entry = CacheEntry(Path(cache_dir) / key)
+    with entry.lock(distributed.is_main, key):
+        reuse = distributed.broadcast(entry.complete() if distributed.is_main else None)
+        if reuse:
+            log.info("Reusing encoder %s from %s", key, entry.folder)
+            if distributed.is_main:
+                entry.load_into(job.method.encoder)
+        else:
+            log.info("Pretraining encoder %s in %s", key, entry.folder)
+            started = time.perf_counter()
+            history = job.run(
+                entry.folder, key, device, distributed=distributed, on_epoch_end=on_epoch_end
+            )
+            if distributed.is_main:
+                state = job.method.encoder.state_dict()
+                entry.store(
+                    {**encoder_record, "state_dict": state},
+                    {
+                        "key": key,
+                        "trained_by": str(run_dir),
+                        "seconds": time.perf_counter() - started,
+                        "epochs": len(history),
+                        "probe_label_frac": label_frac if job.probe_data is not None else None,
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "material": material,
+                    },
+                )
+    if not distributed.is_main:
+        return Pretrained(key, bool(reuse), [], entry.encoder, 0.0)
+    meta = entry.meta()
+    path = entry.copy_into(run_dir)
+    return Pretrained(key, bool(reuse), entry.history(), path, meta["seconds"], meta)

@@ -1,0 +1,120 @@
+"""The encoder cache key holds exactly what shapes pretraining; an SSL encoder does not depend
+on the labelled subset; strict JSON; a finished job is skipped only for its own config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from medssl.atomic_files import write_json
+from medssl.data.label_subset import labelled_subset
+from medssl.data.medmnist_source import load_medmnist
+from medssl.pretraining_job import assemble_pretraining
+from medssl.run import run
+from medssl.seeding import seed_everything
+from medssl.study.encoder_cache import key_material, pretraining_key
+from medssl.study.job import completed_results, config_hash
+from tests.conftest import compose_config
+
+TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128"]
+
+
+@pytest.fixture(scope="module")
+def breast(medmnist_root):
+    return load_medmnist("breastmnist", root=str(medmnist_root), download=False)
+
+
+def key_of(overrides: list[str], data) -> str:
+    cfg = compose_config([*TINY, *overrides])
+    seed_everything(cfg.seed)
+    labelled = labelled_subset(data.train.labels, cfg.label_frac, cfg.label_seed)
+    job, _ = assemble_pretraining(cfg, data, labelled, torch.device("cpu"), "fp32")
+    return pretraining_key(key_material(cfg, job, world_size=1))
+
+
+def test_key_ignores_what_only_evaluation_sees(breast):
+    base = key_of([], breast)
+    for same in (
+        ["label_frac=0.5"],
+        ["label_seed=7"],
+        ["eval=knn"],
+        ["eval.report.figures=false"],
+        ["trainer.eval_batch_size=64"],
+        ["trainer.online_probe=false"],
+        ["cache.dir=/elsewhere"],
+        ["hydra.run.dir=/tmp/x"],
+    ):
+        assert key_of(same, breast) == base, same
+
+
+def test_key_changes_with_everything_that_shapes_pretraining(breast):
+    base = key_of([], breast)
+    for other in (
+        ["seed=1"],
+        ["method=vicreg"],
+        ["backbone.width=16"],
+        ["augmentation.blur=null"],
+        ["optimizer.base_lr=0.01"],
+        ["scheduler.warmup_epochs=0"],
+        ["trainer.epochs=2"],
+        ["trainer.batch_size=64"],
+        ["trainer.accumulate_steps=2"],
+    ):
+        assert key_of(other, breast) != base, other
+
+
+def test_label_using_methods_key_on_their_labelled_subset(breast):
+    keys = {key_of(["method=supervised", f"label_frac={f}"], breast) for f in (0.1, 0.5, 1.0)}
+    assert len(keys) == 3
+
+
+def test_key_changes_with_the_pretraining_images(breast, medmnist_root):
+    other = load_medmnist("breastmnist", root=str(medmnist_root), download=False)
+    other.train.images[0, 0, 0, 0] ^= 1  # one pixel of one image
+    assert key_of([], other) != key_of([], breast)
+
+
+def test_ssl_encoder_is_bit_identical_whatever_the_label_fraction(
+    tmp_path, medmnist_root, monkeypatch
+):
+    """Trained twice without the cache, with the online probe reading different labelled
+    subsets: the encoders must agree bit for bit, so sharing one across fractions is exact."""
+    monkeypatch.setenv("MEDMNIST_ROOT", str(medmnist_root))
+    states = []
+    for frac in (0.05, 0.5):
+        cfg = compose_config(
+            [*TINY, "trainer.epochs=2", f"label_frac={frac}", "cache.enabled=false"]
+            + ["eval.report.figures=false", "trainer.online_probe=true"]
+        )
+        results = run(cfg, tmp_path / f"run_{frac}")
+        assert results["pretrain/reused"] is False and results["pretrain/val_probe_acc"] is not None
+        states.append(torch.load(tmp_path / f"run_{frac}" / "encoder.pt", weights_only=True))
+    first, second = (s["state_dict"] for s in states)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def test_results_json_is_strict_json(tmp_path):
+    write_json(
+        tmp_path / "r.json", {"a": float("nan"), "b": [float("inf"), 1.5], "c": torch.tensor(2.0)}
+    )
+    text = (tmp_path / "r.json").read_text()
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    assert json.loads(text, parse_constant=refuse) == {"a": None, "b": [None, 1.5], "c": 2.0}
+
+
+def test_a_finished_job_is_skipped_only_for_the_config_that_wrote_it(tmp_path):
+    cfg = compose_config(TINY)
+    write_json(tmp_path / "results.json", {"run/config_hash": config_hash(cfg), "x": 1})
+    assert completed_results(tmp_path, cfg) == {"run/config_hash": config_hash(cfg), "x": 1}
+    assert completed_results(tmp_path, compose_config([*TINY, "trainer.epochs=3"])) is None
+    # Where the cache lives or whether jobs are skipped does not change what a job measured.
+    assert completed_results(tmp_path, compose_config([*TINY, "cache.dir=/x"])) is not None
+    (tmp_path / "results.json").write_text("{torn")
+    assert completed_results(tmp_path, cfg) is None
