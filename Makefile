@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install test test-all train lint format clean
+.PHONY: install test test-all train report lint format clean
 
 $(BIN)/medssl-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test-all: install  ## everything, slow tests included
 
 train: install  ## the default experiment; pass overrides with ARGS="method=vicreg ..."
 	$(BIN)/python train.py $(ARGS)
+
+report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist
+	$(BIN)/python -m medssl.sweep_report $(SWEEP)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

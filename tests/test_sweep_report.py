@@ -1,54 +1,323 @@
-"""The sweep report: grouping, mean and std over seeds, table, CSV and plot."""
+"""The study report: cells over seeds with Student-t intervals, variants named by what sets them
+apart, paired differences against supervised, failed and missing runs, HTML, CSVs, figures."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
+import math
+import os
+from html.parser import HTMLParser
 
 import pytest
+from omegaconf import OmegaConf
 
 from medssl import MedsslError
-from medssl.sweep_report import main, write_report
+from medssl.study.report import write_report
+from medssl.sweep_report import main
+
+T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 seeds
+SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"
 
 
-def _result(folder, method, frac, seed, auroc):
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(
-        json.dumps(
-            {
-                "dataset": "breastmnist",
-                "method": method,
-                "backbone": "resnet18",
-                "label_frac": frac,
-                "seed": seed,
-                "test/linear/auroc": auroc,
-                "test/linear/acc": 0.5,
-                "test/linear/ece": 0.1,
-            }
-        )
+def _config(method, frac, seed, augmentation, backbone, blur):
+    """A small resolved config: what differs by method (optimizer) comes with the method."""
+    return {
+        "label_frac": frac,
+        "seed": seed,
+        "label_seed": seed,
+        "skip_done": True,
+        "method": {"_target_": f"medssl.methods.{method}.Method", "temperature": 0.2},
+        "optimizer": {"name": "lars" if method == "simclr" else "adamw", "base_lr": 0.001},
+        "backbone": {"name": backbone},
+        "dataset": {"name": "breastmnist", "root": f"/data/user{seed}", "download": True},
+        "augmentation": {
+            "_target_": "medssl.augment.pipeline.ViewPipeline",
+            "cpu_threads": seed,  # how fast views are made, not which: never splits a cell
+            "jitter": {"p": 0.8 if augmentation == "medical" else 1.0},
+            "blur": blur,
+        },
+        "trainer": {"epochs": 30, "device": "cuda" if seed else "cpu"},
+        "cache": {"dir": f"/tmp/cache{seed}"},
+    }
+
+
+def _job(
+    sweep,
+    folder,
+    *,
+    method="simclr",
+    frac=0.1,
+    seed=0,
+    auroc=0.8,
+    augmentation="medical",
+    backbone="resnet18",
+    blur="default",
+    error=None,
+    reference=False,
+    dataset="breastmnist",
+):
+    path = sweep / folder
+    path.mkdir(parents=True)
+    if blur == "default":
+        blur = {"_target_": "medssl.augment.blur.GaussianBlur", "sigma": [0.1, 1.0], "p": 0.2}
+    config = _config(method, frac, seed, augmentation, backbone, blur)
+    OmegaConf.save(OmegaConf.create(config), path / "config.yaml")
+    record = {
+        "config/method": method,
+        "config/backbone": backbone,
+        "config/dataset": dataset,
+        "config/augmentation": augmentation,
+        "config/logger": "None",
+        "label_frac": frac,
+        "seed": seed,
+        "label_seed": seed,
+    }
+    if error is not None:
+        record |= {"error": error, "error_type": "MedsslError"}
+        (path / "error.json").write_text(json.dumps(record))
+        return path
+    record |= {
+        "test/linear/auroc": auroc,
+        "test/linear/acc": auroc - 0.1,
+        "test/linear/ece_ts": 0.05,
+        "pretrain/reused": False,
+        "time/total_s": 10.0,
+    }
+    if reference:
+        record |= {"reference/auroc": 0.901, "reference/acc": 0.863, "reference/source": SOURCE}
+    (path / "results.json").write_text(json.dumps(record))
+    return path
+
+
+AUROCS = {
+    ("simclr", 0.1): [0.70, 0.75, 0.83],
+    ("supervised", 0.1): [0.60, 0.62, 0.70],
+    ("simclr", 1.0): [0.90, 0.92, 0.91],
+    ("supervised", 1.0): [0.90, 0.95, 0.89],  # seed 0 ties: not a win
+}
+
+
+def _label_efficiency_sweep(sweep, reference=False):
+    for (method, frac), values in AUROCS.items():
+        for seed, auroc in enumerate(values):
+            folder = f"method={method},label_frac={frac},seed={seed}"
+            _job(
+                sweep, folder, method=method, frac=frac, seed=seed, auroc=auroc, reference=reference
+            )
+
+
+def _mean_and_half_width(values):
+    n = len(values)
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, T_975_2 * s / math.sqrt(n)
+
+
+def _table(markdown, heading):
+    """The lines of the markdown table under `heading`."""
+    after = markdown.split(heading + "\n", 1)[1].lstrip("\n")
+    return after.split("\n\n", 1)[0].splitlines()
+
+
+def _row(table, label):
+    return next(line for line in table if line.startswith(f"| {label} |"))
+
+
+def _csv_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_cells_are_means_with_student_t_intervals_and_the_best_is_bold(tmp_path):
+    _label_efficiency_sweep(tmp_path)
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert table[0] == "| variant | 10 % | 100 % |"
+    for method in ("simclr", "supervised"):
+        cells = []
+        for frac in (0.1, 1.0):
+            mean, half = _mean_and_half_width(AUROCS[(method, frac)])
+            cells.append(f"{mean:.3f} ± {half:.3f} (n=3)")
+        best = {"simclr": (True, False), "supervised": (False, True)}[method]
+        cells = [f"**{c}**" if bold else c for c, bold in zip(cells, best)]
+        assert _row(table, method) == f"| {method} | {cells[0]} | {cells[1]} |"
+
+    # The method's own optimizer is part of its recipe, not a variant of its own.
+    summary = {(r["variant"], r["label_frac"]): r for r in _csv_rows(tmp_path / "summary.csv")}
+    assert {variant for variant, _ in summary} == {"simclr", "supervised"}
+    mean, half = _mean_and_half_width(AUROCS[("simclr", 0.1)])
+    assert float(summary[("simclr", "0.1")]["test/linear/auroc mean"]) == pytest.approx(mean)
+    assert float(summary[("simclr", "0.1")]["test/linear/auroc ci95"]) == pytest.approx(half)
+
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
+    cells = []
+    for frac in (0.1, 1.0):
+        differences = [
+            a - b for a, b in zip(AUROCS[("simclr", frac)], AUROCS[("supervised", frac)])
+        ]
+        mean, half = _mean_and_half_width(differences)
+        won = sum(d > 0 for d in differences)
+        cells.append(f"{mean:+.3f} ± {half:.3f} (won {won}/3)")
+    assert cells[1].endswith("(won 1/3)")
+    assert _row(paired, "simclr") == f"| simclr | {cells[0]} | {cells[1]} |"
+    assert "A positive difference means the variant's AUROC is higher" in markdown
+    assert "published reference" not in markdown
+
+
+def test_an_ablation_keeps_each_recipe_in_its_own_readable_row(tmp_path):
+    for seed, auroc in enumerate([0.80, 0.82]):
+        _job(tmp_path, f"base/{seed}", seed=seed, auroc=auroc)
+        _job(tmp_path, f"no_blur/{seed}", seed=seed, auroc=auroc - 0.2, blur=None)
+        _job(tmp_path, f"byol/{seed}", seed=seed, auroc=0.5, augmentation="byol")
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| simclr",
+        "| simclr, augmentation.blur=None",
+        "| simclr, augmentation=byol",
+    ]
+    assert _row(table, "simclr") == "| simclr | **0.810 ± 0.127 (n=2)** |"
+    assert _row(table, "simclr, augmentation.blur=None") == (
+        "| simclr, augmentation.blur=None | 0.610 ± 0.127 (n=2) |"
     )
+    assert "jitter" not in markdown  # it changes with the augmentation option, not on its own
+    assert (tmp_path / "ablation_auroc.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_averages_seeds_per_method_and_fraction(tmp_path):
-    for seed, auroc in enumerate([0.70, 0.80]):
-        _result(tmp_path / f"simclr_0.1_{seed}", "SimCLR", 0.1, seed, auroc)
-    _result(tmp_path / "simclr_1.0", "SimCLR", 1.0, 0, 0.9)
-    _result(tmp_path / "sup_0.1", "Supervised", 0.1, 0, 0.6)
-    report = write_report(tmp_path)
-    with open(tmp_path / "report.csv") as handle:
-        rows = {(r["method"], r["label_frac"]): r for r in csv.DictReader(handle)}
-    row = rows[("SimCLR", "0.1")]
-    assert row["runs"] == "2"
-    assert float(row["test/linear/auroc"]) == pytest.approx(0.75)
-    assert float(row["test/linear/auroc std"]) == pytest.approx(0.0707107, rel=1e-5)  # sample std
-    assert rows[("Supervised", "0.1")]["test/linear/auroc std"] == ""
-    assert "| breastmnist | SimCLR | resnet18 | 0.1 | 2 | 0.750 ± 0.071 |" in report.read_text()
-    png = (tmp_path / "label_efficiency.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+def test_a_backbone_comparison_names_every_backbone(tmp_path):
+    for backbone in ("resnet18", "resnet50"):
+        _job(tmp_path, backbone, backbone=backbone)
+    write_report(tmp_path)
+    summary = _csv_rows(tmp_path / "summary.csv")
+    assert [r["variant"] for r in summary] == [
+        "simclr, backbone=resnet18",
+        "simclr, backbone=resnet50",
+    ]
+
+
+def test_old_runs_without_config_choices_are_named_by_their_results(tmp_path):
+    for method, auroc in (("SimCLR", 0.8), ("Supervised", 0.7)):
+        for seed in range(2):
+            (tmp_path / f"{method}{seed}").mkdir()
+            old = {"method": method, "backbone": "resnet18", "dataset": "breastmnist"}
+            old |= {"label_frac": 0.1, "seed": seed, "test/linear/auroc": auroc + seed / 100}
+            (tmp_path / f"{method}{seed}" / "results.json").write_text(json.dumps(old))
+    markdown = write_report(tmp_path).read_text()
+    assert "| SimCLR | **0.805 ± 0.064 (n=2)** |" in markdown
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
+    assert _row(paired, "SimCLR") == "| SimCLR | +0.100 ± 0.000 (won 2/2) |"
+
+
+def test_failed_and_missing_runs_are_reported_in_a_partial_report(tmp_path):
+    _job(tmp_path, "simclr_0.1_s0", seed=0, auroc=0.70)
+    _job(tmp_path, "simclr_0.1_s1", seed=1, auroc=0.80)
+    rerun = _job(tmp_path, "simclr_0.1_s2", seed=2, error="CUDA out of memory.")
+    (rerun / "results.json").write_text(json.dumps({"test/linear/auroc": 0.99}))
+    os.utime(rerun / "results.json", (1, 1))  # an older success, stale since the rerun failed
+    for seed in range(3):
+        _job(tmp_path, f"simclr_1.0_s{seed}", frac=1.0, seed=seed, error="loss became NaN.")
+    _job(tmp_path, "supervised_0.1_s0", method="supervised", seed=0, auroc=0.60)
+    markdown = write_report(tmp_path).read_text()
+
+    assert "3 runs finished, 4 failed; 1 of 3 cells are missing seeds" in markdown
+    assert "1 variant × label-fraction cells have no run yet" in markdown
+    assert "- simclr_1.0_s0: loss became NaN." in markdown
+    assert "- simclr_0.1_s2: CUDA out of memory." in markdown
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert _row(table, "simclr") == "| simclr | **0.750 ± 0.635 (n=2) (1 failed)** | failed |"
+    assert _row(table, "supervised") == "| supervised | 0.600 (n=1) | – |"
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
+    assert _row(paired, "simclr") == "| simclr | +0.100 (won 1/1) | – |"
+
+    runs = {r["folder"]: r for r in _csv_rows(tmp_path / "runs.csv")}
+    assert runs["simclr_0.1_s2"]["status"] == "failed"
+    assert runs["simclr_0.1_s2"]["error"] == "CUDA out of memory."
+    assert runs["simclr_0.1_s0"]["test/linear/auroc"] == "0.7"
+
+
+def test_html_is_self_contained_with_embedded_pngs(tmp_path):
+    _label_efficiency_sweep(tmp_path)
+    _job(tmp_path, "broken", seed=5, error="CUDA out of memory.")
+    write_report(tmp_path)
+    text = (tmp_path / "report.html").read_text()
+
+    class Collector(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.images = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+    parser = Collector()
+    parser.feed(text)
+    parser.close()
+    assert "table" in parser.tags and "strong" in parser.tags
+    assert len(parser.images) >= 2  # label-efficiency curves and the per-variant bars
+    for src in parser.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        assert base64.b64decode(src[len(prefix) :])[:4] == b"\x89PNG"
+    assert "http" not in text
+    assert "broken: CUDA out of memory." in text
+
+
+def test_csv_files_hold_every_run_and_every_cell(tmp_path):
+    _label_efficiency_sweep(tmp_path)
+    _job(tmp_path, "failed_run", method="supervised", seed=3, error="disk full.")
+    write_report(tmp_path)
+    runs = _csv_rows(tmp_path / "runs.csv")
+    assert len(runs) == 13
+    assert [r["status"] for r in runs].count("failed") == 1
+    assert {"folder", "variant", "label_frac", "seed", "test/linear/auroc", "time/total_s"} <= set(
+        runs[0]
+    )
+    cells = _csv_rows(tmp_path / "summary.csv")
+    assert len(cells) == 4
+    failed_cell = next(
+        c for c in cells if c["variant"] == "supervised" and c["label_frac"] == "0.1"
+    )
+    assert (failed_cell["n_runs"], failed_cell["n_failed"]) == ("4", "1")
+    assert failed_cell["test/linear/auroc n"] == "3"
+
+
+def test_published_reference_row_and_citation(tmp_path):
+    _label_efficiency_sweep(tmp_path, reference=True)
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert _row(table, "published reference (all labels)").endswith("| 0.901 | 0.901 |")
+    assert f"Published reference: {SOURCE}." in markdown
+    assert (tmp_path / "label_efficiency_auroc.png").exists()
+
+
+def test_cli_with_chosen_metric_and_output_folder(tmp_path, capsys):
+    sweep, out = tmp_path / "sweep", tmp_path / "out"
+    _label_efficiency_sweep(sweep)
+    _job(sweep, "other_dataset", dataset="pneumoniamnist", frac=0.1)
+    assert main([str(sweep), "--metric", "test/linear/auroc", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "#### test/linear/auroc (AUROC)" in printed and "test/linear/acc" not in printed
+    assert "## pneumoniamnist" in printed
+    assert (out / "label_efficiency_auroc_breastmnist.png").exists()
+    assert {"report.md", "report.html", "runs.csv", "summary.csv"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert main([str(sweep), "--metric", "test/linear/nope"]) == 1
+    assert capsys.readouterr().err.startswith("error: no results.json has 'test/linear/nope'")
 
 
 def test_empty_folder_is_a_clear_error(tmp_path, capsys):
+    # Encoder caches, W&B mirrors and unreadable files hold no run.
+    for hidden in (".encoders/key", "wandb/run-1"):
+        (tmp_path / hidden).mkdir(parents=True)
+        (tmp_path / hidden / "results.json").write_text("{}")
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "results.json").write_text('{"test/linear/auroc": 0.')
     with pytest.raises(MedsslError, match="no results.json"):
         write_report(tmp_path)
     assert main([str(tmp_path)]) == 1
-    assert "no results.json" in capsys.readouterr().err
+    assert "error: no results.json" in capsys.readouterr().err

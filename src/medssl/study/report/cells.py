@@ -1,0 +1,132 @@
+"""The study as cells: the runs of one dataset, variant and label fraction, over seeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medssl.study.report.collect import Run
+from medssl.study.report.stats import Estimate, estimate
+from medssl.study.report.variants import Variant, label_variants
+
+
+@dataclass
+class Cell:
+    dataset: str
+    variant: Variant
+    label_frac: float
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[Run]:
+        return [run for run in self.runs if run.finished]
+
+    @property
+    def failed(self) -> list[Run]:
+        return [run for run in self.runs if not run.finished]
+
+    def values(self, metric: str) -> list[float]:
+        return [v for run in self.finished if (v := run.value(metric)) is not None]
+
+    def estimate(self, metric: str) -> Estimate | None:
+        return estimate(self.values(metric))
+
+
+class Study:
+    """Every run under one folder, with its variant, grouped into cells."""
+
+    def __init__(self, folder: Path, runs: list[Run]) -> None:
+        self.folder = Path(folder)
+        self.runs = runs
+        self.variant_of = dict(zip(map(id, runs), label_variants(runs)))
+        self.cells: dict[tuple, Cell] = {}
+        for run in runs:
+            key = (run.dataset, self.variant(run), run.label_frac)
+            self.cells.setdefault(key, Cell(*key)).runs.append(run)
+
+    def variant(self, run: Run) -> Variant:
+        return self.variant_of[id(run)]
+
+    @property
+    def finished(self) -> list[Run]:
+        return [run for run in self.runs if run.finished]
+
+    @property
+    def failed(self) -> list[Run]:
+        return [run for run in self.runs if not run.finished]
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({run.dataset for run in self.runs})
+
+    @property
+    def result_keys(self) -> set[str]:
+        return {key for run in self.finished for key in run.record}
+
+    @property
+    def seeds(self) -> list:
+        return sorted({run.seed for run in self.runs if run.seed is not None})
+
+    def variants_in(self, dataset: str) -> list[Variant]:
+        return sorted({v for d, v, _ in self.cells if d == dataset}, key=lambda v: v.label)
+
+    def fractions_in(self, dataset: str) -> list[float]:
+        return sorted({f for d, _, f in self.cells if d == dataset})
+
+    def cell(self, dataset: str, variant: Variant, label_frac: float) -> Cell | None:
+        return self.cells.get((dataset, variant, label_frac))
+
+    def has_metric(self, dataset: str, metric: str) -> bool:
+        """Whether a finished run of the dataset reports the metric (or none finished at all)."""
+        finished = [run for run in self.finished if run.dataset == dataset]
+        return not finished or any(metric in run.record for run in finished)
+
+    def cells_missing_seeds(self) -> list[Cell]:
+        """Cells holding neither a result nor an error for some seed the others ran."""
+        expected = set(self.seeds)
+        return [c for c in self.cells.values() if not expected <= {r.seed for r in c.runs}]
+
+    def empty_cells(self) -> int:
+        """Variant × label-fraction combinations of a dataset without any run."""
+        return sum(
+            len(self.variants_in(d)) * len(self.fractions_in(d))
+            - sum(1 for key in self.cells if key[0] == d)
+            for d in self.datasets
+        )
+
+    def references(self, dataset: str, metric: str) -> list[tuple[float, str]]:
+        """Published all-labels results for `metric` (value, citation) the runs carry."""
+        name = f"reference/{metric.rsplit('/', 1)[-1]}"
+        found = {
+            (float(run.record[name]), str(run.record.get("reference/source") or "unknown source"))
+            for run in self.finished
+            if run.dataset == dataset and isinstance(run.record.get(name), (int, float))
+        }
+        return sorted(found)
+
+    def baseline_of(self, dataset: str, variant: Variant) -> Variant | None:
+        """The supervised variant with everything else as in `variant`."""
+        if variant.is_supervised:
+            return None
+        for candidate in self.variants_in(dataset):
+            if candidate.is_supervised and candidate.parts == variant.parts:
+                return candidate
+        return None
+
+    def paired_values(
+        self, dataset: str, variant: Variant, baseline: Variant, label_frac: float, metric: str
+    ) -> list[tuple[float, float]]:
+        """(variant, baseline) values of the runs that share seed and label seed."""
+        mine, theirs = (
+            self.cell(dataset, variant, label_frac),
+            self.cell(dataset, baseline, label_frac),
+        )
+        if mine is None or theirs is None:
+            return []
+        baseline_by_seeds = {run.seeds: run.value(metric) for run in theirs.finished}
+        pairs = []
+        for run in mine.finished:
+            value, partner = run.value(metric), baseline_by_seeds.get(run.seeds)
+            if value is not None and partner is not None:
+                pairs.append((value, partner))
+        return pairs

@@ -1,0 +1,104 @@
+"""What the report says, in order: the state of the sweep, then per dataset and protocol a
+table per metric, the paired differences against supervised, and the figures."""
+
+from __future__ import annotations
+
+from medssl.study.report.cells import Study
+from medssl.study.report.document import Block, BulletList, Figure, Heading, Paragraph
+from medssl.study.report.figures import ablation_png, label_efficiency_png
+from medssl.study.report.metrics import by_protocol, curve_metrics, display_name, file_stem
+from medssl.study.report.tables import metric_table, paired_table
+from medssl.study.report.variants import Variant
+
+HOW_TO_READ = (
+    "Cells: mean over seeds ± half-width of the 95 % Student-t interval (t_{0.975, n-1} · s / √n), "
+    "n = seeds with a result; 'failed': every run of the cell failed; '–': no run. Bold: best "
+    "mean of a column (lower is better for ECE, MCE, NLL, Brier score, AURC and losses)."
+)
+
+
+def title(study: Study) -> str:
+    return f"Sweep report: {study.folder}"
+
+
+def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
+    blocks: list[Block] = [Heading(title(study), 1), *_state(study), Paragraph(HOW_TO_READ)]
+    if not metrics:
+        blocks.append(Paragraph("No run has finished yet, so there is no metric to tabulate."))
+    several = len(study.datasets) > 1
+    for dataset in study.datasets:
+        blocks.append(Heading(dataset, 2))
+        for protocol, keys in by_protocol(metrics).items():
+            keys = [k for k in keys if study.has_metric(dataset, k)]
+            if not keys:
+                continue
+            blocks.append(Heading(f"{protocol} protocol", 3))
+            for index, key in enumerate(keys):
+                blocks += [
+                    Heading(f"{key} ({display_name(key)})", 4),
+                    metric_table(study, dataset, key),
+                ]
+                paired = paired_table(study, dataset, key) if index == 0 else None
+                if paired is not None:
+                    blocks += [Heading(f"{key}: paired difference against supervised", 4), paired]
+        figures = _figures(study, dataset, metrics, suffix=f"_{dataset}" if several else "")
+        if figures:
+            blocks += [Heading("Figures", 3), *figures]
+    return blocks
+
+
+def _state(study: Study) -> list[Block]:
+    missing = study.cells_missing_seeds()
+    seeds = ", ".join(map(str, study.seeds)) or "none"
+    blocks: list[Block] = [
+        Paragraph(
+            f"{len(study.finished)} runs finished, {len(study.failed)} failed; "
+            f"{len(missing)} of {len(study.cells)} cells are missing seeds (seeds in the sweep: {seeds})."
+        )
+    ]
+    if empty := study.empty_cells():
+        blocks.append(Paragraph(f"{empty} variant × label-fraction cells have no run yet (–)."))
+    if study.failed:
+        blocks.append(Paragraph("Failed runs:"))
+        blocks.append(
+            BulletList(
+                [
+                    f"{run.folder}: {run.error}"
+                    for run in sorted(study.failed, key=lambda r: r.folder)
+                ]
+            )
+        )
+    return blocks
+
+
+def _figures(study: Study, dataset: str, metrics: list[str], suffix: str) -> list[Figure]:
+    figures = []
+    for metric in curve_metrics(metrics):
+        png = label_efficiency_png(study, dataset, metric)
+        if png is not None:
+            figures.append(
+                Figure(
+                    f"label_efficiency_{file_stem(metric)}{suffix}.png",
+                    png,
+                    f"{dataset}: label efficiency, {metric}",
+                )
+            )
+    variants = study.variants_in(dataset)
+    if metrics and (len(study.fractions_in(dataset)) <= 2 or any(v.parts for v in variants)):
+        metric, baseline = metrics[0], baseline_variant(variants)
+        png = ablation_png(study, dataset, metric, baseline)
+        if png is not None:
+            figures.append(
+                Figure(
+                    f"ablation_{file_stem(metric)}{suffix}.png",
+                    png,
+                    f"{dataset}: {metric} per variant (dashed: {baseline.label})",
+                )
+            )
+    return figures
+
+
+def baseline_variant(variants: list[Variant]) -> Variant:
+    """The from-scratch baseline when the sweep has one, else the variant with the fewest
+    departures (an ablation's recipe); ties go to the first by name."""
+    return min(variants, key=lambda v: (not v.is_supervised, len(v.parts), v.label))

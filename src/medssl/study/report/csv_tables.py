@@ -1,0 +1,79 @@
+"""`runs.csv` (every run, every number) and `summary.csv` (every cell, every main metric), for
+whoever redraws the figures or runs another test."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from medssl.study.report.cells import Study
+from medssl.study.report.collect import Run
+
+IDENTITY = ("folder", "dataset", "variant", "method", "label_frac", "seed", "status", "error")
+
+
+def runs_csv(study: Study) -> str:
+    """One row per run, finished or failed: its identity, then every results.json key."""
+    keys = sorted(study.result_keys - set(IDENTITY))
+    rows = []
+    for run in sorted(study.runs, key=lambda r: r.folder):
+        row = {**{k: _text(run.record.get(k)) for k in keys}, **_identity(study, run)}
+        rows.append(row)
+    return _csv([*IDENTITY, *keys], rows)
+
+
+def summary_csv(study: Study, metrics: list[str]) -> str:
+    """One row per cell; `<metric> ci95` is the 95 % t half-width, empty from a single seed."""
+    columns = ["dataset", "variant", "label_frac", "n_runs", "n_failed"]
+    for metric in metrics:
+        columns += [f"{metric} mean", f"{metric} ci95", f"{metric} n"]
+    rows = []
+    for (dataset, variant, frac), cell in sorted(
+        study.cells.items(), key=lambda item: (item[0][0], item[0][1].label, item[0][2])
+    ):
+        row = {
+            "dataset": dataset,
+            "variant": variant.label,
+            "label_frac": _text(frac),
+            "n_runs": str(len(cell.runs)),
+            "n_failed": str(len(cell.failed)),
+        }
+        for metric in metrics:
+            summary = cell.estimate(metric)
+            row[f"{metric} mean"] = _text(summary.mean if summary else None)
+            row[f"{metric} ci95"] = _text(summary.half_width if summary else None)
+            row[f"{metric} n"] = str(summary.n if summary else 0)
+        rows.append(row)
+    return _csv(columns, rows)
+
+
+def _identity(study: Study, run: Run) -> dict[str, str]:
+    return {
+        "folder": run.folder,
+        "dataset": run.dataset,
+        "variant": study.variant(run).label,
+        "method": run.method,
+        "label_frac": _text(run.label_frac),
+        "seed": _text(run.seed),
+        "status": run.status,
+        "error": run.error,
+    }
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _csv(columns: list[str], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

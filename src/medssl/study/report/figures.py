@@ -1,0 +1,157 @@
+"""The report's figures as PNG bytes: label-efficiency curves and per-variant bar charts.
+
+Drawn on Agg canvases of their own, without pyplot, so a report never opens a window or leaks
+figures into a caller's pyplot state.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from medssl.study.report.cells import Study
+from medssl.study.report.metrics import (
+    display_name,
+    in_unit_interval,
+    lower_is_better,
+    protocol_of,
+)
+from medssl.study.report.tables import percent
+from medssl.study.report.variants import Variant
+
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+FONT_SIZE = 10
+
+
+def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | None:
+    """Mean over seeds per variant against the label fraction (log axis), with 95 % t bands."""
+    fractions = study.fractions_in(dataset)
+    if len(fractions) < 2:
+        return None
+    fig = Figure(figsize=(8.5, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    drawn = False
+    for index, variant in enumerate(study.variants_in(dataset)):
+        points = [
+            (100 * frac, summary)
+            for frac in fractions
+            if (cell := study.cell(dataset, variant, frac)) is not None
+            and (summary := cell.estimate(metric)) is not None
+        ]
+        if not points:
+            continue
+        drawn = True
+        colour = COLOURS[index % len(COLOURS)]
+        xs = [x for x, _ in points]
+        ax.plot(xs, [s.mean for _, s in points], marker="o", color=colour, label=variant.label)
+        ax.fill_between(
+            xs,
+            [_clip(metric, s.low) for _, s in points],
+            [_clip(metric, s.high) for _, s in points],
+            color=colour,
+            alpha=0.15,
+        )
+    if not drawn:
+        return None
+    for value, source in study.references(dataset, metric):
+        ax.axhline(value, linestyle="--", color="0.35", label=_reference_label(source))
+    ticks = [100 * frac for frac in fractions]
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [percent(f) for f in fractions])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training images (% of the train split, log scale)", fontsize=FONT_SIZE)
+    ax.set_ylabel(_axis_label(metric), fontsize=FONT_SIZE)
+    ax.set_title(
+        f"{dataset}: {display_name(metric)}, {protocol_of(metric)} protocol\n"
+        "mean over seeds, band: 95 % t-interval",
+        fontsize=FONT_SIZE + 1,
+    )
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_SIZE - 1, frameon=False)
+    return _png(fig)
+
+
+def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> bytes | None:
+    """One horizontal bar per variant and a panel per label fraction; dashed: the baseline."""
+    fractions = study.fractions_in(dataset)
+    variants = study.variants_in(dataset)
+    width = 2.0 + 3.4 * len(fractions) + 0.06 * max(len(v.label) for v in variants)
+    fig = Figure(figsize=(width, 1.6 + 0.42 * len(variants)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(fractions), sharex=True, sharey=True, squeeze=False)[0]
+    rows = list(range(len(variants)))
+    for ax, frac in zip(axes, fractions):
+        for row, variant in zip(rows, variants):
+            cell = study.cell(dataset, variant, frac)
+            summary = cell.estimate(metric) if cell is not None else None
+            if summary is None:
+                note = "no run" if cell is None else "n/a" if cell.finished else "failed"
+                ax.text(
+                    0.01,
+                    row,
+                    note,
+                    va="center",
+                    fontsize=FONT_SIZE - 1,
+                    color="0.4",
+                    transform=ax.get_yaxis_transform(),
+                )
+                continue
+            ax.barh(
+                row,
+                summary.mean,
+                xerr=summary.half_width,  # None: a single seed, no interval
+                color=COLOURS[row % len(COLOURS)],
+                alpha=0.85,
+                capsize=3,
+            )
+            ax.text(
+                _clip(metric, summary.high),
+                row,
+                f" {summary.mean:.3f}",
+                va="center",
+                fontsize=FONT_SIZE - 1,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.8},
+            )
+        base_cell = study.cell(dataset, baseline, frac)
+        base = base_cell.estimate(metric) if base_cell is not None else None
+        if base is not None:
+            ax.axvline(base.mean, linestyle="--", color="black", linewidth=1)
+        ax.set_title(f"{percent(frac)} labels", fontsize=FONT_SIZE)
+        ax.set_xlabel(_axis_label(metric), fontsize=FONT_SIZE)
+        ax.margins(x=0.18)
+        if in_unit_interval(metric):  # an interval past 1 says "few seeds", not "AUROC > 1"
+            ax.set_xlim(0.0, 1.15)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.tick_params(labelsize=FONT_SIZE - 1)
+    axes[0].set_yticks(rows, [v.label for v in variants])
+    axes[0].invert_yaxis()
+    fig.suptitle(
+        f"{dataset}: {display_name(metric)}, {protocol_of(metric)} protocol "
+        f"(mean, 95 % t-interval over seeds; dashed: {baseline.label})",
+        fontsize=FONT_SIZE + 1,
+    )
+    return _png(fig)
+
+
+def _clip(metric: str, value: float) -> float:
+    return min(max(value, 0.0), 1.0) if in_unit_interval(metric) else value
+
+
+def _axis_label(metric: str) -> str:
+    direction = "lower is better" if lower_is_better(metric) else "higher is better"
+    return f"{display_name(metric)} ({direction})"
+
+
+def _reference_label(source: str) -> str:
+    return "\n".join(textwrap.wrap(f"published reference (all labels): {source}", 38))
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    return buffer.getvalue()

@@ -1,0 +1,106 @@
+"""The report's tables: a metric per variant and label fraction, and the paired differences
+against the supervised baseline."""
+
+from __future__ import annotations
+
+from medssl.study.report.cells import Cell, Study
+from medssl.study.report.document import Table
+from medssl.study.report.metrics import display_name, lower_is_better
+from medssl.study.report.stats import Estimate, PairedDifference, paired_difference
+
+REFERENCE_ROW = "published reference (all labels)"
+NO_RUN = "–"
+
+
+def percent(label_frac: float) -> str:
+    return f"{100 * label_frac:g} %"
+
+
+def metric_table(study: Study, dataset: str, metric: str) -> Table:
+    """Rows: variants; columns: label fractions; cells: mean ± 95 % t half-width (n=seeds)."""
+    fractions = study.fractions_in(dataset)
+    variants = study.variants_in(dataset)
+    table = Table(header=["variant", *map(percent, fractions)], rows=[])
+    estimates: dict[tuple[int, int], Estimate] = {}
+    for r, variant in enumerate(variants):
+        row = [variant.label]
+        for c, frac in enumerate(fractions, start=1):
+            cell = study.cell(dataset, variant, frac)
+            row.append(cell_text(cell, metric))
+            if cell is not None and (summary := cell.estimate(metric)) is not None:
+                estimates[(r, c)] = summary
+        table.rows.append(row)
+    table.bold = _best_per_column(estimates, lower_is_better(metric))
+    for value, source in study.references(dataset, metric):
+        table.rows.append([REFERENCE_ROW, *[f"{value:.3f}"] * len(fractions)])
+        table.notes.append(f"Published reference: {source}.")
+    return table
+
+
+def cell_text(cell: Cell | None, metric: str) -> str:
+    if cell is None:
+        return NO_RUN
+    if not cell.finished:
+        return "failed"
+    summary = cell.estimate(metric)
+    if summary is None:
+        text = "n/a"  # finished, but the metric is undefined (e.g. one class in the test split)
+    elif summary.half_width is None:
+        text = f"{summary.mean:.3f} (n={summary.n})"
+    else:
+        text = f"{summary.mean:.3f} ± {summary.half_width:.3f} (n={summary.n})"
+    return text + (f" ({len(cell.failed)} failed)" if cell.failed else "")
+
+
+def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
+    """Variant minus its supervised baseline, seed by seed; None without a supervised variant."""
+    if not any(v.is_supervised for v in study.variants_in(dataset)):
+        return None
+    fractions = study.fractions_in(dataset)
+    table = Table(header=["variant − supervised", *map(percent, fractions)], rows=[])
+    unmatched = []
+    for variant in study.variants_in(dataset):
+        baseline = study.baseline_of(dataset, variant)
+        if baseline is None:
+            if not variant.is_supervised:
+                unmatched.append(variant.label)
+            continue
+        row = [variant.label]
+        for frac in fractions:
+            pairs = study.paired_values(dataset, variant, baseline, frac, metric)
+            row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
+        table.rows.append(row)
+    if not table.rows:
+        return None
+    better = "lower" if lower_is_better(metric) else "higher"
+    name = display_name(metric)
+    table.notes.append(
+        f"Each cell: mean over seeds of (variant − supervised) in {name}, each run against the "
+        "supervised run with the same other settings, seed and label seed, ± the 95 % t "
+        f"half-width. A positive difference means the variant's {name} is higher than the "
+        f"supervised baseline's ({better} is better); 'won k/n': seeds where the variant was better."
+    )
+    if unmatched:
+        table.notes.append(
+            "No supervised run with the same settings for: " + "; ".join(unmatched) + "."
+        )
+    return table
+
+
+def _difference_text(paired: PairedDifference | None) -> str:
+    if paired is None:
+        return NO_RUN
+    d = paired.difference
+    interval = f" ± {d.half_width:.3f}" if d.half_width is not None else ""
+    return f"{d.mean:+.3f}{interval} (won {paired.won}/{d.n})"
+
+
+def _best_per_column(estimates: dict[tuple[int, int], Estimate], lower: bool) -> set:
+    best = set()
+    for column in {c for _, c in estimates}:
+        means = {r: e.mean for (r, c), e in estimates.items() if c == column}
+        if len(means) < 2:  # a lone value is not "best" of anything
+            continue
+        target = min(means.values()) if lower else max(means.values())
+        best |= {(r, column) for r, mean in means.items() if mean == target}
+    return best

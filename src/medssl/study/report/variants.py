@@ -1,0 +1,177 @@
+"""Which recipe each run is, named by what sets it apart from the other runs of the report.
+
+Runs that agree on everything but their seeds are one recipe. A recipe's name is its method
+plus what else differs, written as the user would override it: `augmentation=byol` when a
+config group's option differs (not the dozen keys that come with that option), and
+`augmentation.blur=None` for a key that differs between runs of the *same* options. Within one
+set of options the recipe most runs share is the reference and shows no key at all, so an
+ablation reads `simclr`, `simclr, augmentation.blur=None`, `simclr, augmentation=byol`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from medssl.study.report.collect import Run
+
+# Config keys that never change what a run measures: seeds (a cell averages over them), its
+# label fraction (a table column), and where or how it logs, caches and finds its files.
+NOT_SHAPING_TOP = ("seed", "label_seed", "label_frac", "hydra", "cache", "skip_done", "logger")
+NOT_SHAPING_KEYS = (
+    "trainer.device",
+    "trainer.eval_batch_size",
+    "trainer.online_probe",
+    "augmentation.cpu_threads",
+)
+NOT_SHAPING_NAMES = ("root", "download")
+# Groups with a place of their own in the report: the method leads every name, the dataset
+# has its own section.
+NAMED_ELSEWHERE = ("method", "dataset")
+ABSENT = "unset"
+
+
+@dataclass(frozen=True, order=True)
+class Variant:
+    """A recipe of the report: `parts` is what sets it apart, e.g. `("augmentation=byol",)`."""
+
+    method: str
+    parts: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return ", ".join((self.method, *self.parts))
+
+    @property
+    def is_supervised(self) -> bool:
+        """The from-scratch baseline (`Supervised`: its class name in runs before `config/*`)."""
+        return self.method.lower() == "supervised"
+
+
+def shapes_results(key: str) -> bool:
+    names = key.split(".")
+    if names[0] in NOT_SHAPING_TOP or names[-1] in NOT_SHAPING_NAMES:
+        return False
+    return not any(key == k or key.startswith(k + ".") for k in NOT_SHAPING_KEYS)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted keys; a sub-config also stands for itself, so `blur: null` is one change."""
+    flat: dict[str, object] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat[path] = _component_name(value)
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = _frozen(value)
+    return flat
+
+
+def label_variants(runs: list[Run]) -> list[Variant]:
+    """The variant of each run, in the order of `runs`."""
+    contexts = [tuple(sorted(run.choices.items())) for run in runs]
+    recipes = [_recipe(run) for run in runs]
+    references = _reference_recipes(contexts, recipes)
+    choice_parts = _choice_parts(runs)
+    variants = []
+    for run, context, recipe, parts in zip(runs, contexts, recipes, choice_parts):
+        reference = references.get(context)
+        if recipe is not None and reference is not None:
+            parts = parts + _differences(dict(recipe), dict(reference))
+        variants.append(Variant(run.method, parts))
+    # A run without config.yaml is taken to be its options' usual recipe, not a new one.
+    recipes = [references.get(c) if r is None else r for c, r in zip(contexts, recipes)]
+    return _kept_apart(runs, variants, contexts, recipes)
+
+
+def readable(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(readable(v) for v in value) + "]"
+    return str(value)
+
+
+def _recipe(run: Run) -> tuple | None:
+    if run.config is None:  # an old run without config.yaml: only its options are known
+        return None
+    flat = flatten(run.config)
+    return tuple(sorted((k, v) for k, v in flat.items() if shapes_results(k)))
+
+
+def _reference_recipes(contexts: list[tuple], recipes: list[tuple | None]) -> dict:
+    counts: dict[tuple, Counter] = defaultdict(Counter)
+    for context, recipe in zip(contexts, recipes):
+        if recipe is not None:
+            counts[context][recipe] += 1
+
+    # Most runs first; on a tie the recipe with fewer nulls, since `null` switches a part off.
+    def rank(item):
+        recipe, count = item
+        return (-count, sum(value is None for _, value in recipe), repr(recipe))
+
+    return {context: min(counter.items(), key=rank)[0] for context, counter in counts.items()}
+
+
+def _differences(recipe: dict, reference: dict) -> tuple[str, ...]:
+    differing = {
+        key
+        for key in recipe.keys() | reference.keys()
+        if recipe.get(key, ABSENT) != reference.get(key, ABSENT)
+    }
+    # `augmentation.blur=None` says it all; its removed `sigma`, `p`, ... are not news.
+    outermost = [key for key in sorted(differing) if not _has_ancestor_in(key, differing)]
+    return tuple(f"{key}={readable(recipe.get(key, ABSENT))}" for key in outermost)
+
+
+def _has_ancestor_in(key: str, keys: set[str]) -> bool:
+    names = key.split(".")
+    return any(".".join(names[:i]) in keys for i in range(1, len(names)))
+
+
+def _choice_parts(runs: list[Run]) -> list[tuple[str, ...]]:
+    groups = sorted({g for run in runs for g in run.choices} - set(NAMED_ELSEWHERE))
+    groups.sort(key=lambda g: g != "backbone")
+    parts: list[list[str]] = [[] for _ in runs]
+    for group in groups:
+        options = Counter(run.choices.get(group, ABSENT) for run in runs)
+        if len(options) < 2:
+            continue
+        # A backbone comparison names every backbone; other groups name only the departures
+        # from the option most runs use (on a tie, the first by name).
+        usual = None if group == "backbone" else min(options.items(), key=lambda o: (-o[1], o[0]))
+        for run, run_parts in zip(runs, parts):
+            option = run.choices.get(group, ABSENT)
+            if usual is None or option != usual[0]:
+                run_parts.append(f"{group}={option}")
+    return [tuple(p) for p in parts]
+
+
+def _kept_apart(runs, variants, contexts, recipes) -> list[Variant]:
+    """Different recipes never share a name (and so a table row): a name that would still
+    cover several, e.g. a key missing from an older config, gets the recipe's short hash."""
+    recipes_of: dict[tuple, set] = defaultdict(set)
+    for run, variant, context, recipe in zip(runs, variants, contexts, recipes):
+        recipes_of[(run.dataset, variant)].add((context, recipe))
+    kept = []
+    for run, variant, context, recipe in zip(runs, variants, contexts, recipes):
+        if len(recipes_of[(run.dataset, variant)]) > 1:
+            digest = hashlib.sha1(repr((context, recipe)).encode()).hexdigest()[:6]
+            variant = Variant(variant.method, (*variant.parts, f"config {digest}"))
+        kept.append(variant)
+    return kept
+
+
+def _component_name(config: dict) -> str:
+    target = config.get("_target_")
+    return str(target).rsplit(".", 1)[-1] if target else "{...}"
+
+
+def _frozen(value: object) -> object:
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    return value
