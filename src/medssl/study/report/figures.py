@@ -45,9 +45,16 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
         if not points:
             continue
         drawn = True
-        colour = COLOURS[index % len(COLOURS)]
+        colour, style = _style(variant, index)
         xs = [x for x, _ in points]
-        ax.plot(xs, [s.mean for _, s in points], marker="o", color=colour, label=variant.label)
+        ax.plot(
+            xs,
+            [s.mean for _, s in points],
+            marker="o",
+            color=colour,
+            linestyle=style,
+            label=variant.label,
+        )
         ax.fill_between(
             xs,
             [_clip(metric, s.low) for _, s in points],
@@ -136,6 +143,15 @@ def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> 
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)
+
+
+def _style(variant: Variant, index: int) -> tuple[str, str]:
+    """The baselines look the same in every study: from-scratch black, random floor grey dashed."""
+    if variant.is_supervised:
+        return "black", "-"
+    if variant.method == "random" and not variant.parts:
+        return "0.55", "--"
+    return COLOURS[index % len(COLOURS)], "-"
 
 
 def _clip(metric: str, value: float) -> float:
