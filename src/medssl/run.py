@@ -23,12 +23,14 @@ from medssl.evaluation.summary import write_results
 from medssl.pretraining_job import assemble_pretraining, build
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
+    CacheEntry,
     Pretrained,
     key_material,
     pretrain_or_reuse,
     pretraining_key,
 )
 from medssl.study.job import identity
+from medssl.tracking import flatten
 from medssl.training.device import resolve_precision
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
 from medssl.training.pretrain import pretrain_summary
@@ -86,7 +88,11 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
     )
     material = key_material(cfg, job, distributed.world_size)
     key = pretraining_key(material)
-    tracker = _start_tracker(cfg, run_dir, choices) if distributed.is_main else None
+    tracker = (
+        _start_tracker(cfg, run_dir, choices, _stage(job, cache_dir(cfg), key))
+        if distributed.is_main
+        else None
+    )
     if distributed.is_main:
         write_json(
             run_dir / "labelled_indices.json",
@@ -159,6 +165,7 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
     }
     write_results(run_dir, results)
     if tracker is not None:
+        tracker.log_figures(run_dir / "figures")
         tracker.finish(results)
     return results
 
@@ -185,9 +192,31 @@ def reference_record(data: DatasetSplits) -> dict:
     return {f"reference/{k}": v for k, v in reference.items() if k != "size"}
 
 
-def _start_tracker(cfg: DictConfig, run_dir: Path, choices):
+def _stage(job, cache: Path | None, key: str) -> str:
+    """What this job will do, as W&B's job type."""
+    if not job.trains:
+        return "evaluate (untrained encoder)"
+    if cache is not None and CacheEntry(cache / key).complete():
+        return "evaluate (reused encoder)"
+    return "pretrain+evaluate"
+
+
+def _start_tracker(cfg: DictConfig, run_dir: Path, choices, stage: str):
     if cfg.get("logger") is None:
         return None
     tracker = build(cfg, "logger")
-    tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, name=run_name(run_dir))
+    choices = choices or {}
+    # Flat keys (`trainer.epochs`) and the choices (`method: simclr`) side by side.
+    config = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **choices}
+    # A sweep job's folder is named by its overrides; the sweep is the folder above it.
+    sweep = f"{run_dir.parent.parent.name}/{run_dir.parent.name}" if "=" in run_dir.name else None
+    tags = [choices[g] for g in ("method", "backbone", "dataset") if g in choices]
+    tracker.start(
+        config,
+        run_dir,
+        name=run_name(run_dir),
+        group=sweep,
+        job_type=stage,
+        tags=[*tags, f"label_frac={cfg.label_frac}"],
+    )
     return tracker
