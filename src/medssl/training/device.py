@@ -1,4 +1,5 @@
-"""Resolve `device: auto` and `precision: auto` into a device and an autocast setting."""
+"""Resolve `device: auto` and `precision: auto` into a device and an autocast setting, and
+share the CPU cores among the jobs of a parallel sweep."""
 
 from __future__ import annotations
 
@@ -51,3 +52,19 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def cpu_threads_per_job(n_jobs: int | None, cpu_count: int | None = None) -> int | None:
+    """Torch threads for each of `n_jobs` jobs sharing this machine's cores (None: leave torch's
+    default). `n_jobs` counts as in joblib: -1 runs one job per core, -2 all but one, and so on;
+    without this, every parallel job would start a thread per core and they would contend."""
+    if n_jobs is None:
+        return None
+    if n_jobs == 0:
+        raise MedsslError("hydra.launcher.n_jobs=0 runs no job; use a positive count or -1.")
+    if cpu_count is None:
+        import joblib  # its count honours CPU affinity and container quotas, as joblib's own does
+
+        cpu_count = joblib.cpu_count()
+    parallel_jobs = max(1, cpu_count + 1 + n_jobs) if n_jobs < 0 else n_jobs
+    return max(1, cpu_count // parallel_jobs)

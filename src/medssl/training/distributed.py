@@ -1,11 +1,14 @@
-"""Data-parallel training under torchrun: one process per device, DDP averaging the gradients.
+"""Data-parallel training: one process per device, DDP averaging the gradients.
 
     torchrun --standalone --nproc_per_node=4 train.py hydra.run.dir=outputs/ddp_run ...
+    python train.py -m hydra/launcher=slurm hydra.launcher.gpus_per_node=4 ...
 
-Nothing changes without torchrun: `setup_distributed` sees no WORLD_SIZE and returns a
-single-process context. Under torchrun every process pretrains on its share of each global
-batch (`trainer.batch_size` is the global batch); the main process alone writes files and
-evaluates. The backend is NCCL on GPUs and gloo on CPUs.
+torchrun sets WORLD_SIZE, RANK and LOCAL_RANK itself. A submitit job of several tasks (SLURM's
+`tasks_per_node`, one per GPU) runs one process per task without torchrun, so its job
+environment is turned into the same variables first. Nothing changes with one process:
+`setup_distributed` returns a single-process context. Otherwise every process pretrains on its
+share of each global batch (`trainer.batch_size` is the global batch); the main process alone
+writes files and evaluates. The backend is NCCL on GPUs and gloo on CPUs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -77,7 +81,42 @@ class Distributed:
         )
 
 
+def master_port(job_id: str) -> int:
+    """The rendezvous port of a job: the same in all its tasks, different for jobs that share a
+    node. SLURM array tasks have ids like `1234_5`."""
+    number = int(job_id) if job_id.isdigit() else zlib.crc32(job_id.encode())
+    return 20000 + number % 20000
+
+
+def export_submitit_environment() -> None:
+    """Inside a submitit job of several tasks and not under torchrun, set the variables torchrun
+    would have set, from submitit's view of the job (its first host leads the rendezvous)."""
+    if "WORLD_SIZE" in os.environ or "SUBMITIT_EXECUTOR" not in os.environ:
+        return
+    import submitit
+
+    job = submitit.JobEnvironment()
+    if job.num_tasks == 1:
+        return
+    os.environ.update(
+        MASTER_ADDR=job.hostnames[0],
+        MASTER_PORT=os.environ.get("MASTER_PORT", str(master_port(job.job_id))),
+        RANK=str(job.global_rank),
+        WORLD_SIZE=str(job.num_tasks),
+        LOCAL_RANK=str(job.local_rank),
+        LOCAL_WORLD_SIZE=str(job.num_tasks // job.num_nodes),
+    )
+
+
+def process_rank() -> int:
+    """This process's rank in its job, known before torch.distributed starts (so that only
+    rank 0 keeps a job's books); 0 in a single-process run."""
+    export_submitit_environment()
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
+    export_submitit_environment()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Distributed(), resolve_device(device)
