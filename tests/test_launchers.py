@@ -48,6 +48,7 @@ def test_submitit_job_with_two_tasks_trains_one_model_with_ddp(tmp_path, medmnis
         medmnist_root,
         "hydra/launcher=local",
         "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.timeout_min=10",  # a hung rendezvous must not outlive the test
         "trainer.batch_size=64",
     )
     (result,) = results  # one job, two processes, one results.json from rank 0

@@ -123,8 +123,10 @@ def setup_distributed(device: str = "auto") -> tuple[Distributed, torch.device]:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if use_cuda:
-        torch.cuda.set_device(local_rank)
-        resolved = torch.device("cuda", local_rank)
+        # A site that binds one GPU per task shows each task only its own.
+        index = local_rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        resolved = torch.device("cuda", index)
     else:
         resolved = torch.device("cpu")
     if not dist.is_initialized():
