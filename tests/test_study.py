@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medssl.study.report import write_report
 from tests.conftest import REPO
 
 # The smoke preset, plus a fraction too small for BreastMNIST's classes: those jobs must fail.
@@ -53,6 +54,13 @@ def test_smoke_sweep_pretrains_once_per_method_and_seed_survives_failures_and_re
     assert "without a labelled image" in error["error"] and error["error_type"] == "MedsslError"
     assert error["config/method"] in ("simclr", "supervised") and error["label_frac"] == 0.001
     assert "4 job(s) failed" in log
+
+    # The report of the real sweep: finished cells with intervals, the failed column as such.
+    markdown = write_report(tmp_path / "sweep").read_text()
+    assert "8 runs finished, 4 failed" in markdown
+    simclr_row = next(line for line in markdown.splitlines() if line.startswith("| simclr |"))
+    cells = [c.strip() for c in simclr_row.strip("|").split("|")][1:]
+    assert cells[0] == "failed" and all("(n=2)" in c and "±" in c for c in cells[1:])
 
     # SimCLR pretrained once per seed and was reused at the other fraction; the supervised
     # baseline trains on its labelled subset, so never shares across fractions.
