@@ -79,22 +79,26 @@ def test_key_changes_with_the_pretraining_images(breast, medmnist_root):
 def test_ssl_encoder_is_bit_identical_whatever_the_label_fraction(
     tmp_path, medmnist_root, monkeypatch
 ):
-    """Trained twice without the cache, with the online probe reading different labelled
-    subsets: the encoders must agree bit for bit, so sharing one across fractions is exact."""
+    """Trained three times without the cache, with the online probe reading different
+    labelled subsets or switched off: the encoders must agree bit for bit, so sharing one
+    across fractions (and leaving the probe out of the key) is exact."""
     monkeypatch.setenv("MEDMNIST_ROOT", str(medmnist_root))
     states = []
-    for frac in (0.05, 0.5):
+    for frac, probe in ((0.05, True), (0.5, True), (0.5, False)):
         cfg = compose_config(
             [*TINY, "trainer.epochs=2", f"label_frac={frac}", "cache.enabled=false"]
-            + ["eval.report.figures=false", "trainer.online_probe=true"]
+            + ["eval.report.figures=false", f"trainer.online_probe={probe}"]
         )
-        results = run(cfg, tmp_path / f"run_{frac}")
-        assert results["pretrain/reused"] is False and results["pretrain/val_probe_acc"] is not None
-        states.append(torch.load(tmp_path / f"run_{frac}" / "encoder.pt", weights_only=True))
-    first, second = (s["state_dict"] for s in states)
-    assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), name
+        run_dir = tmp_path / f"run_{frac}_{probe}"
+        results = run(cfg, run_dir)
+        assert results["pretrain/reused"] is False
+        assert (results["pretrain/val_probe_acc"] is not None) == probe
+        states.append(torch.load(run_dir / "encoder.pt", weights_only=True)["state_dict"])
+    first = states[0]
+    for other in states[1:]:
+        assert first.keys() == other.keys()
+        for name in first:
+            assert torch.equal(first[name], other[name]), name
 
 
 def test_results_json_is_strict_json(tmp_path):
