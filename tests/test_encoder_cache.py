@@ -11,6 +11,7 @@ import torch
 from medssl.atomic_files import write_json
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
+from medssl.errors import MedsslError
 from medssl.pretraining_job import assemble_pretraining
 from medssl.run import run
 from medssl.seeding import seed_everything
@@ -122,3 +123,13 @@ def test_a_finished_job_is_skipped_only_for_the_config_that_wrote_it(tmp_path):
     assert completed_results(tmp_path, compose_config([*TINY, "cache.dir=/x"])) is not None
     (tmp_path / "results.json").write_text("{torn")
     assert completed_results(tmp_path, cfg) is None
+
+
+def test_resuming_a_run_folder_with_other_overrides_names_them(
+    tmp_path, medmnist_root, monkeypatch
+):
+    monkeypatch.setenv("MEDMNIST_ROOT", str(medmnist_root))
+    base = [*TINY, "cache.enabled=false", "eval.report.figures=false"]
+    run(compose_config(base), tmp_path / "run")
+    with pytest.raises(MedsslError, match=r"different seed, trainer\.epochs;"):
+        run(compose_config([*base, "trainer.epochs=2", "seed=3"]), tmp_path / "run")

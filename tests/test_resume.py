@@ -77,6 +77,30 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
         _train(tmp_path, epochs=1, fingerprint="b")
 
 
+def test_checkpoint_names_the_config_keys_that_differ(tmp_path):
+    ours = {"method": {"temperature": 0.2}, "seed": 0, "trainer": {"epochs": 1}}
+    _train(tmp_path, epochs=1, fingerprint=ours)
+    theirs = {"method": {"temperature": 0.5}, "seed": 1, "trainer": {"epochs": 1}}
+    with pytest.raises(MedsslError, match=r"different method\.temperature, seed;"):
+        _train(tmp_path, epochs=1, fingerprint=theirs)
+
+
+def test_truncated_checkpoint_is_refused_with_its_name(tmp_path):
+    _train(tmp_path, epochs=1)
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(MedsslError, match=r"cannot read checkpoint .*last\.pt .*truncated"):
+        _train(tmp_path, epochs=1)
+
+
+def test_checkpoint_that_carries_code_is_refused(tmp_path):
+    path = tmp_path / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"epoch": 1, "fingerprint": "a", "payload": MedsslError("pickled object")}, path)
+    with pytest.raises(MedsslError, match="not a medssl checkpoint"):
+        _train(tmp_path, epochs=1)
+
+
 class DivergingSimCLR(SimCLR):
     """Its loss turns NaN on the `nan_at`-th forward pass, as a diverging run's would."""
 
@@ -115,5 +139,5 @@ def test_non_finite_loss_stops_at_once_with_a_clear_message(tmp_path):
         )
     # Epoch 1 is kept whole; nothing of the failed epoch was written, nothing half-written.
     assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 1
-    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     assert not list(tmp_path.rglob("*.tmp"))

@@ -156,7 +156,7 @@ def test_accumulation_takes_fewer_steps_and_scales_the_lr_with_the_effective_bat
     assert batches == [16]
     optimizer_steps = {
         int(s["step"])
-        for s in torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["optimizer"][
+        for s in torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["optimizer"][
             "state"
         ].values()
     }

@@ -68,13 +68,14 @@ class PretrainingJob:
     def run(
         self,
         run_dir: Path,
-        fingerprint: str,
+        fingerprint: dict | str,
         device: torch.device,
         *,
         distributed: Distributed | None = None,
         on_epoch_end=None,
     ) -> list[dict]:
-        """Pretrain (or resume) with checkpoints and the epoch log in `run_dir`."""
+        """Pretrain (or resume) with checkpoints and the epoch log in `run_dir`; a checkpoint
+        there resumes only when it was written with the same `fingerprint`."""
         train = self.train.to(device)
         return pretrain(
             self.method,

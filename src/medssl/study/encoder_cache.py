@@ -178,7 +178,9 @@ def pretrain_or_reuse(
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
     if cache_dir is None:
         started = time.perf_counter()
-        history = job.run(run_dir, key, device, distributed=distributed, on_epoch_end=on_epoch_end)
+        history = job.run(
+            run_dir, material, device, distributed=distributed, on_epoch_end=on_epoch_end
+        )
         seconds = time.perf_counter() - started
         path = run_dir / "encoder.pt"
         if distributed.is_main:
@@ -196,7 +198,7 @@ def pretrain_or_reuse(
             log.info("Pretraining encoder %s in %s", key, entry.folder)
             started = time.perf_counter()
             history = job.run(
-                entry.folder, key, device, distributed=distributed, on_epoch_end=on_epoch_end
+                entry.folder, material, device, distributed=distributed, on_epoch_end=on_epoch_end
             )
             if distributed.is_main:
                 state = job.method.encoder.state_dict()

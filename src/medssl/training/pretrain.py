@@ -53,7 +53,7 @@ def pretrain(
     precision: str,
     seed: int,
     run_dir: Path,
-    fingerprint: str,
+    fingerprint: dict | str,
     accumulate_steps: int = 1,
     probe_data: ProbeData | None = None,
     probe_lr: float = 1e-3,
