@@ -31,7 +31,7 @@ from medssl.study.encoder_cache import (
 )
 from medssl.study.job import identity
 from medssl.tracking import flatten
-from medssl.training.device import resolve_precision
+from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
 from medssl.training.pretrain import pretrain_summary
 
@@ -65,6 +65,7 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
     if distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    set_deterministic(cfg.trainer.deterministic)
     seed_everything(cfg.seed)
     precision = resolve_precision(cfg.trainer.precision, device)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 
 import torch
 
@@ -45,6 +46,22 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Deterministic algorithms everywhere torch has them, and an error where it has none.
+
+    A run on one CPU is already repeatable for a seed (every generator is seeded and views come
+    from seeded generators). On CUDA this also fixes cuDNN's algorithm choice and cuBLAS's
+    workspace; what still varies there is float summation order in atomics-based kernels that
+    have no deterministic version (torch then raises), and results differ between GPU models
+    and library versions."""
+    if not enabled:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def autocast(device: torch.device, precision: str):
