@@ -141,3 +141,34 @@ def test_non_finite_loss_stops_at_once_with_a_clear_message(tmp_path):
     assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 1
     assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+class OutOfMemorySimCLR(SimCLR):
+    def forward(self, views, labels=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_says_which_batch_and_what_to_set(tmp_path):
+    method = OutOfMemorySimCLR(
+        SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8
+    )
+    with pytest.raises(
+        MedsslError,
+        match=r"ran out of memory with a batch of 16 images .*trainer.batch_size=8 "
+        r"trainer.accumulate_steps=2",
+    ):
+        pretrain(
+            method,
+            ViewPipeline(),
+            torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
+            None,
+            optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
+            epochs=1,
+            batch_size=16,
+            device=torch.device("cpu"),
+            precision="fp32",
+            seed=0,
+            run_dir=tmp_path,
+            fingerprint="x",
+        )

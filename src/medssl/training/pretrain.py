@@ -13,6 +13,7 @@ nor the batch over which VICReg/Barlow statistics or BatchNorm are computed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -139,36 +140,39 @@ def pretrain(
         sums: dict[str, float] = {}
         probe_losses: list[float] = []
         order = torch.randperm(len(images), generator=generator, device=device)
-        for step in range(steps):
-            global_step = epoch * steps + step
-            scheduler.step_update(global_step)
-            optimizer.zero_grad(set_to_none=True)
-            for micro in range(accumulate):
-                start = (step * accumulate + micro) * batch
-                idx = distributed.shard(order[start : start + batch])
-                views = augmentation(images[idx], view_generator)
-                with autocast(device, precision):
-                    out = model(views, labels[idx] if labels is not None else None)
-                loss = out["loss"]
-                if not distributed.all_true(bool(torch.isfinite(loss)), device):
-                    raise MedsslError(
-                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
-                        f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
-                    )
-                scaler.scale(loss / accumulate).backward()
-                for key, value in out.items():
-                    if key.startswith("loss"):
-                        sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
-                monitor.add(out["embedding"])
-                if probe is not None:
-                    mask = probe_data.labelled[idx]
-                    if int(mask.sum()) >= 2:
-                        probe_losses.append(
-                            probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask])
+        with _out_of_memory_explained(batch, accumulate, device):
+            for step in range(steps):
+                global_step = epoch * steps + step
+                scheduler.step_update(global_step)
+                optimizer.zero_grad(set_to_none=True)
+                for micro in range(accumulate):
+                    start = (step * accumulate + micro) * batch
+                    idx = distributed.shard(order[start : start + batch])
+                    views = augmentation(images[idx], view_generator)
+                    with autocast(device, precision):
+                        out = model(views, labels[idx] if labels is not None else None)
+                    loss = out["loss"]
+                    if not distributed.all_true(bool(torch.isfinite(loss)), device):
+                        raise MedsslError(
+                            f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
+                            f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
                         )
-            scaler.step(optimizer)
-            scaler.update()
-            method.on_step_end((global_step + 1) / (epochs * steps))
+                    scaler.scale(loss / accumulate).backward()
+                    for key, value in out.items():
+                        if key.startswith("loss"):
+                            sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
+                    monitor.add(out["embedding"])
+                    if probe is not None:
+                        mask = probe_data.labelled[idx]
+                        if int(mask.sum()) >= 2:
+                            probe_losses.append(
+                                probe.train_step(
+                                    out["embedding"][mask], probe_data.labels[idx][mask]
+                                )
+                            )
+                scaler.step(optimizer)
+                scaler.update()
+                method.on_step_end((global_step + 1) / (epochs * steps))
         seconds = time.perf_counter() - started
         record = distributed.mean({k: v / steps for k, v in sums.items()}, device)
         record.update(
@@ -214,6 +218,21 @@ def pretrain(
             history[-1]["collapse/effective_rank"],
         )
     return history
+
+
+@contextlib.contextmanager
+def _out_of_memory_explained(batch: int, accumulate: int, device: torch.device):
+    """Running out of device memory becomes the sentence that says which batch did not fit and
+    what to set instead."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        half = max(1, batch // 2)
+        raise MedsslError(
+            f"{device} ran out of memory with a batch of {batch} images ({accumulate} accumulated "
+            f"per step); use trainer.batch_size={half}, or keep the optimiser's batch with "
+            f"trainer.batch_size={half} trainer.accumulate_steps={2 * accumulate}."
+        ) from None
 
 
 def pretrain_summary(history: list[dict]) -> dict:
