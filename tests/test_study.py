@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from medssl.study.report import write_report
@@ -115,3 +117,43 @@ def test_skip_done_false_evaluates_again_from_the_cached_encoder(tmp_path, medmn
     assert "Reusing encoder" in log and "Pretraining encoder" not in log
     (result,) = job_results(tmp_path).values()
     assert result["pretrain/reused"] is True
+
+
+def test_a_killed_sweep_job_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
+    tmp_path, medmnist_root
+):
+    job = ("method=simclr", "label_frac=0.1", "seed=0", "trainer.epochs=10")
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    killed_dir.mkdir()
+    straight_dir.mkdir()
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "+experiment=smoke",
+        f"hydra.sweep.dir={killed_dir / 'sweep'}",
+        *job,
+    ]
+    env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
+    proc = subprocess.Popen(
+        cmd, cwd=killed_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    checkpoints = killed_dir / "multirun" / ".encoders"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("*/checkpoints/last.pt")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up, as on a node that dies
+    proc.wait()
+    assert not list((killed_dir / "sweep").glob("*/results.json"))
+
+    resumed = sweep(killed_dir, medmnist_root, *job)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert "Resuming from" in log and "(epoch 10 done)" not in log
+    straight = sweep(straight_dir, medmnist_root, *job)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    (a,) = job_results(killed_dir).values()
+    (b,) = job_results(straight_dir).values()
+    for key in ("pretrain/final_loss", "test/linear/auroc", "test/linear/ece", "val/linear/auroc"):
+        assert a[key] == b[key], key
