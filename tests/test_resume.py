@@ -115,28 +115,32 @@ class DivergingSimCLR(SimCLR):
         return out
 
 
+def _pretrain_32_images(method, run_dir, epochs: int) -> None:
+    """SGD on 32 random 16 px images, batch 16, fp32 on the CPU."""
+    pretrain(
+        method,
+        ViewPipeline(),
+        torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
+        None,
+        optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
+        epochs=epochs,
+        batch_size=16,
+        device=torch.device("cpu"),
+        precision="fp32",
+        seed=0,
+        run_dir=run_dir,
+        fingerprint="x",
+    )
+
+
 def test_non_finite_loss_stops_at_once_with_a_clear_message(tmp_path):
     torch.manual_seed(0)
     method = DivergingSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
-    images = torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8)
     with pytest.raises(
         MedsslError, match=r"loss became nan at epoch 2, step 1.*last good checkpoint"
     ):
-        pretrain(
-            method,
-            ViewPipeline(),
-            images,
-            None,
-            optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
-            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
-            epochs=3,
-            batch_size=16,
-            device=torch.device("cpu"),
-            precision="fp32",
-            seed=0,
-            run_dir=tmp_path,
-            fingerprint="x",
-        )
+        _pretrain_32_images(method, tmp_path, epochs=3)
     # Epoch 1 is kept whole; nothing of the failed epoch was written, nothing half-written.
     assert (tmp_path / "train_log.jsonl").read_text().count("\n") == 1
     assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
@@ -157,18 +161,4 @@ def test_out_of_memory_says_which_batch_and_what_to_set(tmp_path):
         match=r"ran out of memory with a batch of 16 images .*trainer.batch_size=8 "
         r"trainer.accumulate_steps=2",
     ):
-        pretrain(
-            method,
-            ViewPipeline(),
-            torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
-            None,
-            optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
-            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
-            epochs=1,
-            batch_size=16,
-            device=torch.device("cpu"),
-            precision="fp32",
-            seed=0,
-            run_dir=tmp_path,
-            fingerprint="x",
-        )
+        _pretrain_32_images(method, tmp_path, epochs=1)

@@ -10,12 +10,10 @@ from medssl.study.report.stats import Estimate, estimate
 from medssl.study.report.variants import Variant, label_variants
 
 
-@dataclass
-class Cell:
-    dataset: str
-    variant: Variant
-    label_frac: float
-    runs: list[Run] = field(default_factory=list)
+class RunGroup:
+    """Runs, split into the finished and the failed."""
+
+    runs: list[Run]
 
     @property
     def finished(self) -> list[Run]:
@@ -25,6 +23,14 @@ class Cell:
     def failed(self) -> list[Run]:
         return [run for run in self.runs if not run.finished]
 
+
+@dataclass
+class Cell(RunGroup):
+    dataset: str
+    variant: Variant
+    label_frac: float
+    runs: list[Run] = field(default_factory=list)
+
     def values(self, metric: str) -> list[float]:
         return [v for run in self.finished if (v := run.value(metric)) is not None]
 
@@ -32,7 +38,7 @@ class Cell:
         return estimate(self.values(metric))
 
 
-class Study:
+class Study(RunGroup):
     """Every run under one folder, with its variant, grouped into cells."""
 
     def __init__(self, folder: Path, runs: list[Run]) -> None:
@@ -46,14 +52,6 @@ class Study:
 
     def variant(self, run: Run) -> Variant:
         return self.variant_of[id(run)]
-
-    @property
-    def finished(self) -> list[Run]:
-        return [run for run in self.runs if run.finished]
-
-    @property
-    def failed(self) -> list[Run]:
-        return [run for run in self.runs if not run.finished]
 
     @property
     def datasets(self) -> list[str]:
