@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+from medssl.training.device import set_deterministic
 from tests.conftest import run_train
 
 ARGS = [
@@ -37,3 +40,18 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path, medmnist_root
     assert len(first) > 50 and first == again
     assert first["test/linear/auroc"] != other["test/linear/auroc"]
     assert first["pretrain/final_loss"] != other["pretrain/final_loss"]
+
+
+def test_the_flag_switches_torch_to_deterministic_algorithms():
+    """On a CPU the runs above repeat even without the flag; this pins what the flag does."""
+    cudnn = torch.backends.cudnn
+    before = torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic
+    try:
+        set_deterministic(False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        set_deterministic(True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert cudnn.deterministic and not cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        cudnn.benchmark, cudnn.deterministic = before[1], before[2]

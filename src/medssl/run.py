@@ -88,9 +88,8 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
         online_probe=cfg.trainer.online_probe and distributed.is_main,
     )
     material = key_material(cfg, job, distributed.world_size)
-    key = pretraining_key(material)
     tracker = (
-        _start_tracker(cfg, run_dir, choices, _stage(job, cache_dir(cfg), key))
+        _start_tracker(cfg, run_dir, choices, _stage(job, cache_dir(cfg), material))
         if distributed.is_main
         else None
     )
@@ -105,7 +104,6 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
     try:
         pretrained = pretrain_or_reuse(
             job,
-            key=key,
             material=material,
             cache_dir=cache_dir(cfg),
             run_dir=run_dir,
@@ -193,11 +191,11 @@ def reference_record(data: DatasetSplits) -> dict:
     return {f"reference/{k}": v for k, v in reference.items() if k != "size"}
 
 
-def _stage(job, cache: Path | None, key: str) -> str:
+def _stage(job, cache: Path | None, material: dict) -> str:
     """What this job will do, as W&B's job type."""
     if not job.trains:
         return "evaluate (untrained encoder)"
-    if cache is not None and CacheEntry(cache / key).complete():
+    if cache is not None and CacheEntry(cache / pretraining_key(material)).complete():
         return "evaluate (reused encoder)"
     return "pretrain+evaluate"
 

@@ -153,7 +153,6 @@ class CacheEntry:
 def pretrain_or_reuse(
     job: PretrainingJob,
     *,
-    key: str,
     material: dict,
     cache_dir: Path | None,
     run_dir: Path,
@@ -163,13 +162,15 @@ def pretrain_or_reuse(
     label_frac: float,
     on_epoch_end=None,
 ) -> Pretrained:
-    """Train `job` or load its encoder from `cache_dir/<key>` into `job.method.encoder`.
+    """Train `job` or load its encoder from `cache_dir/<key of material>` into
+    `job.method.encoder`; `material` (from `key_material`) is also the checkpoints' fingerprint.
 
     Without a cache (`cache_dir=None`) it trains in `run_dir` as a plain run does. The online
     probe of a cached SSL encoder read the labelled subset of the job that trained it (its
     `label_frac` is in pretraining.json); it never sends gradients or draws random numbers that
     the encoder sees, so the encoder is the same whatever fraction trained it, and a job that
     reuses it reports that job's probe history."""
+    key = pretraining_key(material)
     run_dir = Path(run_dir)
     if not job.trains:
         path = run_dir / "encoder.pt"
