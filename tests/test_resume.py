@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from medssl.methods.simclr import SimCLR
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import pretrain
+from medssl.training.stop_signals import RunStopped, StopSignals
 
 
 class Killed(Exception):
@@ -34,7 +37,22 @@ class KilledSimCLR(SimCLR):
             raise Killed
 
 
-def _train(run_dir, die_at=None, epochs=3, fingerprint="a"):
+class SignalledViews(torch.nn.Module):
+    """The view pipeline, which sends this process `signum` while making its `at`-th batch, as
+    SLURM or the user would at an arbitrary moment inside an epoch."""
+
+    def __init__(self, pipeline, at: int | None, signum: int) -> None:
+        super().__init__()
+        self.pipeline, self.at, self.signum, self.calls = pipeline, at, signum, 0
+
+    def forward(self, images, generator):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return self.pipeline(images, generator)
+
+
+def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, signum=None):
     torch.manual_seed(0)
     method = KilledSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
     method.die_at = die_at
@@ -42,6 +60,7 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a"):
         0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
     pipeline = ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0)), blur=GaussianBlur(p=0.5))
+    pipeline = SignalledViews(pipeline, signal_at, signum)
     history = pretrain(
         method,
         pipeline,
@@ -69,6 +88,41 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in ref_history], rel=1e-5)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def _same_training(a, b, history_a, history_b) -> None:
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    timing = {"seconds", "images_per_s"}
+    assert [{k: v for k, v in h.items() if k not in timing} for h in history_a] == [
+        {k: v for k, v in h.items() if k not in timing} for h in history_b
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+def test_a_stop_signal_checkpoints_inside_the_epoch_and_resumes_at_that_step(tmp_path, signum):
+    reference, ref_history = _train(tmp_path / "straight")
+    handler = signal.getsignal(signum)
+    with pytest.raises(RunStopped) as stopped:
+        _train(tmp_path / "stopped", signal_at=6, signum=signum)  # during step 2 of epoch 2
+    assert stopped.value.exit_status == 128 + signum
+    saved = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["step"]) == (1, 2)  # the signalled step was finished first
+    assert saved["ranks"][0]["progress"]["step"] == 2
+    assert signal.getsignal(signum) == handler
+    resumed, history = _train(tmp_path / "stopped")
+    _same_training(reference, resumed, ref_history, history)
+
+
+def test_stop_signals_restore_the_handlers_they_replaced():
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        assert signal.getsignal(signal.SIGTERM) != before
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C does not wait for the step
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):

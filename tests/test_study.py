@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from medssl.study.report import write_report
 from tests.conftest import REPO
 
@@ -119,41 +121,81 @@ def test_skip_done_false_evaluates_again_from_the_cached_encoder(tmp_path, medmn
     assert result["pretrain/reused"] is True
 
 
-def test_a_killed_sweep_job_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
-    tmp_path, medmnist_root
-):
-    job = ("method=simclr", "label_frac=0.1", "seed=0", "trainer.epochs=10")
-    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
-    killed_dir.mkdir()
-    straight_dir.mkdir()
+# One SimCLR job of 17 steps per epoch in deterministic mode: long enough to be stopped inside
+# an epoch, short enough for the fast suite (3 epochs of about a second).
+KILL_JOB = (
+    "method=simclr",
+    "label_frac=0.1",
+    "seed=0",
+    "trainer.epochs=3",
+    "trainer.batch_size=32",
+    "trainer.deterministic=true",
+)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_job(tmp_path_factory, medmnist_root) -> dict:
+    folder = tmp_path_factory.mktemp("straight")
+    straight = sweep(folder, medmnist_root, *KILL_JOB)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    (results,) = job_results(folder).values()
+    return results
+
+
+def _start_and_signal_after_first_checkpoint(folder, medmnist_root, signum) -> int:
     cmd = [
         sys.executable,
         str(REPO / "train.py"),
         "-m",
         "+experiment=smoke",
-        f"hydra.sweep.dir={killed_dir / 'sweep'}",
-        *job,
+        f"hydra.sweep.dir={folder / 'sweep'}",
+        *KILL_JOB,
     ]
     env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
     proc = subprocess.Popen(
-        cmd, cwd=killed_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    checkpoints = killed_dir / "multirun" / ".encoders"
+    logs = folder / "multirun" / ".encoders"
     deadline = time.monotonic() + 300
-    while not list(checkpoints.glob("*/checkpoints/last.pt")) and proc.poll() is None:
+    # The epoch log is written just after the first checkpoint; its time for the epoch lets
+    # the signal arrive half-way through the second one.
+    while not list(logs.glob("*/train_log.jsonl")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up, as on a node that dies
-    proc.wait()
-    assert not list((killed_dir / "sweep").glob("*/results.json"))
+        time.sleep(0.02)
+    (log,) = logs.glob("*/train_log.jsonl")
+    time.sleep(json.loads(log.read_text().splitlines()[0])["seconds"] / 2)
+    proc.send_signal(signum)
+    return proc.wait(timeout=120)
 
-    resumed = sweep(killed_dir, medmnist_root, *job)
+
+SAME = ("pretrain/final_loss", "test/linear/auroc", "test/linear/ece", "val/linear/auroc")
+
+
+def test_a_killed_sweep_job_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(
+    tmp_path, medmnist_root, uninterrupted_job
+):
+    # SIGKILL: no chance to clean up, as on a node that dies.
+    assert _start_and_signal_after_first_checkpoint(tmp_path, medmnist_root, signal.SIGKILL) < 0
+    assert not list((tmp_path / "sweep").glob("*/results.json"))
+    resumed = sweep(tmp_path, medmnist_root, *KILL_JOB)
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-3000:]
-    assert "Resuming from" in log and "(epoch 10 done)" not in log
-    straight = sweep(straight_dir, medmnist_root, *job)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    (a,) = job_results(killed_dir).values()
-    (b,) = job_results(straight_dir).values()
-    for key in ("pretrain/final_loss", "test/linear/auroc", "test/linear/ece", "val/linear/auroc"):
-        assert a[key] == b[key], key
+    assert "Resuming from" in log and "(epoch 3 done)" not in log
+    (results,) = job_results(tmp_path).values()
+    for key in SAME:
+        assert results[key] == uninterrupted_job[key], key
+
+
+def test_sigterm_stops_a_sweep_job_inside_an_epoch_and_it_resumes_at_that_step(
+    tmp_path, medmnist_root, uninterrupted_job
+):
+    # SIGTERM: what SLURM sends before it kills a job at its time limit or on pre-emption.
+    assert _start_and_signal_after_first_checkpoint(tmp_path, medmnist_root, signal.SIGTERM) == 143
+    assert not list((tmp_path / "sweep").glob("*/error.json"))  # stopped is not failed
+    resumed = sweep(tmp_path, medmnist_root, *KILL_JOB)
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert "steps into epoch" in log  # not the start of the epoch
+    (results,) = job_results(tmp_path).values()
+    for key in SAME:
+        assert results[key] == uninterrupted_job[key], key

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import write_json
 from medssl.errors import MedsslError
+from medssl.training.stop_signals import RunStopped
 
 log = logging.getLogger("medssl")
 
@@ -68,7 +69,18 @@ def completed_results(run_dir: Path, cfg: DictConfig) -> dict | None:
     return results
 
 
-def run_job(
+def run_job(task, cfg: DictConfig, run_dir: Path, **kwargs) -> dict | None:
+    """`task(cfg, run_dir, choices)`'s results, the stored ones of a finished job, or None
+    when the job failed (multirun) or runs elsewhere. A run stopped by a signal (it wrote a
+    checkpoint to resume from) ends the process with the signal's exit status, sweep or not."""
+    try:
+        return _guarded_job(task, cfg, run_dir, **kwargs)
+    except RunStopped as stopped:
+        log.warning("The run %s", stopped)
+        raise SystemExit(stopped.exit_status) from None
+
+
+def _guarded_job(
     task,
     cfg: DictConfig,
     run_dir: Path,
@@ -77,8 +89,6 @@ def run_job(
     multirun: bool = False,
     rank: int = 0,
 ) -> dict | None:
-    """`task(cfg, run_dir, choices)`'s results, the stored ones of a finished job, or None
-    when the job failed (multirun) or runs elsewhere."""
     run_dir = Path(run_dir)
     if cfg.skip_done:
         done = completed_results(run_dir, cfg)
@@ -100,6 +110,8 @@ def run_job(
         (run_dir / "error.json").unlink(missing_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         return task(cfg, run_dir, choices)
+    except RunStopped:
+        raise
     except Exception as error:
         record_failure(run_dir, cfg, choices, error)
         if not multirun:

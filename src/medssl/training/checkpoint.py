@@ -41,7 +41,8 @@ def load_checkpoint(path: Path, fingerprint: dict | str) -> dict | None:
             f"{path} was written by a run with different {', '.join(differing_keys(stored, fingerprint))}; "
             f"resume with the same overrides or point hydra.run.dir at a new folder."
         )
-    log.info("Resuming from %s (epoch %d done)", path, state["epoch"])
+    inside = f", {state['step']} steps into epoch {state['epoch'] + 1}" if state.get("step") else ""
+    log.info("Resuming from %s (epoch %d done%s)", path, state["epoch"], inside)
     return state
 
 

@@ -43,6 +43,16 @@ class CollapseMonitor:
         while self.count - len(self.rows[0]) >= self.max_rows:
             self.count -= len(self.rows.pop(0))
 
+    def state(self) -> torch.Tensor:
+        """The embeddings kept so far this epoch (for a checkpoint inside an epoch)."""
+        if not self.rows:
+            return torch.empty(0)
+        return torch.cat(self.rows)[-self.max_rows :]
+
+    def load_state(self, rows: torch.Tensor) -> None:
+        self.rows = [rows] if len(rows) else []
+        self.count = len(rows)
+
     def summary(self) -> dict[str, float | bool]:
         if not self.rows:
             return {}

@@ -61,6 +61,14 @@ class Distributed:
         dist.all_reduce(tensor)
         return dict(zip(keys, (tensor / self.world_size).tolist()))
 
+    def gather_objects(self, obj) -> list:
+        """Every process's `obj`, in rank order, on every process (e.g. per-rank RNG states)."""
+        if not self.enabled:
+            return [obj]
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, obj)
+        return gathered
+
     def broadcast(self, obj):
         """The main process's `obj` on every process (e.g. its run folder)."""
         if not self.enabled:

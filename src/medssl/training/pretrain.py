@@ -3,8 +3,8 @@
 Batches are drawn from uint8 images already on the device and augmented there, so no
 DataLoader workers compete with the model for CPU cores. Each epoch ends with the online probe's
 val accuracy, the collapse monitors, a checkpoint and a JSON line of statistics; a killed run
-resumes from the last checkpoint in its run folder (method state with EMA targets, queues and
-DINO's centre, optimiser, probe, random generator).
+resumes from the last checkpoint in its run folder (`train_state.TrainingState`). A stop signal
+writes one inside the epoch, at the step reached, and the run resumes there.
 
 Gradient accumulation sums the gradients of several batches before one step, which enlarges
 the batch the optimiser averages over but not the set of negatives a contrastive loss sees,
@@ -13,7 +13,6 @@ nor the batch over which VICReg/Barlow statistics or BatchNorm are computed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -25,19 +24,16 @@ from tqdm.auto import tqdm
 from medssl.atomic_files import write_jsonl
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
+from medssl.training.budget import checked_batch, out_of_memory_explained, steps_per_epoch
 from medssl.training.checkpoint import load_checkpoint, save_checkpoint
 from medssl.training.collapse import CollapseMonitor
 from medssl.training.device import autocast
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import OnlineProbe, ProbeData, encode
+from medssl.training.stop_signals import StopSignals
+from medssl.training.train_state import EpochProgress, TrainingState
 
 log = logging.getLogger(__name__)
-
-
-def steps_per_epoch(n_images: int, batch_size: int) -> int:
-    # Drop the ragged last batch (tiny batches upset BatchNorm and contrastive losses),
-    # but a dataset smaller than one batch is still one step of all its images.
-    return max(1, n_images // batch_size)
 
 
 def pretrain(
@@ -67,24 +63,19 @@ def pretrain(
 
     `on_epoch_end(record)`, when given, receives each epoch's statistics (experiment trackers).
     Under torchrun (`distributed`), `batch_size` is the global batch: every process draws the
-    same batch order and trains on its share; only the main process writes.
+    same batch order and trains on its share; only the main process writes. SIGTERM, SIGUSR1
+    and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`).
     """
     distributed = distributed or Distributed()
     if not method.trains:
         log.info("%s trains nothing: pretraining skipped", type(method).__name__)
         return []
-    if len(images) < 2:
-        raise MedsslError(f"pretraining needs at least 2 images, got {len(images)}.")
-    if accumulate_steps < 1:
-        raise MedsslError(f"trainer.accumulate_steps must be at least 1, got {accumulate_steps}.")
-    batch = min(batch_size, len(images))
+    batch = checked_batch(len(images), batch_size, epochs, accumulate_steps, labels is not None)
     micro_steps = steps_per_epoch(len(images), batch)
     accumulate = min(accumulate_steps, micro_steps)
     steps = micro_steps // accumulate  # optimiser steps per epoch
     method.prepare(len(images), batch)
     optimizer = optimizer_factory(method, batch_size=batch * accumulate)
-    scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator(device=device).manual_seed(seed)  # batch order: same everywhere
     # Each process augments its own share with its own stream; one process uses one stream.
     view_generator = generator
@@ -100,20 +91,24 @@ def pretrain(
             probe = OnlineProbe(
                 method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr
             ).to(device)
-    monitor = CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank)
+    state = TrainingState(
+        method=method,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        generator=generator,
+        view_generator=view_generator,
+        probe=probe,
+        monitor=CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank),
+    )
+    scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
     ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
     log_path = Path(run_dir) / "train_log.jsonl"
 
-    start_epoch, history = 0, []
-    state = load_checkpoint(ckpt_path, fingerprint)
-    if state is not None:
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        generator.set_state(state["generator"].to(generator.get_state().device))
-        if probe is not None and state.get("probe") is not None:
-            probe.load_full_state(state["probe"])
-        start_epoch, history = state["epoch"], state["history"]
+    start_epoch, history, progress = 0, [], None
+    saved = load_checkpoint(ckpt_path, fingerprint)
+    if saved is not None:
+        start_epoch, history = saved["epoch"], saved["history"]
+        progress = state.load(saved, distributed.rank, device)
 
     log.info(
         "Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
@@ -126,6 +121,12 @@ def pretrain(
         device,
     )
     model = distributed.wrap(method, device)
+
+    def save(epoch_done: int, progress: EpochProgress | None) -> None:
+        checkpoint = state.checkpoint(epoch_done, history, progress, distributed)
+        if distributed.is_main:
+            save_checkpoint(ckpt_path, fingerprint=fingerprint, state=checkpoint)
+
     bar = tqdm(
         range(start_epoch, epochs),
         desc="pretrain",
@@ -134,83 +135,51 @@ def pretrain(
         total=epochs,
         disable=not distributed.is_main,
     )
-    for epoch in bar:
-        method.train()
-        started = time.perf_counter()
-        sums: dict[str, float] = {}
-        probe_losses: list[float] = []
-        order = torch.randperm(len(images), generator=generator, device=device)
-        with _out_of_memory_explained(batch, accumulate, device):
-            for step in range(steps):
-                global_step = epoch * steps + step
-                scheduler.step_update(global_step)
-                optimizer.zero_grad(set_to_none=True)
-                for micro in range(accumulate):
-                    start = (step * accumulate + micro) * batch
-                    idx = distributed.shard(order[start : start + batch])
-                    views = augmentation(images[idx], view_generator)
-                    with autocast(device, precision):
-                        out = model(views, labels[idx] if labels is not None else None)
-                    loss = out["loss"]
-                    if not distributed.all_true(bool(torch.isfinite(loss)), device):
-                        raise MedsslError(
-                            f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; lower "
-                            f"optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: {ckpt_path})."
-                        )
-                    scaler.scale(loss / accumulate).backward()
-                    for key, value in out.items():
-                        if key.startswith("loss"):
-                            sums[key] = sums.get(key, 0.0) + float(value.detach()) / accumulate
-                    monitor.add(out["embedding"])
-                    if probe is not None:
-                        mask = probe_data.labelled[idx]
-                        if int(mask.sum()) >= 2:
-                            probe_losses.append(
-                                probe.train_step(
-                                    out["embedding"][mask], probe_data.labels[idx][mask]
-                                )
-                            )
-                scaler.step(optimizer)
-                scaler.update()
-                method.on_step_end((global_step + 1) / (epochs * steps))
-        seconds = time.perf_counter() - started
-        record = distributed.mean({k: v / steps for k, v in sums.items()}, device)
-        record.update(
-            epoch=epoch + 1,
-            lr=optimizer.param_groups[0]["lr"],
-            seconds=seconds,
-            images_per_s=steps * accumulate * batch / seconds,
-        )
-        record.update(monitor.summary())
-        if probe is not None:
-            finite = [v for v in probe_losses if math.isfinite(v)]
-            record["probe/loss"] = sum(finite) / len(finite) if finite else None
-            features = encode(method.backbone, probe_data.val_images, device, precision)
-            record["val/probe_acc"] = probe.accuracy(features, probe_data.val_labels.to(device))
-        history.append(record)
-        if not distributed.is_main:
-            continue
-        save_checkpoint(
-            ckpt_path,
-            fingerprint=fingerprint,
-            state={
-                "epoch": epoch + 1,
-                "history": history,
-                "method": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "generator": generator.get_state(),
-                "probe": probe.full_state() if probe is not None else None,
-            },
-        )
-        write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-        postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
-        if "val/probe_acc" in record:
-            postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
-        bar.set_postfix(postfix)
-    bar.close()
+    with StopSignals() as stop:
+        for epoch in bar:
+            method.train()
+            if progress is None:
+                order = torch.randperm(len(images), generator=generator, device=device)
+                progress = EpochProgress(order=order)
+            started = time.perf_counter() - progress.seconds
+            with out_of_memory_explained(batch, accumulate, device):
+                while progress.step < steps:
+                    if not distributed.all_true(not stop.requested, device):
+                        progress.seconds = time.perf_counter() - started
+                        save(epoch, progress)
+                        stop.stop(str(ckpt_path))
+                    global_step = epoch * steps + progress.step
+                    scheduler.step_update(global_step)
+                    _train_step(
+                        model, augmentation, state, progress, images, labels, probe_data,
+                        batch=batch, accumulate=accumulate, epoch=epoch,
+                        device=device, precision=precision, distributed=distributed,
+                        ckpt_path=ckpt_path,
+                    )  # fmt: skip
+                    method.on_step_end((global_step + 1) / (epochs * steps))
+                    progress.step += 1
+            seconds = time.perf_counter() - started
+            record = distributed.mean({k: v / steps for k, v in progress.sums.items()}, device)
+            record.update(
+                epoch=epoch + 1,
+                lr=optimizer.param_groups[0]["lr"],
+                seconds=seconds,
+                images_per_s=steps * accumulate * batch / seconds,
+            )
+            record.update(_epoch_monitors(state, progress, probe_data, device, precision))
+            history.append(record)
+            progress = None
+            save(epoch + 1, None)
+            if not distributed.is_main:
+                continue
+            write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            bar.set_postfix(_postfix(record))
+        bar.close()
+        # A signal during the last epoch's bookkeeping: its checkpoint is complete, stop anyway.
+        if not distributed.all_true(not stop.requested, device):
+            stop.stop(str(ckpt_path))
     if history and history[-1].get("collapse/collapsed"):
         log.warning(
             "The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
@@ -220,19 +189,58 @@ def pretrain(
     return history
 
 
-@contextlib.contextmanager
-def _out_of_memory_explained(batch: int, accumulate: int, device: torch.device):
-    """Running out of device memory becomes the sentence that says which batch did not fit and
-    what to set instead."""
-    try:
-        yield
-    except torch.OutOfMemoryError:
-        half = max(1, batch // 2)
-        raise MedsslError(
-            f"{device} ran out of memory with a batch of {batch} images ({accumulate} accumulated "
-            f"per step); use trainer.batch_size={half}, or keep the optimiser's batch with "
-            f"trainer.batch_size={half} trainer.accumulate_steps={2 * accumulate}."
-        ) from None
+def _train_step(
+    model, augmentation, state, progress, images, labels, probe_data, *, batch, accumulate, epoch, device,
+    precision, distributed, ckpt_path,
+) -> None:  # fmt: skip
+    """One optimiser step of `accumulate` batches; stops the run on a non-finite loss."""
+    state.optimizer.zero_grad(set_to_none=True)
+    for micro in range(accumulate):
+        start = (progress.step * accumulate + micro) * batch
+        idx = distributed.shard(progress.order[start : start + batch])
+        views = augmentation(images[idx], state.view_generator)
+        with autocast(device, precision):
+            out = model(views, labels[idx] if labels is not None else None)
+        loss = out["loss"]
+        if not distributed.all_true(bool(torch.isfinite(loss)), device):
+            raise MedsslError(
+                f"the loss became {loss.item()} at epoch {epoch + 1}, step {progress.step + 1}; "
+                f"lower optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: "
+                f"{ckpt_path})."
+            )
+        state.scaler.scale(loss / accumulate).backward()
+        for key, value in out.items():
+            if key.startswith("loss"):
+                progress.sums[key] = (
+                    progress.sums.get(key, 0.0) + float(value.detach()) / accumulate
+                )
+        state.monitor.add(out["embedding"])
+        if state.probe is not None:
+            mask = probe_data.labelled[idx]
+            if int(mask.sum()) >= 2:
+                progress.probe_losses.append(
+                    state.probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask])
+                )
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+
+
+def _epoch_monitors(state, progress, probe_data, device, precision) -> dict:
+    """Collapse statistics of the epoch's embeddings and the online probe's val accuracy."""
+    record = state.monitor.summary()
+    if state.probe is not None:
+        finite = [v for v in progress.probe_losses if math.isfinite(v)]
+        record["probe/loss"] = sum(finite) / len(finite) if finite else None
+        features = encode(state.method.backbone, probe_data.val_images, device, precision)
+        record["val/probe_acc"] = state.probe.accuracy(features, probe_data.val_labels.to(device))
+    return record
+
+
+def _postfix(record: dict) -> dict:
+    postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
+    if "val/probe_acc" in record:
+        postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
+    return postfix
 
 
 def pretrain_summary(history: list[dict]) -> dict:
