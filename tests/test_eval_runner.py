@@ -110,12 +110,17 @@ def test_eval_config_errors_are_one_sentence():
     from medssl.evaluation.runner import build_evaluation
     from tests.conftest import compose_config
 
-    protocols, options = build_evaluation(compose_config(["eval=[linear,finetune,knn]"]).eval)
+    protocols, options, analyses = build_evaluation(
+        compose_config(["eval=[linear,finetune,knn]"]).eval
+    )
     assert (
         list(protocols) == ["linear", "finetune", "knn"]
         and options.n_bins == 15
         and not options.cam
     )
+    # The analyses are off by default and never taken for protocols.
+    assert not analyses.robustness.enabled and not analyses.mc_dropout.enabled
+    assert analyses.shift is None
     with pytest.raises(MedsslError, match="eval.report could not be built"):
         build_evaluation(compose_config(["+eval.report.camm=true"]).eval)
     with pytest.raises(MedsslError, match="no evaluation protocol"):

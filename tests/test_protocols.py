@@ -130,9 +130,9 @@ def test_linear_probe_and_knn_learn_the_synthetic_task():
 def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
     inputs = synthetic_inputs()
     before = {k: v.clone() for k, v in inputs.encoder.state_dict().items()}
-    out = FineTune(epochs=4, batch_size=16, lr=1e-2, head_only_epochs=1, patience=2).evaluate(
-        inputs
-    )
+    out = FineTune(
+        epochs=4, batch_size=16, lr=1e-2, head_only_epochs=1, patience=2, head="linear"
+    ).evaluate(inputs)
     # The returned val logits are the checkpoint's, and that checkpoint had the best val AUROC.
     val_auroc = auroc("binary", inputs.labels["val"], logits_to_probs("binary", out.val))
     assert val_auroc == pytest.approx(out.params["best_val_auroc"], abs=1e-6)
@@ -144,12 +144,14 @@ def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
 
 def test_finetune_head_only_epochs_do_not_touch_the_encoder():
     inputs = synthetic_inputs()
-    out = FineTune(epochs=2, batch_size=16, head_only_epochs=2, patience=5).evaluate(inputs)
+    out = FineTune(epochs=2, batch_size=16, head_only_epochs=2, patience=5, head="linear").evaluate(
+        inputs
+    )
     tuned = out.model[0].state_dict()
     for key, value in inputs.encoder.state_dict().items():
         torch.testing.assert_close(tuned[key], value)  # weights and BatchNorm statistics alike
     with pytest.raises(ValueError, match="head_only_epochs"):
-        FineTune(epochs=2, head_only_epochs=3)
+        FineTune(epochs=2, head_only_epochs=3, head="linear")
 
 
 def test_grad_cam_equals_the_class_activation_map_for_gap_and_linear():

@@ -93,9 +93,10 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
             f"dataset {data.name!r} has {data.channels}-channel {data.image_size} px ones; choose a matching "
             f"dataset (and dataset.size)."
         )
-    data = prepare_dataset(stored_image_augmentation(cfg, ckpt), data)
+    augmentation = stored_image_augmentation(cfg, ckpt)
+    data = prepare_dataset(augmentation, data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    protocols, options = build_evaluation(cfg.eval)
+    protocols, options, analyses = build_evaluation(cfg.eval)
     metrics = evaluate_encoder(
         encoder,
         data,
@@ -106,6 +107,8 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
         device=device,
         precision=precision,
         batch_size=cfg.trainer.eval_batch_size,
+        analyses=analyses,
+        augmentation=augmentation,
     )
     results = {
         **metrics,

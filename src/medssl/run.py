@@ -31,6 +31,7 @@ from medssl.study.encoder_cache import (
 )
 from medssl.study.job import identity
 from medssl.tracking import flatten
+from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
 from medssl.training.pretrain import pretrain_summary
@@ -62,6 +63,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
 def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choices) -> dict:
     started = time.perf_counter()
     label_frac = check_label_frac(cfg.label_frac)
+    check_budget(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.accumulate_steps)
     if distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -122,7 +124,7 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
             return {}
 
         # Evaluate: the protocols on the labelled subset, val picks, test is read once.
-        protocols, report_options = build_evaluation(cfg.eval)
+        protocols, report_options, analyses = build_evaluation(cfg.eval)
         metrics = evaluate_encoder(
             job.method.encoder,
             data,
@@ -133,6 +135,8 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
             device=device,
             precision=precision,
             batch_size=cfg.trainer.eval_batch_size,
+            analyses=analyses,
+            augmentation=job.augmentation,
         )
     except BaseException:
         if tracker is not None:

@@ -1,9 +1,13 @@
-"""Fine-tuning: a linear head on the encoder, both trained on the labelled subset.
+"""Fine-tuning: a head on the encoder, both trained on the labelled subset.
 
 For `head_only_epochs` the encoder is frozen (BatchNorm in eval mode, no gradients) and only the
 head learns; then the encoder is unfrozen at `lr * encoder_lr_scale`. After every epoch the val
 AUROC decides: the best encoder and head are kept, and training stops after `patience` epochs
 without improvement. Test is predicted once, with the best checkpoint.
+
+`head: linear` is one linear layer on the pooled features; `head: cam_refine` the CAM-refined
+head on the last feature map (cam_refine.py, CNN backbones only). With MC dropout on
+(`mc_dropout.samples > 0`) dropout of `mc_dropout.rate` sits before the head.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ import logging
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medssl.augment.pipeline import to_model_input
+from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
+from medssl.evaluation.finetune_heads import FineTunedModel, LinearHead, spatial_feature_map
 from medssl.evaluation.metrics import auroc
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.training.device import autocast
 
 log = logging.getLogger(__name__)
+
+HEADS = ("linear", "cam_refine")
 
 
 class FineTune:
@@ -37,6 +44,10 @@ class FineTune:
         patience: int = 5,
         augmentation: nn.Module | None = None,
         seed: int = 0,
+        *,
+        head: str,
+        cam_refine=None,
+        mc_dropout=None,
     ) -> None:
         if epochs < 1 or batch_size < 1:
             raise ValueError(
@@ -46,15 +57,34 @@ class FineTune:
             raise ValueError(
                 f"head_only_epochs must lie in [0, epochs={epochs}], got {head_only_epochs}"
             )
+        if head not in HEADS:
+            raise MedsslError(f"eval.finetune.head must be one of {HEADS}, got {head!r}.")
+        if head == "cam_refine" and cam_refine is None:
+            raise MedsslError(
+                "eval.finetune.head=cam_refine needs the eval.finetune.cam_refine block."
+            )
         self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
         self.encoder_lr_scale, self.weight_decay = encoder_lr_scale, weight_decay
         self.head_only_epochs, self.patience = head_only_epochs, patience
         self.augmentation, self.seed = augmentation, seed
+        self.head, self.cam_refine, self.mc_dropout = head, cam_refine, mc_dropout
+
+    def build_model(self, inputs: EvalInputs) -> FineTunedModel:
+        """A copy of the encoder with a fresh head (and dropout before it with MC dropout on)."""
+        encoder = copy.deepcopy(inputs.encoder).to(inputs.device)
+        if self.head == "cam_refine":
+            sample = to_model_input(inputs.images["train"][:2].to(inputs.device))
+            channels, _, _ = spatial_feature_map(encoder, sample)
+            head = self.cam_refine(channels, inputs.n_outputs, inputs.task)
+        else:
+            head = LinearHead(int(encoder.num_features), inputs.n_outputs, inputs.task)
+        dropout = self.mc_dropout.training_dropout if self.mc_dropout is not None else 0.0
+        return FineTunedModel(encoder, head, dropout).to(inputs.device)
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
         device = inputs.device
-        encoder = copy.deepcopy(inputs.encoder).to(device)
-        head = nn.Linear(int(encoder.num_features), inputs.n_outputs).to(device)
+        model = self.build_model(inputs)
+        encoder, head = model.encoder, model.head
         optimizer = torch.optim.AdamW(
             [
                 {"params": head.parameters(), "lr": self.lr},
@@ -76,59 +106,64 @@ class FineTune:
             encoder.requires_grad_(not frozen)
             encoder.train(not frozen)  # a frozen encoder keeps its BatchNorm statistics
             head.train()
-            loss = self._epoch(
-                encoder, head, optimizer, images, labels, inputs, generator, order_generator
+            model.dropout.train()
+            losses = self._epoch(
+                model, optimizer, images, labels, inputs, generator, order_generator
             )
-            val_logits = self._logits(encoder, head, inputs.images["val"], inputs)
+            val_logits = self.logits(model, inputs.images["val"], inputs)
             score = np.nan_to_num(
                 auroc(inputs.task, inputs.labels["val"], logits_to_probs(inputs.task, val_logits)),
                 nan=-1.0,
             )
             log.info(
-                "finetune epoch %d (%s): loss %.4f, val AUROC %.4f",
+                "finetune epoch %d (%s): %s, val AUROC %.4f",
                 epoch,
                 "head only" if frozen else "all layers",
-                loss,
+                ", ".join(f"{k} {v:.4f}" for k, v in losses.items()),
                 score,
             )
             if score > best["score"]:
-                best = {
-                    "score": score,
-                    "epoch": epoch,
-                    "state": (
-                        copy.deepcopy(encoder.state_dict()),
-                        copy.deepcopy(head.state_dict()),
-                    ),
-                }
+                best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
                 stale = 0
             else:
                 stale += 1
                 if stale >= self.patience:
                     log.info("finetune: no val improvement for %d epochs, stopping", stale)
                     break
-        encoder.load_state_dict(best["state"][0])
-        head.load_state_dict(best["state"][1])
+        model.load_state_dict(best["state"])
         encoder.requires_grad_(True)
-        model = nn.Sequential(encoder, head).eval()
+        model.eval()
         return ProtocolOutput(
-            val=self._logits(encoder, head, inputs.images["val"], inputs),
-            test=self._logits(encoder, head, inputs.images["test"], inputs),
+            val=self.logits(model, inputs.images["val"], inputs),
+            test=self.logits(model, inputs.images["test"], inputs),
+            predict=lambda x: self.logits(model, x, inputs),
             params={
                 "best_epoch": best["epoch"],
                 "epochs_run": epoch,
                 "best_val_auroc": float(best["score"]),
             },
             model=model,
+            sample_predict=(
+                (lambda x, samples, seed: self.sample_logits(model, x, inputs, samples, seed))
+                if model.dropout.p > 0
+                else None
+            ),
+            class_maps=(
+                (lambda x: self.class_maps(model, x, inputs))
+                if hasattr(model.head, "class_maps")
+                else None
+            ),
         )
 
     def _epoch(
-        self, encoder, head, optimizer, images, labels, inputs, generator, order_generator
-    ) -> float:
-        total, seen = 0.0, 0
+        self, model, optimizer, images, labels, inputs, generator, order_generator
+    ) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        seen = 0
         order = torch.randperm(len(images), generator=order_generator).to(images.device)
         for start in range(0, len(images), self.batch_size):
             index = order[start : start + self.batch_size]
-            if len(index) < 2 and encoder.training:
+            if len(index) < 2 and model.encoder.training:
                 continue  # BatchNorm cannot train on a single image
             x = images[index]
             x = (
@@ -137,29 +172,48 @@ class FineTune:
                 else to_model_input(x)
             )
             with autocast(inputs.device, inputs.precision):
-                features = encoder(x)
-            logits = head(features.float())  # an fp32 head: bf16 logits would tie many images
-            loss = self._loss(inputs.task, logits, labels[index])
+                features = model.features(x)
+            # An fp32 head: bf16 logits would tie many images.
+            parts = model.head.training_loss(model.dropout(features.float()), labels[index])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            parts["loss"].backward()
             optimizer.step()
-            total, seen = total + loss.item() * len(index), seen + len(index)
-        return total / max(seen, 1)
+            for name, value in parts.items():
+                totals[name] = totals.get(name, 0.0) + value.item() * len(index)
+            seen += len(index)
+        return {name: total / max(seen, 1) for name, total in totals.items()}
 
-    @staticmethod
-    def _loss(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if task == "multilabel":
-            return F.binary_cross_entropy_with_logits(logits, y.float())
-        return F.cross_entropy(logits, y)
-
-    @torch.no_grad()
-    def _logits(self, encoder, head, images: torch.Tensor, inputs: EvalInputs) -> np.ndarray:
-        encoder.eval()
-        head.eval()
-        chunks = []
+    def _features(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs):
+        """The head's input for every image, in eval-batch chunks, on the device."""
         for start in range(0, len(images), inputs.batch_size):
             x = to_model_input(images[start : start + inputs.batch_size].to(inputs.device))
             with autocast(inputs.device, inputs.precision):
-                features = encoder(x)
-            chunks.append(head(features.float()).cpu())
+                yield model.features(x).float()
+
+    @torch.no_grad()
+    def logits(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs) -> np.ndarray:
+        model.eval()
+        chunks = [model.head(f).cpu() for f in self._features(model, images, inputs)]
         return torch.cat(chunks).double().numpy()
+
+    @torch.no_grad()
+    def sample_logits(
+        self, model: FineTunedModel, images, inputs: EvalInputs, samples: int, seed: int
+    ) -> np.ndarray:
+        """`(samples, N, K)` logits, dropout on: the encoder runs once, the head `samples` times."""
+        model.mc_mode()
+        devices = [inputs.device] if inputs.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # reproducible masks, global RNG untouched
+            torch.manual_seed(seed)
+            chunks = [
+                torch.stack([model.head(model.dropout(f)) for _ in range(samples)]).cpu()
+                for f in self._features(model, images, inputs)
+            ]
+        model.eval()
+        return torch.cat(chunks, dim=1).double().numpy()
+
+    @torch.no_grad()
+    def class_maps(self, model: FineTunedModel, images, inputs: EvalInputs) -> np.ndarray:
+        model.eval()
+        chunks = [model.head.class_maps(f).cpu() for f in self._features(model, images, inputs)]
+        return torch.cat(chunks).numpy()

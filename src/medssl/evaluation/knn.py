@@ -25,17 +25,16 @@ class KNNClassifier:
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
         bank, bank_labels = inputs.features("train"), inputs.labels["train"]
-        outputs = {}
-        for split in ("val", "test"):
-            probs = self.predict_proba(
-                inputs.task, inputs.n_outputs, bank, bank_labels, inputs.features(split)
-            )
-            outputs[split] = probs_to_logits(inputs.task, probs)
-        k = min(self.k, len(bank))
+
+        def logits(features: np.ndarray) -> np.ndarray:
+            probs = self.predict_proba(inputs.task, inputs.n_outputs, bank, bank_labels, features)
+            return probs_to_logits(inputs.task, probs)
+
         return ProtocolOutput(
-            val=outputs["val"],
-            test=outputs["test"],
-            params={"k": k, "temperature": self.temperature},
+            val=logits(inputs.features("val")),
+            test=logits(inputs.features("test")),
+            predict=lambda images: logits(inputs.features_of(images)),
+            params={"k": min(self.k, len(bank)), "temperature": self.temperature},
         )
 
     def predict_proba(

@@ -55,6 +55,7 @@ class LinearProbe:
         return ProtocolOutput(
             val=_apply(head, x_val),
             test=_apply(head, inputs.features("test")),
+            predict=lambda images: _apply(head, inputs.features_of(images)),
             params={"C": C},
             model=model,
         )

@@ -3,11 +3,14 @@
 `EvalInputs` holds what a protocol may touch: the encoder, the labelled training images, val and
 test, and the frozen features of each split (extracted once, on first use, shared by protocols).
 A protocol picks its hyper-parameters and checkpoint on val and predicts test once, at the end.
-It returns logits, so that temperature scaling and the metrics downstream are the same for all.
+It returns logits, so that temperature scaling and the metrics downstream are the same for all,
+and a `predict` function that scores other images (corrupted test images, another dataset)
+with what it fitted, without fitting again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,22 +52,34 @@ class EvalInputs:
     def features(self, split: str) -> np.ndarray:
         """Frozen-encoder features `(N, num_features)` (BatchNorm in eval mode), cached."""
         if split not in self._features:
-            self._features[split] = extract_features(
-                self.encoder,
-                self.images[split],
-                device=self.device,
-                precision=self.precision,
-                batch_size=self.batch_size,
-            ).numpy()
+            self._features[split] = self.features_of(self.images[split])
         return self._features[split]
+
+    def features_of(self, images: torch.Tensor) -> np.ndarray:
+        """Frozen-encoder features of any uint8 images, extracted as the splits' are."""
+        return extract_features(
+            self.encoder,
+            images,
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
+        ).numpy()
 
 
 @dataclass
 class ProtocolOutput:
-    """Logits for val and test, the hyper-parameters chosen on val, and optionally the model
-    `images -> logits` (encoder and head) for class activation maps."""
+    """Logits for val and test; `predict(images)`: `(N, n_outputs)` logits for any uint8
+    `(N, C, H, W)` images from the fitted protocol; the hyper-parameters chosen on val; and
+    optionally the model `images -> logits` (encoder and head) for class activation maps.
+
+    `sample_predict(images, samples, seed)`: `(samples, N, n_outputs)` logits with dropout kept
+    on (MC dropout), for protocols trained with dropout before the head. `class_maps(images)`:
+    `(N, n_outputs, h, w)` per-class maps of heads that make them (`cam_refine`)."""
 
     val: np.ndarray
     test: np.ndarray
+    predict: Callable[[torch.Tensor], np.ndarray]
     params: dict[str, float] = field(default_factory=dict)
     model: nn.Module | None = None
+    sample_predict: Callable[[torch.Tensor, int, int], np.ndarray] | None = None
+    class_maps: Callable[[torch.Tensor], np.ndarray] | None = None

@@ -1,7 +1,8 @@
 """Evaluate an encoder with each configured protocol; val picks, test is touched once.
 
-`build_evaluation(cfg.eval)` turns the `eval` config into protocols and `ReportOptions`;
-`evaluate_encoder` runs them, writes figures under `run_dir/figures/` and returns flat metrics.
+`build_evaluation(cfg.eval)` turns the `eval` config into protocols, `ReportOptions` and the
+`Analyses` (robustness, shift dataset, MC dropout); `evaluate_encoder` runs them, writes figures
+under `run_dir/figures/` and returns flat metrics.
 """
 
 from __future__ import annotations
@@ -11,31 +12,46 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
+from medssl.augment.pipeline import prepare_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.errors import MedsslError
+from medssl.evaluation.analyses import Analyses, run_analyses, spread_over_classes
+from medssl.evaluation.mc_dropout import MCDropout
 from medssl.evaluation.protocol import EvalInputs
 from medssl.evaluation.report import ReportOptions, report_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
+from medssl.evaluation.robustness import Robustness
+from medssl.evaluation.shift import check_shift_dataset
 
 log = logging.getLogger(__name__)
 
 
-def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions]:
-    """Protocols by name (each with an `evaluate(inputs)` method) and the report options."""
+ANALYSIS_TYPES = {"robustness": Robustness, "mc_dropout": MCDropout}
+
+
+def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions, Analyses]:
+    """Protocols by name (each with an `evaluate(inputs)` method), the report options and the
+    analyses (`eval.robustness`, `eval.mc_dropout`, `eval/shift_dataset`, loaded here)."""
     built = {}
     for name, node in eval_cfg.items():
         log.info("Instantiating eval.%s <%s>", name, node.get("_target_"))
         try:
             built[name] = instantiate(node)
         except InstantiationException as error:
+            if isinstance(error.__cause__, MedsslError):
+                raise error.__cause__ from None
             # Hydra wraps what the target raised; a wrong key (eval.report.camm) reads as one sentence.
             raise MedsslError(f"eval.{name} could not be built: {error}") from None
+    analyses = Analyses(shift=built.pop("shift_dataset", None))
+    for name, obj in list(built.items()):
+        for field, kind in ANALYSIS_TYPES.items():
+            if isinstance(obj, kind):
+                setattr(analyses, field, built.pop(name))
     options = [name for name, obj in built.items() if isinstance(obj, ReportOptions)]
     if len(options) != 1:
         raise MedsslError(
@@ -51,7 +67,7 @@ def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions]:
         )
     if not built:
         raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
-    return built, report
+    return built, report, analyses
 
 
 def evaluate_encoder(
@@ -65,8 +81,18 @@ def evaluate_encoder(
     device: torch.device,
     precision: str,
     batch_size: int = 512,
+    analyses: Analyses | None = None,
+    augmentation: nn.Module | None = None,
 ) -> dict[str, float]:
-    """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`."""
+    """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`.
+
+    `augmentation`: the pipeline whose stored-image transforms (CLAHE) `data` went through, so
+    that a shift dataset gets them too."""
+    analyses = analyses or Analyses()
+    if analyses.shift is not None:
+        shift = check_shift_dataset(analyses.shift, data)
+        shift = prepare_dataset(augmentation, shift) if augmentation is not None else shift
+        analyses = dataclasses.replace(analyses, shift=shift)
     if options.positive_class is None:  # the dataset's clinical positive unless overridden
         options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
@@ -96,10 +122,11 @@ def evaluate_encoder(
     if data.task == "binary":
         results["positive_class"] = data.class_names[options.positive(2)]
     cam_model = None
+    outputs = {}
     for name, protocol in protocols.items():
         log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))
         started = time.perf_counter()
-        out = protocol.evaluate(inputs)
+        out = outputs[name] = protocol.evaluate(inputs)
         results.update(
             report_protocol(
                 name,
@@ -115,6 +142,11 @@ def evaluate_encoder(
         results[f"time/eval_{name}_s"] = time.perf_counter() - started
         if cam_model is None and out.model is not None:
             cam_model = (name, out.model)
+    started = time.perf_counter()
+    results.update(
+        run_analyses(analyses, outputs, results, data, options, run_dir, device, batch_size)
+    )
+    results["time/analyses_s"] = time.perf_counter() - started
     if options.figures:
         started = time.perf_counter()
         embedding_figures(
@@ -135,7 +167,7 @@ def evaluate_encoder(
             )
         else:
             name, model = cam_model
-            pick = _cam_images(inputs.labels["test"], options.cam_images, data.task)
+            pick = spread_over_classes(inputs.labels["test"], options.cam_images, data.task)
             cam_figure(
                 name,
                 model,
@@ -148,12 +180,3 @@ def evaluate_encoder(
                 device,
             )
     return results
-
-
-def _cam_images(labels: np.ndarray, n: int, task: str) -> np.ndarray:
-    """`n` test images, spread over the classes so every class is shown when n allows."""
-    if task == "multilabel":
-        return np.arange(min(n, len(labels)))
-    by_class = [np.flatnonzero(labels == k) for k in np.unique(labels)]
-    picks = [idx[r] for r in range(n) for idx in by_class if r < len(idx)]
-    return np.sort(np.array(picks[:n], dtype=int))
