@@ -1,0 +1,43 @@
+"""Look at a dataset before training on it.
+
+    python -m medssl.inspect dataset=breastmnist
+    python -m medssl.inspect dataset=image_folder dataset.root=/data/aptos out=aptos_inspection
+
+Composes conf/inspect.yaml: the training config plus `out` (default: Hydra's run folder) and
+`inspect.*`. Loads `dataset` with its own loader and writes into `out`: `inspect.md` (image
+shape, dtype and range per split; counts per class, or positives per label for multi-label
+sets, with the imbalance ratio; mean intensity per group; exact duplicates within and across
+splits), `inspect.json` with the same numbers, and `class_counts.png`, `samples.png`,
+`intensity.png`. Images are shown as stored, before any augmentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from medssl.errors import run_or_exit
+from medssl.inspection.document import write_inspection
+from medssl.pretraining_job import build
+
+
+def inspect_dataset(cfg: DictConfig) -> dict:
+    data = build(cfg, "dataset")
+    return write_inspection(
+        data,
+        Path(cfg.out),
+        tiles_per_class=cfg.inspect.tiles_per_class,
+        duplicate_examples=cfg.inspect.duplicate_examples,
+        seed=cfg.seed,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="inspect")
+def main(cfg: DictConfig) -> None:
+    run_or_exit(inspect_dataset, cfg)
+
+
+if __name__ == "__main__":
+    main()
