@@ -7,7 +7,10 @@ reproduces: with `N` pixels, `last` the count in the brightest occupied bin and
 `step = (N - last) // 255`, level `i` becomes `(step // 2 + cdf[i - 1]) // step` (level 0 stays 0);
 `step = 0` (fewer than 255 pixels below the brightest level, e.g. a constant image) leaves
 the image unchanged. OpenCV's `equalizeHist` stretches the same cumulative histogram slightly
-differently (the darkest occupied level to 0, each level counting its own pixels).
+differently (the darkest occupied level to 0, each level counting its own pixels). At 28 px
+`step` is only 2 or 3, and its rounding down stretches further than OpenCV does: on the first 500
+BreastMNIST training images 2.4 % of the pixels became white against OpenCV's 0.3 %. That is
+kept, because it is the transform the thesis measured.
 
 A colour image is equalised on its luminance with its chroma kept, as the thesis did in YCbCr:
 with Cb and Cr fixed, changing Y by `d` changes R, G and B by `d` each.
