@@ -119,5 +119,18 @@ def test_cli_errors_are_one_sentence(tmp_path, medmnist_root):
     cfg = compose_evaluate([f"ckpt={tmp_path / 'junk.pt'}", f"dataset.root={medmnist_root}"])
     with pytest.raises(MedsslError, match="could not be read"):
         evaluate_checkpoint(cfg, tmp_path / "d")
+    # The encoder of another backbone than the one asked for, and weights that fit none.
+    save_encoder(tmp_path / "smallcnn.pt")
+    cfg = compose_evaluate(
+        [f"ckpt={tmp_path / 'smallcnn.pt'}", "backbone=resnet18", f"dataset.root={medmnist_root}"]
+    )
+    with pytest.raises(MedsslError, match="holds a smallcnn encoder but backbone resnet18 was"):
+        evaluate_checkpoint(cfg, tmp_path / "e", backbone_chosen=True)
+    saved = torch.load(tmp_path / "smallcnn.pt", weights_only=True)
+    saved["backbone"]["width"] = 16
+    torch.save(saved, tmp_path / "forged.pt")
+    cfg = compose_evaluate([f"ckpt={tmp_path / 'forged.pt'}", f"dataset.root={medmnist_root}"])
+    with pytest.raises(MedsslError, match="do not fit the backbone it names"):
+        evaluate_checkpoint(cfg, tmp_path / "f")
     assert OmegaConf.is_missing(compose_evaluate([]), "ckpt")
     assert REPO.exists()

@@ -30,6 +30,7 @@ from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.summary import write_results
 from medssl.pretraining_job import build
 from medssl.seeding import seed_everything
+from medssl.training.checkpoint import differing_keys
 from medssl.training.device import resolve_device, resolve_precision
 
 log = logging.getLogger("medssl")
@@ -57,8 +58,27 @@ def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
     encoder = instantiate(
         saved["backbone"], in_chans=saved["in_chans"], input_size=saved["input_size"]
     )
-    encoder.load_state_dict(saved["state_dict"])
+    try:
+        encoder.load_state_dict(saved["state_dict"])
+    except RuntimeError:  # torch lists every missing and unexpected tensor
+        raise MedsslError(
+            f"the weights in {path} do not fit the backbone it names "
+            f"({saved['backbone'].get('name', saved['backbone']['_target_'])}); the file was "
+            f"edited or assembled by hand, pass an encoder.pt written by train.py."
+        ) from None
     return encoder, saved
+
+
+def check_backbone_choice(cfg: DictConfig, saved: dict, ckpt: Path) -> None:
+    """A `backbone=` given on the command line must be the encoder's own (it is what runs)."""
+    chosen = OmegaConf.to_container(cfg.backbone, resolve=True)
+    if chosen != saved["backbone"]:
+        differing = differing_keys(saved["backbone"], chosen)
+        raise MedsslError(
+            f"{ckpt} holds a {saved['backbone'].get('name', saved['backbone']['_target_'])} "
+            f"encoder but backbone {chosen.get('name', chosen['_target_'])} was asked for "
+            f"(different {', '.join(differing)}); drop backbone= to evaluate the encoder as saved."
+        )
 
 
 def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
@@ -71,7 +91,9 @@ def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     return instantiate(cfg.augmentation)
 
 
-def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
+def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = False) -> dict:
+    """Evaluate `cfg.ckpt`; `backbone_chosen`: the command line named a backbone, which must
+    then be the encoder's."""
     started = time.perf_counter()
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise MedsslError(
@@ -86,6 +108,8 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
     precision = resolve_precision(cfg.trainer.precision, device)
     ckpt = Path(cfg.ckpt).expanduser()
     encoder, saved = load_encoder(ckpt)
+    if backbone_chosen:
+        check_backbone_choice(cfg, saved, ckpt)
     data = build(cfg, "dataset")
     if (data.channels, data.image_size) != (saved["in_chans"], saved["input_size"]):
         raise MedsslError(
@@ -134,7 +158,9 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    results = run_or_exit(evaluate_checkpoint, cfg, HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    backbone_chosen = any(o.lstrip("+~").startswith("backbone") for o in hydra_cfg.overrides.task)
+    results = run_or_exit(evaluate_checkpoint, cfg, hydra_cfg.runtime.output_dir, backbone_chosen)
     return results.get(f"val/{cfg.optimize_metric}", float("nan"))
 
 

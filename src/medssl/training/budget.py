@@ -19,18 +19,23 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
     return max(1, n_images // batch_size)
 
 
+def check_budget(epochs: int, batch_size: int, accumulate_steps: int) -> None:
+    """Refuse a budget that cannot train, before any data is read."""
+    if epochs < 1:
+        raise MedsslError(f"trainer.epochs must be at least 1, got {epochs}.")
+    if batch_size < 2:
+        raise MedsslError(f"trainer.batch_size must be at least 2, got {batch_size}.")
+    if accumulate_steps < 1:
+        raise MedsslError(f"trainer.accumulate_steps must be at least 1, got {accumulate_steps}.")
+
+
 def checked_batch(
     n_images: int, batch_size: int, epochs: int, accumulate_steps: int, labelled: bool
 ) -> int:
     """The batch to train with, after refusing a budget that cannot train."""
     if n_images < 2:
         raise MedsslError(f"pretraining needs at least 2 images, got {n_images}.")
-    if epochs < 1:
-        raise MedsslError(f"trainer.epochs must be at least 1, got {epochs}.")
-    if accumulate_steps < 1:
-        raise MedsslError(f"trainer.accumulate_steps must be at least 1, got {accumulate_steps}.")
-    if batch_size < 2:
-        raise MedsslError(f"trainer.batch_size must be at least 2, got {batch_size}.")
+    check_budget(epochs, batch_size, accumulate_steps)
     if batch_size <= n_images:
         return batch_size
     if not labelled:
