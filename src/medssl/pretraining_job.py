@@ -26,6 +26,7 @@ from medssl.methods.base import Method
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import ProbeData, online_probe_data
 from medssl.training.pretrain import pretrain
+from medssl.training.speed import SpeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class PretrainingJob:
     probe_data: ProbeData | None
     collapse_min_std: float
     collapse_min_rank: float
+    speed: SpeedOptions
 
     @property
     def trains(self) -> bool:
@@ -97,6 +99,7 @@ class PretrainingJob:
             collapse_min_rank=self.collapse_min_rank,
             on_epoch_end=on_epoch_end,
             distributed=distributed,
+            speed=self.speed,
         )
 
 
@@ -151,5 +154,6 @@ def assemble_pretraining(
         probe_data=probe_data,
         collapse_min_std=cfg.trainer.collapse_min_std,
         collapse_min_rank=cfg.trainer.collapse_min_rank,
+        speed=instantiate(cfg.trainer.speed),
     )
     return job, data

@@ -30,6 +30,7 @@ from medssl.training.collapse import CollapseMonitor
 from medssl.training.device import autocast
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import OnlineProbe, ProbeData, encode
+from medssl.training.speed import SpeedOptions, in_memory_format
 from medssl.training.stop_signals import StopSignals
 from medssl.training.train_state import EpochProgress, TrainingState
 
@@ -58,6 +59,7 @@ def pretrain(
     collapse_min_rank: float = 2.0,
     on_epoch_end=None,
     distributed: Distributed | None = None,
+    speed: SpeedOptions | None = None,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
 
@@ -120,6 +122,7 @@ def pretrain(
         precision,
         device,
     )
+    memory_format = speed.apply(method, device) if speed is not None else None
     model = distributed.wrap(method, device)
 
     def save(epoch_done: int, progress: EpochProgress | None) -> None:
@@ -154,7 +157,7 @@ def pretrain(
                         model, augmentation, state, progress, images, labels, probe_data,
                         batch=batch, accumulate=accumulate, epoch=epoch,
                         device=device, precision=precision, distributed=distributed,
-                        ckpt_path=ckpt_path,
+                        ckpt_path=ckpt_path, memory_format=memory_format,
                     )  # fmt: skip
                     method.on_step_end((global_step + 1) / (epochs * steps))
                     progress.step += 1
@@ -191,14 +194,14 @@ def pretrain(
 
 def _train_step(
     model, augmentation, state, progress, images, labels, probe_data, *, batch, accumulate, epoch, device,
-    precision, distributed, ckpt_path,
+    precision, distributed, ckpt_path, memory_format,
 ) -> None:  # fmt: skip
     """One optimiser step of `accumulate` batches; stops the run on a non-finite loss."""
     state.optimizer.zero_grad(set_to_none=True)
     for micro in range(accumulate):
         start = (progress.step * accumulate + micro) * batch
         idx = distributed.shard(progress.order[start : start + batch])
-        views = augmentation(images[idx], state.view_generator)
+        views = in_memory_format(augmentation(images[idx], state.view_generator), memory_format)
         with autocast(device, precision):
             out = model(views, labels[idx] if labels is not None else None)
         loss = out["loss"]
