@@ -321,3 +321,45 @@ def test_empty_folder_is_a_clear_error(tmp_path, capsys):
         write_report(tmp_path)
     assert main([str(tmp_path)]) == 1
     assert "error: no results.json" in capsys.readouterr().err
+
+
+def test_robustness_shows_as_tables_paired_differences_and_a_severity_figure(tmp_path):
+    # Runs with eval.robustness on: SimCLR loses less AUROC under corruption than supervised.
+    drops = {"simclr": 0.05, "supervised": 0.15}
+    for (method, frac), values in AUROCS.items():
+        for seed, auroc in enumerate(values):
+            path = _job(
+                tmp_path,
+                f"{method},{frac},{seed}",
+                method=method,
+                frac=frac,
+                seed=seed,
+                auroc=auroc,
+            )
+            record = json.loads((path / "results.json").read_text())
+            for severity in (1, 2, 3):
+                for corruption, extra in (("noise", 0.0), ("blur", 0.02)):
+                    record[f"test/linear/corrupt/{corruption}/{severity}/auroc"] = (
+                        auroc - drops[method] * severity / 3 - extra
+                    )
+            record["test/linear/auroc_corrupt"] = auroc - drops[method] * 2 / 3 - 0.01
+            record["test/linear/ece_ts_corrupt"] = 0.1
+            (path / "results.json").write_text(json.dumps(record))
+    markdown = write_report(tmp_path).read_text()
+    table = _table(
+        markdown,
+        "#### test/linear/auroc_corrupt (AUROC under corruption, mean over corruptions and severities)",
+    )
+    mean, half = _mean_and_half_width([a - 0.05 * 2 / 3 - 0.01 for a in AUROCS[("simclr", 0.1)]])
+    assert _row(table, "simclr").startswith(f"| simclr | **{mean:.3f} ± {half:.3f} (n=3)** |")
+    paired = _table(
+        markdown, "#### test/linear/auroc_corrupt: paired difference against supervised"
+    )
+    assert "(won 3/3)" in _row(paired, "simclr")  # 0.1 more robust on every seed at 10 % labels
+    assert "#### test/linear/ece_ts_corrupt" in markdown
+    assert "robustness_linear.png" in markdown
+    assert (tmp_path / "robustness_linear.png").stat().st_size > 10_000
+    # Without robustness runs the report has no such section.
+    plain = tmp_path / "plain"
+    _label_efficiency_sweep(plain)
+    assert "corrupt" not in write_report(plain).read_text()

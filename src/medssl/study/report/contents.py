@@ -6,7 +6,14 @@ from __future__ import annotations
 from medssl.study.report.cells import Study
 from medssl.study.report.document import Block, BulletList, Figure, Heading, Paragraph
 from medssl.study.report.figures import ablation_png, label_efficiency_png
-from medssl.study.report.metrics import by_protocol, curve_metrics, display_name, file_stem
+from medssl.study.report.metrics import (
+    by_protocol,
+    curve_metrics,
+    display_name,
+    file_stem,
+    protocol_of,
+)
+from medssl.study.report.robustness import robustness_png
 from medssl.study.report.tables import metric_table, paired_table
 from medssl.study.report.variants import Variant
 
@@ -38,7 +45,9 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
                     Heading(f"{key} ({display_name(key)})", 4),
                     metric_table(study, dataset, key),
                 ]
-                paired = paired_table(study, dataset, key) if index == 0 else None
+                # Paired against supervised: the first metric, and robustness (is SSL more robust?).
+                first = index == 0 or key.endswith("/auroc_corrupt")
+                paired = paired_table(study, dataset, key) if first else None
                 if paired is not None:
                     blocks += [Heading(f"{key}: paired difference against supervised", 4), paired]
         figures = _figures(study, dataset, metrics, suffix=f"_{dataset}" if several else "")
@@ -81,6 +90,16 @@ def _figures(study: Study, dataset: str, metrics: list[str], suffix: str) -> lis
                     f"label_efficiency_{file_stem(metric)}{suffix}.png",
                     png,
                     f"{dataset}: label efficiency, {metric}",
+                )
+            )
+    for protocol in [protocol_of(k) for k in metrics if k.endswith("/auroc_corrupt")]:
+        png = robustness_png(study, dataset, protocol)
+        if png is not None:
+            figures.append(
+                Figure(
+                    f"robustness_{protocol}{suffix}.png",
+                    png,
+                    f"{dataset}: AUROC against corruption severity, {protocol} protocol",
                 )
             )
     variants = study.variants_in(dataset)

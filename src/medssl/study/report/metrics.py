@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from medssl.errors import MedsslError
 
 PROTOCOLS = ("linear", "finetune", "knn", "classifier")
-MAIN_METRICS = ("auroc", "acc", "balanced_acc", "ece_ts", "aurc")
+# The last two exist only where the runs measured robustness (eval.robustness.enabled=true).
+MAIN_METRICS = ("auroc", "acc", "balanced_acc", "ece_ts", "aurc", "auroc_corrupt", "ece_ts_corrupt")
 CURVE_METRICS = ("auroc", "acc", "ece_ts")
 # Errors and risks: a smaller value is the better model.
 LOWER_IS_BETTER = ("ece", "mce", "nll", "brier", "aurc", "loss")
@@ -23,6 +24,8 @@ DISPLAY_NAMES = {
     "aurc": "AURC",
     "nll": "NLL",
     "brier": "Brier score",
+    "auroc_corrupt": "AUROC under corruption, mean over corruptions and severities",
+    "ece_ts_corrupt": "ECE after temperature scaling under corruption, mean",
 }
 
 
