@@ -3,6 +3,8 @@ BreastMNIST images, fine-tuning through the real config, and a clear error for a
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -83,11 +85,13 @@ def test_cam_refine_loss_falls_on_real_breastmnist(medmnist_root):
 def test_finetune_with_cam_refine_from_the_config_gives_maps_and_draws_them(
     finetune_config, tmp_path
 ):
-    inputs = blob_inputs()
+    # bf16 autocast for the encoder, as train.py's precision=auto gives on CPUs that have it;
+    # the head must still run in fp32.
+    inputs = dataclasses.replace(blob_inputs(), precision="bf16")
     out = instantiate(finetune_config).evaluate(inputs)
     maps = out.class_maps(inputs.images["test"][:5])
     # 16 px through SmallCNN's three stride-2 blocks: a 2x2 feature map.
-    assert maps.shape == (5, 2, 2, 2)
+    assert maps.shape == (5, 2, 2, 2) and maps.dtype == np.float32
     assert out.test.shape == (64, 2) and np.isfinite(out.test).all()
     np.testing.assert_allclose(out.predict(inputs.images["test"]), out.test)
     data = DatasetSplits(

@@ -188,7 +188,8 @@ class FineTune:
         for start in range(0, len(images), inputs.batch_size):
             x = to_model_input(images[start : start + inputs.batch_size].to(inputs.device))
             with autocast(inputs.device, inputs.precision):
-                yield model.features(x).float()
+                features = model.features(x)
+            yield features.float()  # outside autocast: the head runs in fp32
 
     @torch.no_grad()
     def logits(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs) -> np.ndarray:
