@@ -25,7 +25,8 @@ NOT_SHAPING_KEYS = (
     "trainer.online_probe",
     "augmentation.cpu_threads",
 )
-NOT_SHAPING_NAMES = ("root", "download")
+# A nested `seed` (eval.finetune.seed, eval.robustness.seed: ${seed}) follows the run's seed.
+NOT_SHAPING_NAMES = ("root", "download", "seed")
 # Groups with a place of their own in the report: the method leads every name, the dataset
 # has its own section.
 NAMED_ELSEWHERE = ("method", "dataset")
