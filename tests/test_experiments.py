@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, REPO
 
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+# `smoke` runs whole, through every launcher, in tests/test_study.py.
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "smoke")
 TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128"]
 
 
