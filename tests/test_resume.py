@@ -125,6 +125,28 @@ def test_stop_signals_restore_the_handlers_they_replaced():
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_submitit_s_preemption_handler_runs_after_the_checkpoint(monkeypatch):
+    """Inside a submitit job its USR2 handler (which requeues the job) is handed the signal once
+    the checkpoint is written; other signals end the run without it."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    calls = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+    try:
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert stop.requested and calls == []  # nothing happens before the checkpoint
+            with pytest.raises(RunStopped, match="stopped by SIGUSR2 after writing ckpt"):
+                stop.stop("ckpt")
+        assert calls == [signal.SIGUSR2]
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            with pytest.raises(RunStopped):
+                stop.stop("ckpt")
+        assert calls == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     _train(tmp_path, epochs=1)
     with pytest.raises(MedsslError, match="different configuration"):
