@@ -36,9 +36,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from medssl.configs import config_dir
 from medssl.training.device import autocast, resolve_device, resolve_precision
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = config_dir()
 BATCH = 256
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
 from medssl.pretraining_job import assemble_pretraining, build
 from medssl.seeding import seed_everything
@@ -33,7 +34,7 @@ from medssl.training.device import resolve_device
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data_pipeline import step_seconds  # noqa: E402
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = config_dir()
 
 SETUPS = {  # name: (precision, compile, channels_last, tf32)
     "fp32": ("fp32", False, False, False),

@@ -36,6 +36,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
+from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
 from medssl.pretraining_job import assemble_pretraining
@@ -43,7 +44,7 @@ from medssl.seeding import seed_everything
 from medssl.training.device import resolve_precision
 from medssl.training.online_probe import encode
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = config_dir()
 METHODS = [
     "simclr",
     "vicreg",

@@ -24,6 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.augment.pipeline import prepare_dataset
+from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
@@ -37,7 +38,8 @@ log = logging.getLogger("medssl")
 
 # The training config plus one required key, so `ckpt=PATH` needs no `+`.
 ConfigStore.instance().store(
-    name="evaluate", node={"defaults": ["config", "_self_"], "ckpt": "???"}
+    name="evaluate",
+    node={"defaults": ["config", "_self_"], "ckpt": "???", "hydra": {"job": {"name": "evaluate"}}},
 )
 
 
@@ -156,7 +158,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     backbone_chosen = any(o.lstrip("+~").startswith("backbone") for o in hydra_cfg.overrides.task)

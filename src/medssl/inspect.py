@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.inspection.document import write_inspection
 from medssl.pretraining_job import build
@@ -34,7 +35,7 @@ def inspect_dataset(cfg: DictConfig) -> dict:
     )
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="inspect")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="inspect")
 def main(cfg: DictConfig) -> None:
     run_or_exit(inspect_dataset, cfg)
 

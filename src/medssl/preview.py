@@ -22,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from medssl.augment.pipeline import MEAN, STD
+from medssl.configs import config_dir
 from medssl.errors import MedsslError
 from medssl.pretraining_job import build
 
@@ -30,16 +31,6 @@ log = logging.getLogger("medssl.preview")
 MIN_CELL_PX = 112
 GAP_PX = 4
 HEADER_PX = 24
-
-
-def find_config_dir() -> Path:
-    """`./conf` when run from a checkout, else the `conf/` beside an editable install's `src/`."""
-    for candidate in (Path.cwd() / "conf", Path(__file__).resolve().parents[2] / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise MedsslError(
-        "no conf/config.yaml found; run `python -m medssl.preview` from the medssl checkout."
-    )
 
 
 def preview_grid(originals: torch.Tensor, views: list[torch.Tensor]) -> np.ndarray:
@@ -100,7 +91,7 @@ def main(argv: list[str]) -> int:
         else:
             overrides.append(arg)
     try:
-        with initialize_config_dir(config_dir=str(find_config_dir()), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         write_preview(cfg, Path(own["out"]), int(own["n_images"]))
     except MedsslError as error:

@@ -1,0 +1,19 @@
+"""Where medssl's configs live: `conf/` ships inside the package (in a checkout it is a link to
+the repository's top-level `conf/`), so an installed wheel's CLIs find it like a checkout's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """The folder holding config.yaml and the config groups."""
+    return Path(__file__).parent / "conf"
+
+
+def compose_config(overrides: list[str] | None = None, name: str = "config"):
+    """The config `python train.py OVERRIDES` would run, for scripts and benchmarks."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides or [])

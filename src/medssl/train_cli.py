@@ -1,0 +1,44 @@
+"""`medssl-train` (and the repository's `train.py`): pretrain an encoder without labels and
+evaluate it with a fraction of them.
+
+medssl-train method=vicreg backbone=resnet50 label_frac=0.05
+medssl-train -m +experiment=label_efficiency dataset=pneumoniamnist
+"""
+
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from medssl.configs import config_dir
+from medssl.run import run
+from medssl.study.job import run_job
+from medssl.training.device import cpu_threads_per_job
+from medssl.training.distributed import process_rank
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def main(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    # Parallel jobs on one machine (joblib) share its cores instead of each taking all of them.
+    threads = cpu_threads_per_job(hydra_cfg.launcher.get("n_jobs"))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    results = run_job(
+        run,
+        cfg,
+        Path(hydra_cfg.runtime.output_dir),
+        choices=choices,
+        multirun=hydra_cfg.mode == RunMode.MULTIRUN,
+        rank=process_rank(),
+    )
+    # Returned for Hydra sweepers that optimise a metric.
+    return (results or {}).get(f"val/{cfg.optimize_metric}", float("nan"))
+
+
+if __name__ == "__main__":
+    main()
