@@ -3,11 +3,13 @@
 `train.py` (through run.py), `benchmarks/ssl_quality.py` and the tests all build pretraining
 with `assemble_pretraining`, so a method is wired to its data in one place: the backbone sized to
 the images, label-using methods given the task and only the labelled subset, stored-image
-transforms (CLAHE) applied once, and the online probe fed with the labelled images.
+transforms (CLAHE) applied once, the online probe fed with the labelled images, and a method
+that selects on val given the val split of the dataset its labels come from.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +24,14 @@ from medssl.augment.pipeline import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
 from medssl.errors import MedsslError
+from medssl.evaluation.calibration import logits_to_probs
+from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import ProbeData, online_probe_data
 from medssl.training.pretrain import pretrain
 from medssl.training.speed import SpeedOptions
+from medssl.training.val_selection import ValSelection
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class PretrainingJob:
     collapse_min_std: float
     collapse_min_rank: float
     speed: SpeedOptions
+    selection: ValSelection | None = None  # model selection on val (methods that select)
 
     @property
     def trains(self) -> bool:
@@ -100,6 +106,7 @@ class PretrainingJob:
             on_epoch_end=on_epoch_end,
             distributed=distributed,
             speed=self.speed,
+            selection=self.selection,
         )
 
 
@@ -138,6 +145,15 @@ def assemble_pretraining(
     probe_data = (
         online_probe_data(data, labelled, uses_labels) if online_probe and source is None else None
     )
+    selection = None
+    if method.selects_on_val:
+        labels_from = source if source is not None else data
+        selection = ValSelection(
+            labels_from.val.images,
+            labels_from.val.labels,
+            score=functools.partial(_val_auroc, labels_from.task),
+            batch_size=cfg.trainer.eval_batch_size,
+        )
     job = PretrainingJob(
         method=method,
         augmentation=augmentation,
@@ -155,5 +171,11 @@ def assemble_pretraining(
         collapse_min_std=cfg.trainer.collapse_min_std,
         collapse_min_rank=cfg.trainer.collapse_min_rank,
         speed=instantiate(cfg.trainer.speed),
+        selection=selection,
     )
     return job, data
+
+
+def _val_auroc(task: str, labels, logits) -> float:
+    """The AUROC every protocol reports, so selection and evaluation agree."""
+    return auroc(task, labels, logits_to_probs(task, logits))

@@ -35,6 +35,7 @@ from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
 from medssl.training.pretrain import pretrain_summary
+from medssl.training.val_selection import selected_epoch
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
             batch_size=cfg.trainer.eval_batch_size,
             analyses=analyses,
             augmentation=job.augmentation,
+            **trained_head(job, data, pretrained),
         )
     except BaseException:
         if tracker is not None:
@@ -185,6 +187,15 @@ def pretraining_record(pretrained: Pretrained) -> dict:
         "pretrain/final_loss": history[-1]["loss"] if history else None,
         **pretrain_summary(history),
     }
+
+
+def trained_head(job, data: DatasetSplits, pretrained: Pretrained) -> dict:
+    """The classifier head the method trained on `data`'s labels, for the classifier protocol
+    (none for SSL methods, nor for one trained on another dataset's labels)."""
+    head = job.method.classifier_head
+    if head is None or job.source_name != data.name:
+        return {}
+    return {"head": head, "head_info": {"selected_epoch": selected_epoch(pretrained.history)}}
 
 
 def reference_record(data: DatasetSplits) -> dict:

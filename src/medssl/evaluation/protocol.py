@@ -1,7 +1,8 @@
 """The interface every evaluation protocol implements: `protocol.evaluate(inputs) -> ProtocolOutput`.
 
 `EvalInputs` holds what a protocol may touch: the encoder, the labelled training images, val and
-test, and the frozen features of each split (extracted once, on first use, shared by protocols).
+test, the frozen features of each split (extracted once, on first use, shared by protocols) and,
+when the method trained one on this dataset's labels, its classifier head.
 A protocol picks its hyper-parameters and checkpoint on val and predicts test once, at the end.
 It returns logits, so that temperature scaling and the metrics downstream are the same for all,
 and a `predict` function that scores other images (corrupted test images, another dataset)
@@ -35,6 +36,10 @@ class EvalInputs:
     device: torch.device
     precision: str = "fp32"
     batch_size: int = 512
+    # The head a label-trained method learnt on encoder features, and what it says about it
+    # (`selected_epoch`); None when the method trained none (or on another dataset's labels).
+    head: nn.Module | None = None
+    head_info: dict = field(default_factory=dict)
     _features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

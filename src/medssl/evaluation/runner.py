@@ -83,11 +83,14 @@ def evaluate_encoder(
     batch_size: int = 512,
     analyses: Analyses | None = None,
     augmentation: nn.Module | None = None,
+    head: nn.Module | None = None,
+    head_info: dict | None = None,
 ) -> dict[str, float]:
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`.
 
     `augmentation`: the pipeline whose stored-image transforms (CLAHE) `data` went through, so
-    that a shift dataset gets them too."""
+    that a shift dataset gets them too. `head`: the classifier head the method trained on
+    these labels (the `classifier` protocol scores it), with `head_info` about it."""
     analyses = analyses or Analyses()
     if analyses.shift is not None:
         shift = check_shift_dataset(analyses.shift, data)
@@ -113,6 +116,8 @@ def evaluate_encoder(
         device=device,
         precision=precision,
         batch_size=batch_size,
+        head=head,
+        head_info=dict(head_info or {}),
     )
     test_images = data.test.images.numpy()
     started = time.perf_counter()
@@ -126,7 +131,10 @@ def evaluate_encoder(
     for name, protocol in protocols.items():
         log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))
         started = time.perf_counter()
-        out = outputs[name] = protocol.evaluate(inputs)
+        out = protocol.evaluate(inputs)
+        if out is None:  # the protocol logged why it does not apply to this run
+            continue
+        outputs[name] = out
         results.update(
             report_protocol(
                 name,

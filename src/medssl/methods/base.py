@@ -5,6 +5,10 @@ The training loop knows only this surface. `forward` returns `loss` and its part
 online probe and the collapse monitors read them). Methods that need labels set
 `uses_labels = True` and are then built with the task description and trained on the labelled
 subset only; a method with `trains = False` (the random-init floor) is not trained at all.
+
+A method that trains a classifier on the labels (the supervised baseline) offers it as
+`classifier_head`, saved with the encoder and scored by the `classifier` protocol; with
+`selects_on_val` the loop keeps the epoch whose `classify` scores best on val.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from medssl.models.backbone import feature_dim
 class Method(nn.Module):
     uses_labels = False
     trains = True
+    selects_on_val = False
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -29,6 +34,30 @@ class Method(nn.Module):
         """The network evaluated and saved after pretraining: the backbone, unless the method
         offers another one (DINO's teacher, with `encoder_from=teacher`)."""
         return self.backbone
+
+    @property
+    def classifier_head(self) -> nn.Module | None:
+        """The head trained to predict the labels from `encoder` features, or None."""
+        return None
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """`(batch, n_outputs)` logits of model-input images by the trained classifier."""
+        head = self.classifier_head
+        if head is None:
+            raise NotImplementedError(f"{type(self).__name__} trains no classifier")
+        return head(self.encoder(x))
+
+    def saved_state(self) -> dict:
+        """What encoder.pt keeps: the encoder's weights, and the classifier head's if any."""
+        state = {"state_dict": self.encoder.state_dict()}
+        if self.classifier_head is not None:
+            state["head"] = self.classifier_head.state_dict()
+        return state
+
+    def load_saved_state(self, saved: dict) -> None:
+        self.encoder.load_state_dict(saved["state_dict"])
+        if self.classifier_head is not None:
+            self.classifier_head.load_state_dict(saved["head"])
 
     def encode_views(
         self, views: list[torch.Tensor], encoder: nn.Module | None = None

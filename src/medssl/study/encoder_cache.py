@@ -5,7 +5,9 @@ it needs one pretraining per (method, backbone, pretraining images, augmentation
 seed), not one per job. `pretraining_key` hashes the resolved config that shapes pretraining
 and a digest of the images it sees (and their labels, for methods that train on labels: their
 key then changes with the labelled subset, so they never share across fractions); label
-fraction, label seed, evaluation and output paths stay out of it.
+fraction, label seed, evaluation and output paths stay out of it. A method that selects its
+epoch on val keys on the val images too; its classifier head is stored in encoder.pt beside
+the encoder, so a reused encoder keeps its head.
 
 `pretrain_or_reuse` holds a file lock on the key while it trains, so parallel jobs (joblib,
 submitit, a SLURM array) that need the same encoder neither clobber nor duplicate it: one
@@ -35,6 +37,7 @@ from medssl.atomic_files import save_torch, write_bytes, write_json
 from medssl.errors import MedsslError
 from medssl.pretraining_job import PretrainingJob
 from medssl.training.distributed import Distributed
+from medssl.training.val_selection import selected_epoch
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def tensor_digest(tensor: torch.Tensor) -> str:
 def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
     """What shapes pretraining, as plain data (stored beside the encoder for inspection)."""
     container = OmegaConf.to_container(cfg, resolve=True)
-    return {
+    material = {
         **{group: container[group] for group in SHAPING_GROUPS},
         "trainer": {k: container["trainer"][k] for k in SHAPING_TRAINER_KEYS},
         "precision": job.precision,
@@ -59,6 +62,18 @@ def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
         "images": tensor_digest(job.train.images),
         "labels": tensor_digest(job.train.labels) if job.uses_labels else None,
     }
+    if job.selection is not None:  # only then, so other encoders keep their keys
+        material["selection_val"] = tensor_digest(job.selection.images)
+    return material
+
+
+def encoder_file(method, encoder_record: dict, history: list[dict]) -> dict:
+    """encoder.pt's content: `encoder_record` (how to build the backbone), the weights and, for
+    a method with a classifier, its head and the epoch it was taken from."""
+    record = {**encoder_record, **method.saved_state()}
+    if "head" in record:
+        record["selected_epoch"] = selected_epoch(history)
+    return record
 
 
 def pretraining_key(material: dict) -> str:
@@ -110,10 +125,11 @@ class CacheEntry:
         finally:
             lock.release()
 
-    def load_into(self, encoder: torch.nn.Module) -> None:
+    def load_into(self, method) -> None:
+        """The stored encoder (and classifier head) into `method`."""
         try:
             saved = torch.load(self.encoder, map_location="cpu", weights_only=True)
-            encoder.load_state_dict(saved["state_dict"])
+            method.load_saved_state(saved)
         except Exception as error:  # torn, foreign or mismatched file: say which and stop
             raise MedsslError(
                 f"the cached encoder {self.encoder} cannot be used ({type(error).__name__}); "
@@ -163,7 +179,8 @@ def pretrain_or_reuse(
     on_epoch_end=None,
 ) -> Pretrained:
     """Train `job` or load its encoder from `cache_dir/<key of material>` into
-    `job.method.encoder`; `material` (from `key_material`) is also the checkpoints' fingerprint.
+    `job.method` (its encoder, and its classifier head if it has one); `material` (from
+    `key_material`) is also the checkpoints' fingerprint.
 
     Without a cache (`cache_dir=None`) it trains in `run_dir` as a plain run does. The online
     probe of a cached SSL encoder read the labelled subset of the job that trained it (its
@@ -175,7 +192,7 @@ def pretrain_or_reuse(
     if not job.trains:
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, {**encoder_record, "state_dict": job.method.encoder.state_dict()})
+            save_torch(path, encoder_file(job.method, encoder_record, []))
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
     if cache_dir is None:
         started = time.perf_counter()
@@ -185,7 +202,7 @@ def pretrain_or_reuse(
         seconds = time.perf_counter() - started
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, {**encoder_record, "state_dict": job.method.encoder.state_dict()})
+            save_torch(path, encoder_file(job.method, encoder_record, history))
         return Pretrained(key, False, history, path, seconds)
 
     entry = CacheEntry(Path(cache_dir) / key)
@@ -194,7 +211,7 @@ def pretrain_or_reuse(
         if reuse:
             log.info("Reusing encoder %s from %s", key, entry.folder)
             if distributed.is_main:
-                entry.load_into(job.method.encoder)
+                entry.load_into(job.method)
         else:
             log.info("Pretraining encoder %s in %s", key, entry.folder)
             started = time.perf_counter()
@@ -202,9 +219,8 @@ def pretrain_or_reuse(
                 entry.folder, material, device, distributed=distributed, on_epoch_end=on_epoch_end
             )
             if distributed.is_main:
-                state = job.method.encoder.state_dict()
                 entry.store(
-                    {**encoder_record, "state_dict": state},
+                    encoder_file(job.method, encoder_record, history),
                     {
                         "key": key,
                         "trained_by": str(run_dir),

@@ -2,7 +2,8 @@
 
 Batches are drawn from uint8 images already on the device and augmented there, so no
 DataLoader workers compete with the model for CPU cores. Each epoch ends with the online probe's
-val accuracy, the collapse monitors, a checkpoint and a JSON line of statistics; a killed run
+val accuracy, the collapse monitors, model selection on val (`ValSelection`, when given), a
+checkpoint and a JSON line of statistics; a killed run
 resumes from the last checkpoint in its run folder (`train_state.TrainingState`). A stop signal
 writes one inside the epoch, at the step reached, and the run resumes there.
 
@@ -33,6 +34,7 @@ from medssl.training.online_probe import OnlineProbe, ProbeData, encode
 from medssl.training.speed import SpeedOptions, in_memory_format
 from medssl.training.stop_signals import StopSignals
 from medssl.training.train_state import EpochProgress, TrainingState
+from medssl.training.val_selection import ValSelection, selected_epoch, selected_val_score
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,13 @@ def pretrain(
     on_epoch_end=None,
     distributed: Distributed | None = None,
     speed: SpeedOptions | None = None,
+    selection: ValSelection | None = None,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
 
     `on_epoch_end(record)`, when given, receives each epoch's statistics (experiment trackers).
+    `selection`, when given, scores `method.classify` on val after every epoch and leaves
+    `method` at the best epoch when training ends.
     Under torchrun (`distributed`), `batch_size` is the global batch: every process draws the
     same batch order and trains on its share; only the main process writes. SIGTERM, SIGUSR1
     and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`).
@@ -101,6 +106,7 @@ def pretrain(
         view_generator=view_generator,
         probe=probe,
         monitor=CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank),
+        selection=selection,
     )
     scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
     ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
@@ -170,6 +176,8 @@ def pretrain(
                 images_per_s=steps * accumulate * batch / seconds,
             )
             record.update(_epoch_monitors(state, progress, probe_data, device, precision))
+            if selection is not None:  # before the checkpoint, which keeps the best so far
+                record.update(selection.end_epoch(method, epoch + 1, device, precision))
             history.append(record)
             progress = None
             save(epoch + 1, None)
@@ -183,6 +191,8 @@ def pretrain(
         # A signal during the last epoch's bookkeeping: its checkpoint is complete, stop anyway.
         if not distributed.all_true(not stop.requested, device):
             stop.stop(str(ckpt_path))
+    if selection is not None:
+        selection.restore(method)
     if history and history[-1].get("collapse/collapsed"):
         log.warning(
             "The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
@@ -243,15 +253,20 @@ def _postfix(record: dict) -> dict:
     postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
     if "val/probe_acc" in record:
         postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
+    if record.get("select/val_auroc") is not None:
+        postfix["val_auroc"] = f"{record['select/val_auroc']:.3f}"
     return postfix
 
 
 def pretrain_summary(history: list[dict]) -> dict:
-    """What results.json keeps of the last epoch: probe accuracy and the collapse verdict."""
+    """What results.json keeps of the last epoch (probe accuracy, the collapse verdict) and
+    the epoch the encoder comes from (the one picked on val, else the last)."""
     last = history[-1] if history else {}
     return {
         "pretrain/val_probe_acc": last.get("val/probe_acc"),
         "pretrain/embedding_std": last.get("collapse/std"),
         "pretrain/effective_rank": last.get("collapse/effective_rank"),
         "pretrain/collapsed": last.get("collapse/collapsed"),
+        "pretrain/selected_epoch": selected_epoch(history),
+        "pretrain/selected_val_auroc": selected_val_score(history),
     }

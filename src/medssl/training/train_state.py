@@ -2,8 +2,9 @@
 
 Every random stream a process draws from (Python, NumPy, torch's global CPU and CUDA
 generators, its augmentation generator) and, when it stops inside an epoch, the epoch's batch
-order, the step reached and the statistics summed so far. All of it is stored as tensors and
-plain containers, so checkpoints load with `weights_only=True`.
+order, the step reached and the statistics summed so far; with model selection on val, the
+best epoch so far and its state. All of it is stored as tensors and plain containers, so
+checkpoints load with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from medssl.training.collapse import CollapseMonitor
+from medssl.training.val_selection import ValSelection
 
 
 def global_random_states() -> dict:
@@ -91,6 +93,7 @@ class TrainingState:
     view_generator: torch.Generator  # this process's augmentation stream
     probe: torch.nn.Module | None
     monitor: CollapseMonitor
+    selection: ValSelection | None = None  # the best epoch on val so far, when the method selects
 
     def checkpoint(self, epochs_done: int, history: list, progress, distributed) -> dict:
         """The checkpoint's content; every process must call it (per-rank states are gathered)."""
@@ -109,6 +112,7 @@ class TrainingState:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
+            "selection": self.selection.state() if self.selection is not None else None,
             "ranks": distributed.gather_objects(own),
         }
 
@@ -119,6 +123,8 @@ class TrainingState:
         self.scaler.load_state_dict(saved["scaler"])
         # The order generator first: with one process the view stream is the same generator.
         self.generator.set_state(saved["generator"].to(self.generator.get_state().device))
+        if self.selection is not None and saved.get("selection") is not None:
+            self.selection.load_state(saved["selection"])
         own = saved["ranks"][rank]
         self.view_generator.set_state(
             own["view_generator"].to(self.view_generator.get_state().device)
