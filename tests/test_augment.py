@@ -21,8 +21,26 @@ from tests.conftest import compose_config
 TRANSFORMS = {
     "crop": (
         RandomResizedCrop,
-        dict(scale=(0.2, 1.0), hflip_p=0.5, vflip_p=0.5, degrees=30, translate=0.1, shear=10),
-        dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0),
+        dict(
+            scale=(0.2, 1.0),
+            ratio=(3 / 4, 4 / 3),
+            hflip_p=0.5,
+            vflip_p=0.5,
+            degrees=30,
+            translate=0.1,
+            shear=10,
+            padding_mode="border",
+        ),
+        dict(
+            scale=(1.0, 1.0),
+            ratio=(1.0, 1.0),
+            hflip_p=0.0,
+            vflip_p=0.0,
+            degrees=0.0,
+            translate=0.0,
+            shear=0.0,
+            padding_mode="border",
+        ),
     ),
     "random_crop": (RandomCrop, dict(crop_frac=0.7, min_size=16), dict(crop_frac=1.0, min_size=16)),
     "jitter": (
@@ -101,22 +119,58 @@ def test_two_views_differ(name):
 def test_per_sample_randomness():
     """One batch must not share a single crop: each sample draws its own."""
     x = images(1, b=1).repeat(8, 1, 1, 1)
-    y = run(RandomResizedCrop(scale=(0.2, 1.0)), x, 0)
+    crop = RandomResizedCrop(
+        scale=(0.2, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        vflip_p=0.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
+    y = run(crop, x, 0)
     assert len({tuple(v.flatten()[:50].tolist()) for v in y}) == 8
 
 
 def test_crop_matches_manual_crop():
     """Scale 1/4 of the area at aspect 1 with no shift is the centre half, upsampled."""
     x = images(1, b=1, size=8)
-    crop = RandomResizedCrop(scale=(0.25, 0.25), ratio=(1.0, 1.0), hflip_p=0.0)
+    crop = RandomResizedCrop(
+        scale=(0.25, 0.25),
+        ratio=(1.0, 1.0),
+        hflip_p=0.0,
+        vflip_p=0.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
     theta = crop.matrices(1, torch.Generator().manual_seed(0), "cpu")
     assert torch.allclose(theta[0, :, :2], torch.eye(2) * 0.5, atol=1e-6)
-    flipped = RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=1.0, vflip_p=1.0)
+    flipped = RandomResizedCrop(
+        scale=(1.0, 1.0),
+        ratio=(1.0, 1.0),
+        hflip_p=1.0,
+        vflip_p=1.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
     torch.testing.assert_close(run(flipped, x, 0), x.flip(-1).flip(-2), atol=1e-5, rtol=0)
 
 
 def test_rotation_matrices_and_quarter_turn_resampling():
-    rot = RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, degrees=90)
+    rot = RandomResizedCrop(
+        scale=(1.0, 1.0),
+        ratio=(1.0, 1.0),
+        hflip_p=0.0,
+        vflip_p=0.0,
+        degrees=90,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
     theta = rot.matrices(256, torch.Generator().manual_seed(0), "cpu")
     linear = theta[:, :, :2]
     torch.testing.assert_close(
@@ -233,7 +287,17 @@ def test_clahe_matches_opencv(channels):
 
 
 def test_pipeline_views_seeded_and_distinct():
-    pipe = ViewPipeline(n_views=2, crop=RandomResizedCrop(), jitter=ColorJitter(), clahe=CLAHE())
+    crop = RandomResizedCrop(
+        scale=(0.08, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        vflip_p=0.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
+    jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+    pipe = ViewPipeline(n_views=2, crop=crop, jitter=jitter, clahe=CLAHE())
     assert list(pipe.stored) == ["clahe"] and "clahe" not in pipe.transforms
     u8 = (images(3) * 255).to(torch.uint8)
     a = pipe(u8, torch.Generator().manual_seed(0))
@@ -253,7 +317,7 @@ def test_per_view_probabilities_make_byol_views_asymmetric():
     assert not torch.allclose(first, to_model_input(u8))
     torch.testing.assert_close(second, to_model_input(u8))
     with pytest.raises(ValueError, match="probability"):
-        GaussianBlur(p=[1.0, 1.5])
+        GaussianBlur(sigma=(0.1, 2.0), p=[1.0, 1.5])
 
 
 PRESETS = ["simclr", "byol", "medical", "retina", "finetune", "none"]
@@ -284,7 +348,16 @@ def test_ablation_is_an_override():
 def test_separable_resampling_matches_grid_sample(padding_mode, channels, size):
     """The axis-aligned fast path is bilinear `grid_sample` by another route, edges included."""
     x = torch.rand(16, channels, 28, 28, generator=torch.Generator().manual_seed(1))
-    crop = RandomResizedCrop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3)
+    crop = RandomResizedCrop(
+        scale=(0.05, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        hflip_p=0.5,
+        vflip_p=0.5,
+        degrees=0.0,
+        translate=0.3,
+        shear=0.0,
+        padding_mode="border",
+    )
     theta = crop.matrices(16, torch.Generator().manual_seed(2), "cpu")
     torch.testing.assert_close(
         resample_axis_aligned(x, theta, size, padding_mode),

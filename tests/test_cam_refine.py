@@ -109,7 +109,13 @@ def test_finetune_with_cam_refine_from_the_config_gives_maps_and_draws_them(
 def test_cam_refine_refuses_a_vit_in_one_sentence(finetune_config):
     inputs = blob_inputs()
     vit = create_backbone(
-        "vit_tiny_patch16_224", in_chans=1, input_size=16, patch_size=4, img_size=16, depth=1
+        "vit_tiny_patch16_224",
+        in_chans=1,
+        input_size=16,
+        small_input=False,
+        patch_size=4,
+        img_size=16,
+        depth=1,
     )
     inputs = EvalInputs(**{**inputs.__dict__, "encoder": vit, "_features": {}})
     with pytest.raises(MedsslError, match="needs a CNN backbone with a spatial feature map"):

@@ -8,7 +8,7 @@ from hydra.utils import get_class, instantiate
 
 from medssl.augment.pipeline import ViewPipeline
 from medssl.data.splits import DatasetSplits
-from medssl.methods.base import Method
+from medssl.methods.base import Method, task_arguments
 from tests.conftest import CONF, compose_config, write_fake_medmnist
 
 
@@ -69,7 +69,7 @@ def test_every_method_builds_and_gives_a_loss(name):
     cfg = compose_config([f"method={name}", "backbone=smallcnn"])
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
-    task = {"task": "binary", "num_classes": 2} if cls.uses_labels else {}
+    task = task_arguments(cls, "binary", 2)
     method = instantiate(cfg.method)(backbone=encoder, **task)
     assert isinstance(method, Method)
     views = [torch.randn(8, 1, 28, 28) for _ in range(2)]

@@ -33,7 +33,14 @@ def test_dino_matches_the_paper_and_moves_the_center():
     g = torch.Generator().manual_seed(0)
     student = [torch.randn(4, 6, generator=g) for _ in range(4)]  # 2 global + 2 local
     teacher = [torch.randn(4, 6, generator=g) for _ in range(2)]
-    loss = DINOLoss(out_dim=6, teacher_temp=0.07, student_temp=0.1, center_momentum=0.9)
+    loss = DINOLoss(
+        out_dim=6,
+        teacher_temp=0.07,
+        warmup_teacher_temp=0.07,
+        warmup_fraction=0.0,
+        student_temp=0.1,
+        center_momentum=0.9,
+    )
     loss.center.copy_(torch.randn(1, 6, generator=g))
     before = loss.center.clone()
     ours = loss(student, teacher)
@@ -51,7 +58,9 @@ def test_dino_is_symmetric_in_the_two_global_views():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
     ta, tb = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
-    loss = DINOLoss(out_dim=8).eval()
+    loss = DINOLoss(
+        out_dim=8, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0
+    ).eval()
     assert loss([a, b], [ta, tb]).item() == pytest.approx(loss([b, a], [tb, ta]).item(), rel=1e-6)
 
 
@@ -65,7 +74,7 @@ def test_dino_teacher_temperature_warms_up_with_progress():
 
 
 def test_dino_bad_shapes_are_refused():
-    loss = DINOLoss(out_dim=4)
+    loss = DINOLoss(out_dim=4, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
     with pytest.raises(ValueError, match=r"\(batch, 4\)"):
         loss([torch.randn(3, 5), torch.randn(3, 5)], [torch.randn(3, 5)])
     with pytest.raises(ValueError, match="student views"):

@@ -11,6 +11,7 @@ import torch
 from hydra.utils import get_class, instantiate
 
 from medssl.data.medmnist_source import load_medmnist
+from medssl.methods.base import task_arguments
 from tests.conftest import compose_config
 
 SMALL_HEADS = {
@@ -86,7 +87,7 @@ def check_loss_falls(name, backbone, breast_batch, backbone_overrides):
     )
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
-    task = {"task": "binary", "num_classes": 2} if cls.uses_labels else {}
+    task = task_arguments(cls, "binary", 2)
     method = instantiate(cfg.method)(backbone=encoder, **task)
     method.prepare(n_images=546, batch_size=BATCH)
     optimizer = instantiate(cfg.optimizer)(method, batch_size=BATCH)

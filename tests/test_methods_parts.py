@@ -45,7 +45,12 @@ def test_ema_update_follows_the_formula_and_targets_are_frozen():
 
 def test_byol_target_is_outside_the_optimiser_and_moves_only_on_step_end():
     method = BYOL(
-        SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16
+        SmallCNN(1, width=8),
+        BYOLLoss(),
+        proj_hidden_dim=16,
+        proj_dim=8,
+        pred_hidden_dim=16,
+        base_momentum=0.996,
     )
     trainable = {id(p) for p in method.parameters() if p.requires_grad}
     assert all(id(p) not in trainable for p in method.target_backbone.parameters())
@@ -69,16 +74,15 @@ def test_moco_queue_is_sized_to_the_data_and_wraps_around():
     assert auto_queue_size(4708, 256) == 2304  # 9 batches: the most within half of PneumoniaMNIST
     assert auto_queue_size(546, 256) == 256  # never less than a batch
     assert auto_queue_size(10_000_000, 256) == 65536
-    method = MoCo(
-        SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8, queue_size=6
-    )
+    small = dict(proj_hidden_dim=16, proj_dim=8, momentum=0.999, max_queue_size=65536)
+    method = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), queue_size=6, **small)
     views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
     method(views)
     assert int(method.queue_ptr) == 0  # 8 keys (two views of 4): the last 6 fill the queue
     method([torch.randn(2, 1, 28, 28) for _ in range(2)])
     assert int(method.queue_ptr) == 4
     assert torch.allclose(method.queue.norm(dim=1), torch.ones(6))
-    auto = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    auto = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), queue_size="auto", **small)
     auto.prepare(n_images=100, batch_size=8)
     assert auto.queue.shape == (48, 8) and "queue" in auto.state_dict()
 
@@ -95,9 +99,17 @@ def test_encode_views_runs_the_backbone_once_per_size():
 
 
 def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
+    plain = dict(
+        ratio=(3 / 4, 4 / 3),
+        vflip_p=0.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
     crop = MultiCrop(
-        ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0))),
-        ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4))),
+        ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0), **plain)),
+        ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4), **plain)),
         local_size=0.43,
     )
     views = crop(
@@ -105,7 +117,7 @@ def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
     )
     assert [tuple(v.shape) for v in views] == [(4, 1, 28, 28)] * 2 + [(4, 1, 12, 12)] * 3
     with pytest.raises(ValueError, match="fraction"):
-        MultiCrop(ViewPipeline(2), ViewPipeline(2), local_size=2.0)
+        MultiCrop(ViewPipeline(n_views=2), ViewPipeline(n_views=2), local_size=2.0)
 
 
 def test_random_init_trains_nothing_and_still_encodes():
@@ -135,21 +147,34 @@ def test_dino_head_batch_norm_separates_codes_of_features_sharing_one_direction(
     assert mean_code_similarity(True) < 0.5
 
 
-def test_dino_encoder_is_the_chosen_network_and_others_the_backbone():
+def small_dino(head_batch_norm: bool, encoder_from: str):
+    """A tiny DINO with the paper's fixed teacher temperature (no warm-up) and EMA rate."""
     from medssl.losses.dino import DINOLoss
     from medssl.methods.dino import DINO
 
-    def dino(**kwargs):
-        return DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32, **kwargs)
+    loss = DINOLoss(out_dim=32, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
+    return DINO(
+        SmallCNN(1, width=4),
+        loss,
+        head_hidden_dim=16,
+        head_bottleneck_dim=8,
+        out_dim=32,
+        base_momentum=0.996,
+        n_global_views=2,
+        head_batch_norm=head_batch_norm,
+        encoder_from=encoder_from,
+    )
 
-    teacher = dino(head_batch_norm=True, encoder_from="teacher")
+
+def test_dino_encoder_is_the_chosen_network_and_others_the_backbone():
+    teacher = small_dino(head_batch_norm=True, encoder_from="teacher")
     assert teacher.encoder is teacher.teacher_backbone
     assert teacher.encoder is not teacher.backbone
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in teacher.head.modules())
-    student = dino(encoder_from="student")
+    student = small_dino(head_batch_norm=False, encoder_from="student")
     assert student.encoder is student.backbone
     with pytest.raises(ValueError, match="encoder_from"):
-        dino(encoder_from="ema")
+        small_dino(head_batch_norm=False, encoder_from="ema")
     plain = RandomInit(SmallCNN(1, width=4))
     assert plain.encoder is plain.backbone
 
@@ -177,11 +202,8 @@ def test_frozen_running_stats_keep_batch_statistics_and_leave_the_averages(momen
 
 
 def test_dino_student_running_stats_come_from_the_global_views_only():
-    from medssl.losses.dino import DINOLoss
-    from medssl.methods.dino import DINO
-
     torch.manual_seed(0)
-    method = DINO(SmallCNN(1, width=4), DINOLoss(out_dim=32), 16, 8, 32).train()
+    method = small_dino(head_batch_norm=False, encoder_from="teacher").train()
     reference = copy.deepcopy(method.backbone)
     global_views = [torch.rand(6, 1, 16, 16) for _ in range(2)]
     local_views = [3 * torch.rand(6, 1, 8, 8) for _ in range(2)]

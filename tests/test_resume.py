@@ -59,7 +59,16 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, sign
     images = torch.randint(
         0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
-    pipeline = ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0)), blur=GaussianBlur(p=0.5))
+    crop = RandomResizedCrop(
+        scale=(0.5, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        vflip_p=0.0,
+        degrees=0.0,
+        translate=0.0,
+        shear=0.0,
+        padding_mode="border",
+    )
+    pipeline = ViewPipeline(n_views=2, crop=crop, blur=GaussianBlur(sigma=(0.1, 2.0), p=0.5))
     pipeline = SignalledViews(pipeline, signal_at, signum)
     history = pretrain(
         method,
@@ -195,7 +204,7 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
     """SGD on 32 random 16 px images, batch 16, fp32 on the CPU."""
     pretrain(
         method,
-        ViewPipeline(),
+        ViewPipeline(n_views=2),
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
         optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),

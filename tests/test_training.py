@@ -53,15 +53,32 @@ def _probe_data():
 METHODS = {
     "simclr": lambda: SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8),
     "byol": lambda: BYOL(
-        SmallCNN(1, width=8), BYOLLoss(), proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16
+        SmallCNN(1, width=8),
+        BYOLLoss(),
+        proj_hidden_dim=16,
+        proj_dim=8,
+        pred_hidden_dim=16,
+        base_momentum=0.996,
     ),
-    "moco": lambda: MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), proj_hidden_dim=16, proj_dim=8),
+    "moco": lambda: MoCo(
+        SmallCNN(1, width=8),
+        InfoNCELoss(0.2),
+        proj_hidden_dim=16,
+        proj_dim=8,
+        momentum=0.999,
+        queue_size="auto",
+        max_queue_size=65536,
+    ),
     "dino": lambda: DINO(
         SmallCNN(1, width=8),
-        DINOLoss(out_dim=16, warmup_fraction=0.5),
+        DINOLoss(out_dim=16, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.5),
         head_hidden_dim=16,
         head_bottleneck_dim=8,
         out_dim=16,
+        base_momentum=0.996,
+        n_global_views=2,
+        head_batch_norm=False,
+        encoder_from="teacher",
     ),
 }
 
@@ -92,7 +109,18 @@ def _train(
         method.on_step_end = on_step_end
     history = pretrain(
         method,
-        ViewPipeline(crop=RandomResizedCrop(scale=(0.5, 1.0))),
+        ViewPipeline(
+            n_views=2,
+            crop=RandomResizedCrop(
+                scale=(0.5, 1.0),
+                ratio=(3 / 4, 4 / 3),
+                vflip_p=0.0,
+                degrees=0.0,
+                translate=0.0,
+                shear=0.0,
+                padding_mode="border",
+            ),
+        ),
         _images(),
         None,
         optimizer_factory=optimizer_factory
@@ -168,7 +196,7 @@ def test_the_random_floor_is_not_trained(tmp_path):
     before = {k: v.clone() for k, v in method.state_dict().items()}
     history = pretrain(
         method,
-        ViewPipeline(),
+        ViewPipeline(n_views=2),
         _images(),
         None,
         optimizer_factory=None,

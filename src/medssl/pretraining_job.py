@@ -26,7 +26,7 @@ from medssl.data.splits import DatasetSplits, Split
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
-from medssl.methods.base import Method
+from medssl.methods.base import Method, task_arguments
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import ProbeData, online_probe_data
 from medssl.training.pretrain import pretrain
@@ -126,14 +126,16 @@ def assemble_pretraining(
     `online_probe` defaults to `cfg.trainer.online_probe`; the probe runs only when pretraining
     sees `data.train`, whose labels it reads."""
     backbone = build(cfg, "backbone", in_chans=data.channels, input_size=data.image_size)
-    uses_labels = get_class(cfg.method._target_).uses_labels
+    method_class = get_class(cfg.method._target_)
+    uses_labels = method_class.uses_labels
     # pretrain_dataset (null: dataset itself) supplies the pretraining images.
     source = build(cfg, "pretrain_dataset") if cfg.get("pretrain_dataset") is not None else None
     if source is not None:
         check_pretrain_source(source, data, uses_labels)
     task_data = source if source is not None else data
+    # An unlabelled pretraining source has no task; only label-using methods ask for one.
     task_kwargs = (
-        {"task": task_data.task, "num_classes": task_data.num_classes} if uses_labels else {}
+        task_arguments(method_class, task_data.task, task_data.num_classes) if uses_labels else {}
     )
     method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
     augmentation = build(cfg, "augmentation").to(device)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from medssl.atomic_files import write_json
@@ -43,12 +44,12 @@ class WandbTracker:
         mode: str = "offline",
         group: str | None = None,
         job_type: str | None = None,
-        tags: list[str] | None = None,
+        tags: Sequence[str] = (),
     ) -> None:
         if mode not in ("online", "offline", "disabled"):
             raise MedsslError(f"logger.mode must be online, offline or disabled, got {mode!r}.")
         self.project, self.entity, self.mode = project, entity, mode
-        self.group, self.job_type, self.tags = group, job_type, list(tags or [])
+        self.group, self.job_type, self.tags = group, job_type, list(tags or ())
         self._run = None
 
     def start(

@@ -49,12 +49,7 @@ class ColorJitter(BatchTransform):
     images only (a grayscale scan has no hue). All strengths 0 is the identity."""
 
     def __init__(
-        self,
-        brightness: float = 0.4,
-        contrast: float = 0.4,
-        saturation: float = 0.2,
-        hue: float = 0.1,
-        p: float = 0.8,
+        self, *, brightness: float, contrast: float, saturation: float, hue: float, p: float = 0.8
     ) -> None:
         super().__init__(p)
         self.brightness, self.contrast = brightness, contrast
@@ -112,7 +107,7 @@ class Grayscale(BatchTransform):
 class Solarize(BatchTransform):
     """Invert pixels brighter than `threshold` (BYOL uses 0.5); `threshold=1` is the identity."""
 
-    def __init__(self, threshold: float = 0.5, p: float = 0.2) -> None:
+    def __init__(self, threshold: float = 0.5, *, p: float | list[float]) -> None:
         super().__init__(p)
         self.threshold = threshold
 

@@ -79,21 +79,23 @@ class RandomResizedCrop(BatchTransform):
     angle in [-degrees, degrees], sheared by [-shear, shear] degrees and shifted by up to
     `translate` of the side. `scale=[1, 1], ratio=[1, 1]` with the rest zero is the identity.
     Pixels from outside the image (after rotation or translation) are filled by `padding_mode`:
-    `border` (default) repeats the edge, so a crop's own edge is not darkened by interpolation
-    with zeros; `zeros` fills black as torchvision's rotation does.
+    `border` repeats the edge, so a crop's own edge is not darkened by interpolation with zeros;
+    `zeros` fills black as torchvision's rotation does. The presets differ in all of these, so
+    each states them (`conf/augmentation/`).
     """
 
     def __init__(
         self,
-        scale: tuple[float, float] = (0.08, 1.0),
-        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        *,
+        scale: tuple[float, float],
+        ratio: tuple[float, float],
+        vflip_p: float,
+        degrees: float,
+        translate: float,
+        shear: float,
+        padding_mode: str,
         hflip_p: float = 0.5,
-        vflip_p: float = 0.0,
-        degrees: float = 0.0,
-        translate: float = 0.0,
-        shear: float = 0.0,
         size: int | None = None,
-        padding_mode: str = "border",
         p: float = 1.0,
     ) -> None:
         super().__init__(p)

@@ -13,7 +13,7 @@ class GaussianNoise(BatchTransform):
     """Add N(0, s^2) noise with s drawn per sample from `std`, then clip to [0, 1];
     `std=[0, 0]` is the identity."""
 
-    def __init__(self, std: tuple[float, float] = (0.0, 0.05), p: float = 0.5) -> None:
+    def __init__(self, *, std: tuple[float, float], p: float | list[float]) -> None:
         super().__init__(p)
         if not 0.0 <= std[0] <= std[1]:
             raise ValueError(f"std must satisfy 0 <= min <= max, got {std}")

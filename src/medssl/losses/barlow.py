@@ -38,7 +38,7 @@ def redundancy_terms(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class BarlowTwinsLoss(nn.Module):
     def __init__(
-        self, off_diagonal_weight: float = 5e-3, eps: float = 1e-5, gather: bool = False
+        self, off_diagonal_weight: float = 5e-3, eps: float = 1e-5, gather: bool = True
     ) -> None:
         super().__init__()
         if off_diagonal_weight < 0:

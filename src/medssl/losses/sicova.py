@@ -11,12 +11,15 @@ are all per-dimension means, and `correlation_weight` stays meaningful across pr
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from medssl.losses.barlow import cross_correlation, redundancy_terms
+from medssl.losses.gather import gather as gather_all
+from medssl.losses.shapes import check_pair
 from medssl.losses.vicreg import VICRegLoss
 
 
-class SiCoVaLoss(VICRegLoss):
+class SiCoVaLoss(nn.Module):
     def __init__(
         self,
         invariance_weight: float = 25.0,
@@ -26,21 +29,29 @@ class SiCoVaLoss(VICRegLoss):
         off_diagonal_weight: float = 5e-3,
         gamma: float = 1.0,
         eps: float = 1e-4,
-        gather: bool = False,
+        gather: bool = True,
     ) -> None:
-        super().__init__(invariance_weight, variance_weight, covariance_weight, gamma, eps, gather)
+        super().__init__()
+        self.vicreg = VICRegLoss(
+            invariance_weight, variance_weight, covariance_weight, gamma, eps, gather=False
+        )
         self.correlation_weight = correlation_weight
         self.off_diagonal_weight = off_diagonal_weight
+        self.gather = gather
 
     def terms(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms = super().terms(z_a, z_b)  # checks shapes
-        if self.gather:
-            from medssl.losses.gather import gather
-
-            z_a, z_b = gather(z_a), gather(z_b)
+        """VICReg's three unweighted terms and the scaled correlation term, for logging."""
+        check_pair(z_a, z_b)
+        if self.gather:  # every term is a statistic of the global batch: gather once
+            z_a, z_b = gather_all(z_a), gather_all(z_b)
+        terms = self.vicreg.terms(z_a, z_b)  # its own gather is off: z is gathered already
         on, off = redundancy_terms(cross_correlation(z_a.float(), z_b.float()))
         terms["correlation"] = (on + self.off_diagonal_weight * off) / z_a.shape[1]
         return terms
 
     def combine(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        return super().combine(terms) + self.correlation_weight * terms["correlation"]
+        return self.vicreg.combine(terms) + self.correlation_weight * terms["correlation"]
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """`z_a`, `z_b`: `(batch, dim)` expander outputs of two views."""
+        return self.combine(self.terms(z_a, z_b))

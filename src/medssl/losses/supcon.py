@@ -18,7 +18,7 @@ from medssl.losses.shapes import check_labelled, same_label
 
 
 class SupConLoss(nn.Module):
-    def __init__(self, temperature: float = 0.1, gather: bool = False) -> None:
+    def __init__(self, temperature: float = 0.1, gather: bool = True) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")

@@ -40,7 +40,7 @@ class VICRegLoss(nn.Module):
         covariance_weight: float = 1.0,
         gamma: float = 1.0,
         eps: float = 1e-4,
-        gather: bool = False,
+        gather: bool = True,
     ) -> None:
         super().__init__()
         self.gather = gather

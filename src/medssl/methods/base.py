@@ -3,8 +3,9 @@
 The training loop knows only this surface. `forward` returns `loss` and its parts under
 `loss/<part>` for logging, and `embedding`, detached encoder features of the first view (the
 online probe and the collapse monitors read them). Methods that need labels set
-`uses_labels = True` and are then built with the task description and trained on the labelled
-subset only; a method with `trains = False` (the random-init floor) is not trained at all.
+`uses_labels = True` and are then trained on the labelled subset only; one whose constructor
+takes `task` and `num_classes` is built with them (`task_arguments`). A method with
+`trains = False` (the random-init floor) is not trained at all.
 
 A method that trains a classifier on the labels (the supervised baseline) offers it as
 `classifier_head`, saved with the encoder and scored by the `classifier` protocol; with
@@ -12,6 +13,8 @@ A method that trains a classifier on the labels (the supervised baseline) offers
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -85,3 +88,10 @@ class Method(nn.Module):
 
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step with the fraction of training done (EMA updates)."""
+
+
+def task_arguments(method_class: type, task: str, num_classes: int) -> dict:
+    """The task description for a method whose constructor asks for it (the supervised
+    baseline sizes its head by it); the metric-learning methods need only the labels."""
+    wanted = inspect.signature(method_class).parameters
+    return {k: v for k, v in {"task": task, "num_classes": num_classes}.items() if k in wanted}

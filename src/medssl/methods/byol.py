@@ -17,10 +17,11 @@ class BYOL(OnlineTargetMethod):
         self,
         backbone: nn.Module,
         loss: BYOLLoss,
-        proj_hidden_dim: int = 4096,
-        proj_dim: int = 256,
-        pred_hidden_dim: int = 4096,
-        base_momentum: float = 0.996,
+        *,
+        proj_hidden_dim: int,
+        proj_dim: int,
+        pred_hidden_dim: int,
+        base_momentum: float,
     ) -> None:
         super().__init__(
             backbone,

@@ -1,5 +1,6 @@
-"""DINO (Caron et al., ICCV 2021): a student distils a teacher (an EMA of the student, rate
-rising from 0.996 to 1 by cosine) through centred, sharpened softmax outputs of a DINO head.
+"""DINO (Caron et al., ICCV 2021): a student distils a teacher (an EMA of the student, its rate
+rising from `base_momentum` to 1 by cosine) through centred, sharpened softmax outputs of a
+DINO head.
 
 Views: the first `n_global_views` are global crops (the teacher's only input); the rest are
 local crops of any smaller size, e.g. from `augment.multi_crop.MultiCrop`. The student runs
@@ -7,9 +8,11 @@ once per group of same-sized views; its BatchNorm running statistics are updated
 views only, as they are what evaluation feeds it.
 
 `encoder_from` picks the backbone that is evaluated and saved: the paper's teacher, or the
-student. The teacher is an EMA that starts at the random init; at a rate of 0.996 its window is
-about 250 steps, so after the few hundred steps of a MedMNIST run it is still mostly the init
-and scores below the student (benchmarks/ssl_quality.py); it pays off in long runs.
+student. The teacher is an EMA that starts at the random init; at the paper's rate of 0.996 its
+window is about 250 steps, so after the few hundred steps of a MedMNIST run it is still mostly
+the init and scores below the student (benchmarks/ssl_quality.py). `conf/method/dino.yaml`
+therefore evaluates the student with a rate of 0.99; the teacher (and 0.996) pays off in long
+runs.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ class DINO(Method):
         self,
         backbone: nn.Module,
         loss: DINOLoss,
-        head_hidden_dim: int = 2048,
-        head_bottleneck_dim: int = 256,
-        out_dim: int = 4096,
-        base_momentum: float = 0.996,
-        n_global_views: int = 2,
-        head_batch_norm: bool = False,
-        encoder_from: str = "teacher",
+        *,
+        head_hidden_dim: int,
+        head_bottleneck_dim: int,
+        out_dim: int,
+        base_momentum: float,
+        n_global_views: int,
+        head_batch_norm: bool,
+        encoder_from: str,
     ) -> None:
         super().__init__(backbone)
         if loss.center.shape[1] != out_dim:

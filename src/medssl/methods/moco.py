@@ -1,10 +1,10 @@
 """MoCo v2 (Chen, Fan, Girshick, He 2020): a query encoder, a momentum key encoder and a queue
-of earlier keys as negatives, with an MLP projector and InfoNCE at temperature 0.2.
+of earlier keys as negatives, with an MLP projector and InfoNCE (temperature 0.2 in the paper).
 
 The loss is symmetrised (each view is once the query, once the key), as in MoCo v3's
 re-implementation of v2, and both views' keys join the queue. `queue_size: auto` sizes the
 queue to the data: the largest multiple of the batch not above half the pretraining images,
-capped at `max_queue_size` (65536, the paper's ImageNet queue) and at least one batch. On a
+capped at `max_queue_size` (the paper's ImageNet queue is 65536) and at least one batch. On a
 small dataset the queue must stay well below the dataset size, or it is full of stale keys of
 the very images in the batch. Called without `prepare` (outside the training loop), an `auto`
 queue holds one batch.
@@ -37,11 +37,12 @@ class MoCo(Method):
         self,
         backbone: nn.Module,
         loss: InfoNCELoss,
-        proj_hidden_dim: int = 2048,
-        proj_dim: int = 128,
-        momentum: float = 0.999,
-        queue_size: int | str = "auto",
-        max_queue_size: int = 65536,
+        *,
+        proj_hidden_dim: int,
+        proj_dim: int,
+        momentum: float,
+        queue_size: int | str,
+        max_queue_size: int,
     ) -> None:
         super().__init__(backbone)
         self.projector = MLPHead(self.feature_dim, proj_hidden_dim, proj_dim, num_layers=2)

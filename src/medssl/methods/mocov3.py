@@ -1,7 +1,7 @@
 """MoCo v3 (Chen, Xie, He, ICCV 2021): a projector and predictor on the query side, a momentum
 encoder (backbone + projector) for keys, and a symmetric InfoNCE with the other keys of the
-batch as negatives, no queue. The momentum rises from 0.99 to 1 by cosine; each InfoNCE term
-is scaled by 2 * temperature, as in the paper's Algorithm 1."""
+batch as negatives, no queue. The momentum rises from `base_momentum` (0.99 in the paper) to 1
+by cosine; each InfoNCE term is scaled by 2 * temperature, as in the paper's Algorithm 1."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ class MoCoV3(OnlineTargetMethod):
         self,
         backbone: nn.Module,
         loss: InfoNCELoss,
-        proj_hidden_dim: int = 4096,
-        proj_dim: int = 256,
-        pred_hidden_dim: int = 4096,
-        base_momentum: float = 0.99,
+        *,
+        proj_hidden_dim: int,
+        proj_dim: int,
+        pred_hidden_dim: int,
+        base_momentum: float,
     ) -> None:
         super().__init__(
             backbone,

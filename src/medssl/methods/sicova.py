@@ -1,10 +1,11 @@
-"""SiCoVa: VICReg's architecture (backbone + expander) trained with VICReg plus a cross-view
-correlation term (`losses/sicova.py`), proposed for retinal images."""
+"""SiCoVa, proposed for retinal images: VICReg's 3-layer expander trained with VICReg plus a
+cross-view correlation term (`losses/sicova.py`), logged as VICReg's three parts and
+`loss/correlation`."""
 
 from __future__ import annotations
 
-from medssl.methods.vicreg import VICReg
+from medssl.methods.two_view import TwoViewMethod
 
 
-class SiCoVa(VICReg):
-    """Same forward as VICReg; the loss adds `loss/correlation` to the three VICReg parts."""
+class SiCoVa(TwoViewMethod):
+    projector_layers = 3  # VICReg's expander, so the two compare

@@ -1,10 +1,10 @@
 """Supervised contrastive learning (Khosla et al., NeurIPS 2020) on the labelled subset: the
-triplet method's architecture with the SupCon loss, for comparison with it."""
+triplet method's architecture with the SupCon loss (`losses/supcon.py`), for comparison."""
 
 from __future__ import annotations
 
-from medssl.methods.triplet import Triplet
+from medssl.methods.metric_learning import MetricLearningMethod
 
 
-class SupCon(Triplet):
-    """Same forward as `Triplet`; every same-label view in the batch is a positive."""
+class SupCon(MetricLearningMethod):
+    """`MetricLearningMethod` with a `SupConLoss`: every same-label view is a positive."""

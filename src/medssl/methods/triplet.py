@@ -1,37 +1,10 @@
-"""Supervised metric learning during pretraining, on the labelled subset: a projector to
-L2-normalised embeddings trained with the all-valid-triplets loss (`losses/triplet.py`).
-Every view of an image is a sample with that image's label."""
+"""Triplet metric learning on the labelled subset: L2-normalised embeddings trained with the
+all-valid-triplets loss (`losses/triplet.py`)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from medssl.methods.base import Method
-from medssl.models.heads import MLPHead
+from medssl.methods.metric_learning import MetricLearningMethod
 
 
-class Triplet(Method):
-    uses_labels = True
-
-    def __init__(
-        self,
-        backbone: nn.Module,
-        loss: nn.Module,
-        task: str,
-        num_classes: int,
-        proj_hidden_dim: int = 512,
-        proj_dim: int = 128,
-    ) -> None:
-        super().__init__(backbone)
-        self.projector = MLPHead(self.feature_dim, proj_hidden_dim, proj_dim, num_layers=2)
-        self.loss = loss
-        self.task = task
-
-    def forward(self, views: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
-        if labels is None:
-            raise ValueError(f"{type(self).__name__} needs labels")
-        features = torch.cat(self.encode_views(views))
-        z = self.projector(features)
-        targets = labels.repeat(len(views), *([1] * (labels.ndim - 1)))
-        return {"loss": self.loss(z, targets), "embedding": features[: len(labels)].detach()}
+class Triplet(MetricLearningMethod):
+    """`MetricLearningMethod` with a `TripletLoss`."""

@@ -35,7 +35,8 @@ def create_backbone(
     name: str,
     in_chans: int,
     input_size: int,
-    small_input: bool | str = "auto",
+    *,
+    small_input: bool | str,
     pretrained: bool = False,
     weights: str | None = None,
     **timm_kwargs,
@@ -156,12 +157,3 @@ def _use_small_stem(model: nn.Module, name: str) -> None:
 def feature_dim(model: nn.Module) -> int:
     # Models with a pre-logits layer (MobileNetV3, some ViTs) output head_hidden_size features.
     return int(getattr(model, "head_hidden_size", None) or model.num_features)
-
-
-@torch.no_grad()
-def check_output_shape(model: nn.Module, in_chans: int, size: int) -> None:
-    out = model(torch.zeros(2, in_chans, size, size))
-    if out.shape != (2, feature_dim(model)):
-        raise MedsslError(
-            f"encoder returned {tuple(out.shape)}, expected (2, {feature_dim(model)})."
-        )
