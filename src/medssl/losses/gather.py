@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+
+from medssl.losses.shapes import check_labelled
 
 
 def world_size() -> int:
@@ -40,6 +43,17 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=0)
+
+
+def labelled_unit_embeddings(
+    z: torch.Tensor, labels: torch.Tensor, global_batch: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked `(batch, dim)` embeddings, L2-normalised in fp32, and their labels: those of every
+    process when `global_batch` (SupCon and the triplet loss compare each with all the others)."""
+    check_labelled(z, labels)
+    if global_batch:
+        z, labels = gather(z), gather_no_grad(labels)
+    return F.normalize(z.float(), dim=1), labels
 
 
 @torch.no_grad()

@@ -12,15 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from medssl.losses.gather import gather as gather_all
-from medssl.losses.shapes import check_pair
+from medssl.losses.shapes import check_pair, positive_temperature
 
 
 class NTXentLoss(nn.Module):
     def __init__(self, temperature: float = 0.2, gather: bool = True) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        self.temperature = positive_temperature(temperature)
         self.gather = gather
 
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 
 
+def positive_temperature(temperature: float) -> float:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return temperature
+
+
 def check_pair(z_a: torch.Tensor, z_b: torch.Tensor, min_batch: int = 2) -> None:
     if z_a.ndim != 2 or z_b.ndim != 2:
         raise ValueError(

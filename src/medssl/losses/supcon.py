@@ -9,28 +9,21 @@ is its whole label vector.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from medssl.losses.gather import gather as gather_all
-from medssl.losses.gather import gather_no_grad
-from medssl.losses.shapes import check_labelled, same_label
+from medssl.losses.gather import labelled_unit_embeddings
+from medssl.losses.shapes import positive_temperature, same_label
 
 
 class SupConLoss(nn.Module):
     def __init__(self, temperature: float = 0.1, gather: bool = True) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        self.temperature = positive_temperature(temperature)
         self.gather = gather
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """`z`: `(batch, dim)` embeddings of all views stacked; `labels`: their labels."""
-        check_labelled(z, labels)
-        if self.gather:
-            z, labels = gather_all(z), gather_no_grad(labels)
-        z = F.normalize(z.float(), dim=1)
+        z, labels = labelled_unit_embeddings(z, labels, self.gather)
         self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
         logits = (z @ z.T / self.temperature).masked_fill(self_mask, float("-inf"))
         log_prob = (logits - torch.logsumexp(logits, dim=1, keepdim=True)).masked_fill(

@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medssl.losses.gather import gather as gather_all
-from medssl.losses.gather import gather_no_grad
-from medssl.losses.shapes import check_labelled, same_label
+from medssl.losses.gather import labelled_unit_embeddings
+from medssl.losses.shapes import same_label
 
 
 def valid_triplets(labels: torch.Tensor) -> torch.Tensor:
@@ -46,10 +45,7 @@ class TripletLoss(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """`z`: `(batch, dim)` embeddings; `labels`: `(batch,)` classes or `(batch, n_labels)`."""
-        check_labelled(z, labels)
-        if self.gather:
-            z, labels = gather_all(z), gather_no_grad(labels)
-        z = F.normalize(z.float(), dim=1)
+        z, labels = labelled_unit_embeddings(z, labels, self.gather)
         # Squared distances, clamped before the power: the gradient of sqrt at 0 is infinite.
         squared = 2.0 - 2.0 * z @ z.T  # ||a - b||^2 of unit vectors, without a (B, B, dim) tensor
         distance = squared.clamp_min(1e-12).pow(self.gamma / 2)
