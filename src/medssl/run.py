@@ -199,11 +199,15 @@ def trained_head(job, data: DatasetSplits, pretrained: Pretrained) -> dict:
 
 
 def reference_record(data: DatasetSplits) -> dict:
-    """The dataset's published all-labels result at this image size, if its config has one."""
-    reference = data.reference
-    if reference is None or reference.get("size") != data.image_size:
-        return {}
-    return {f"reference/{k}": v for k, v in reference.items() if k != "size"}
+    """The dataset's published all-labels results at this image size, as
+    `reference/<name>/<metric>` and `reference/<name>/source`."""
+    return {
+        f"reference/{reference['name']}/{key}": value
+        for reference in data.references
+        if reference.get("size") == data.image_size
+        for key, value in reference.items()
+        if key not in ("name", "size")
+    }
 
 
 def _stage(job, cache: Path | None, material: dict) -> str:

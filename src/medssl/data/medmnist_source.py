@@ -51,13 +51,14 @@ def load_medmnist(
     root: str = "~/.medmnist",
     download: bool = True,
     positive_class: int = 1,
-    reference: dict | None = None,
+    references: list[dict] | None = None,
 ) -> DatasetSplits:
     """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`.
 
     `positive_class` names the clinically positive class of a binary task (BreastMNIST: 0,
-    malignant); other tasks ignore it. `reference` is a published all-labels result (its image
-    `size`, metric values, `source`) that reports draw beside this tool's numbers.
+    malignant); other tasks ignore it. `references` are published all-labels results (each a
+    `name`, its image `size`, metric values and `source`) that reports draw beside this tool's
+    numbers.
     """
     if size not in SIZES:
         raise MedsslError(f"MedMNIST comes in sizes {SIZES}, not {size}.")
@@ -84,7 +85,7 @@ def load_medmnist(
         task=task,
         class_names=class_names,
         positive_class=positive_class,
-        reference=dict(reference) if reference is not None else None,
+        references=[dict(r) for r in references or []],
         **splits,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,8 +46,8 @@ class DatasetSplits:
     test: Split
     # Binary tasks: the class index that sensitivity, PPV and the operating points call positive.
     positive_class: int = 1
-    # A published result on all labels (`size`, metric values, `source`), from the dataset config.
-    reference: dict | None = None
+    # Published results on all labels (`name`, `size`, metric values, `source`), from the config.
+    references: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -9,6 +9,37 @@ from medssl.study.report.collect import Run
 from medssl.study.report.stats import Estimate, estimate
 from medssl.study.report.variants import Variant, label_variants
 
+REFERENCE_ROW = "published reference (all labels)"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result: `name` (None in runs from before there were several), value, citation."""
+
+    name: str | None
+    value: float
+    source: str
+
+    @property
+    def label(self) -> str:
+        return f"published: {self.name} (all labels)" if self.name else REFERENCE_ROW
+
+
+def run_references(record: dict, metric: str) -> list[Reference]:
+    """`reference/<name>/<metric>` entries of a results.json, or the older `reference/<metric>`."""
+    found = []
+    for key, value in record.items():
+        parts = key.split("/")
+        if parts[0] != "reference" or parts[-1] != metric or isinstance(value, bool):
+            continue
+        if not isinstance(value, (int, float)) or len(parts) not in (2, 3):
+            continue
+        name = parts[1] if len(parts) == 3 else None
+        prefix = f"reference/{name}/" if name else "reference/"
+        source = str(record.get(prefix + "source") or "unknown source")
+        found.append(Reference(name, float(value), source))
+    return found
+
 
 class RunGroup:
     """Runs, split into the finished and the failed."""
@@ -92,15 +123,14 @@ class Study(RunGroup):
             for d in self.datasets
         )
 
-    def references(self, dataset: str, metric: str) -> list[tuple[float, str]]:
-        """Published all-labels results for `metric` (value, citation) the runs carry."""
-        name = f"reference/{metric.rsplit('/', 1)[-1]}"
-        found = {
-            (float(run.record[name]), str(run.record.get("reference/source") or "unknown source"))
-            for run in self.finished
-            if run.dataset == dataset and isinstance(run.record.get(name), (int, float))
-        }
-        return sorted(found)
+    def references(self, dataset: str, metric: str) -> list[Reference]:
+        """Published all-labels results for `metric` the runs carry, in the order their dataset
+        config lists them."""
+        found: dict[Reference, None] = {}
+        for run in self.finished:
+            if run.dataset == dataset:
+                found.update(dict.fromkeys(run_references(run.record, metric.rsplit("/", 1)[-1])))
+        return list(found)
 
     def baseline_of(self, dataset: str, variant: Variant) -> Variant | None:
         """The supervised variant with everything else as in `variant`."""

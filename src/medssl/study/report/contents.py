@@ -13,6 +13,7 @@ from medssl.study.report.metrics import (
     file_stem,
     protocol_of,
 )
+from medssl.study.report.references import reference_blocks
 from medssl.study.report.robustness import robustness_png
 from medssl.study.report.tables import metric_table, paired_table
 from medssl.study.report.variants import Variant
@@ -34,7 +35,9 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
         blocks.append(Paragraph("No run has finished yet, so there is no metric to tabulate."))
     several = len(study.datasets) > 1
     for dataset in study.datasets:
+        suffix = f"_{dataset}" if several else ""
         blocks.append(Heading(dataset, 2))
+        blocks += reference_blocks(study, dataset, metrics, suffix)
         for protocol, keys in by_protocol(metrics).items():
             keys = [k for k in keys if study.has_metric(dataset, k)]
             if not keys:
@@ -50,7 +53,7 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
                 paired = paired_table(study, dataset, key) if first else None
                 if paired is not None:
                     blocks += [Heading(f"{key}: paired difference against supervised", 4), paired]
-        figures = _figures(study, dataset, metrics, suffix=f"_{dataset}" if several else "")
+        figures = _figures(study, dataset, metrics, suffix)
         if figures:
             blocks += [Heading("Figures", 3), *figures]
     return blocks

@@ -24,6 +24,7 @@ from medssl.study.report.variants import Variant
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 FONT_SIZE = 10
+REFERENCE_STYLES = ("--", ":", "-.")
 
 
 def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | None:
@@ -64,8 +65,13 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
         )
     if not drawn:
         return None
-    for value, source in study.references(dataset, metric):
-        ax.axhline(value, linestyle="--", color="0.35", label=_reference_label(source))
+    for index, reference in enumerate(study.references(dataset, metric)):
+        ax.axhline(
+            reference.value,
+            linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
+            color="0.35",
+            label=reference_label(reference),
+        )
     ticks = [100 * frac for frac in fractions]
     ax.set_xscale("log")
     ax.set_xticks(ticks, [percent(f) for f in fractions])
@@ -163,8 +169,8 @@ def _axis_label(metric: str) -> str:
     return f"{display_name(metric)} ({direction})"
 
 
-def _reference_label(source: str) -> str:
-    return "\n".join(textwrap.wrap(f"published reference (all labels): {source}", 38))
+def reference_label(reference) -> str:
+    return "\n".join(textwrap.wrap(f"{reference.label}: {reference.source}", 38))
 
 
 def _png(fig: Figure) -> bytes:

@@ -8,7 +8,6 @@ from medssl.study.report.document import Table
 from medssl.study.report.metrics import display_name, lower_is_better
 from medssl.study.report.stats import Estimate, PairedDifference, paired_difference
 
-REFERENCE_ROW = "published reference (all labels)"
 NO_RUN = "–"
 
 
@@ -31,9 +30,9 @@ def metric_table(study: Study, dataset: str, metric: str) -> Table:
                 estimates[(r, c)] = summary
         table.rows.append(row)
     table.bold = _best_per_column(estimates, lower_is_better(metric))
-    for value, source in study.references(dataset, metric):
-        table.rows.append([REFERENCE_ROW, *[f"{value:.3f}"] * len(fractions)])
-        table.notes.append(f"Published reference: {source}.")
+    for reference in study.references(dataset, metric):
+        table.rows.append([reference.label, *[f"{reference.value:.3f}"] * len(fractions)])
+        table.notes.append(f"Published reference: {reference.source}.")
     return table
 
 

@@ -1,0 +1,118 @@
+"""The runs on every label against the published results their dataset config cites.
+
+A reproduction is judged on the full-label cells only: per metric that has references (AUROC,
+accuracy), a table of each variant and protocol with its mean over seeds, 95 % t-interval and
+per-seed values, and its difference from each reference; and a figure with the seeds, the means
+with their intervals and the references as horizontal lines.
+"""
+
+from __future__ import annotations
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from medssl.study.report.cells import Study
+from medssl.study.report.document import Block, Heading, Table
+from medssl.study.report.document import Figure as FigureBlock
+from medssl.study.report.figures import COLOURS, FONT_SIZE, REFERENCE_STYLES, _png, reference_label
+from medssl.study.report.metrics import display_name, name_of, protocol_of
+from medssl.study.report.tables import cell_text
+
+ALL_LABELS = 1.0
+
+
+def reference_blocks(study: Study, dataset: str, metrics: list[str], suffix: str) -> list[Block]:
+    """The section, or nothing when no full-label run carries a reference for these metrics."""
+    compared = _compared(study, dataset, metrics)
+    if not compared:
+        return []
+    blocks: list[Block] = [Heading("Against the published references (all labels)", 3)]
+    for name, keys in compared.items():
+        blocks += [Heading(f"test {display_name(name)}", 4), _table(study, dataset, keys)]
+    png = references_png(study, dataset, compared)
+    if png is not None:
+        caption = f"{dataset}: the runs on every label against the published references"
+        blocks.append(FigureBlock(f"references{suffix}.png", png, caption))
+    return blocks
+
+
+def _compared(study: Study, dataset: str, metrics: list[str]) -> dict[str, list[str]]:
+    """Test metric keys with references, grouped by metric name (`auroc`: every protocol's)."""
+    if ALL_LABELS not in study.fractions_in(dataset):
+        return {}
+    grouped: dict[str, list[str]] = {}
+    for key in metrics:
+        if key.startswith("test/") and study.references(dataset, key):
+            grouped.setdefault(name_of(key), []).append(key)
+    return grouped
+
+
+def _rows(study: Study, dataset: str, keys: list[str]):
+    """(label, cell, key) of every variant's full-label cell, protocol by protocol."""
+    for key in keys:
+        for variant in study.variants_in(dataset):
+            cell = study.cell(dataset, variant, ALL_LABELS)
+            if cell is not None and study.has_metric(dataset, key):
+                yield f"{variant.label}, {protocol_of(key)}", cell, key
+
+
+def _table(study: Study, dataset: str, keys: list[str]) -> Table:
+    references = study.references(dataset, keys[0])
+    header = ["variant, protocol", "mean ± 95 % CI (n)", "per seed"]
+    header += [f"− {r.name or 'reference'} ({r.value:.3f})" for r in references]
+    table = Table(header=header, rows=[])
+    for label, cell, key in _rows(study, dataset, keys):
+        summary = cell.estimate(key)
+        seeds = ", ".join(f"{v:.3f}" for v in cell.values(key)) or "–"
+        differences = [
+            f"{summary.mean - r.value:+.3f}" if summary is not None else "–" for r in references
+        ]
+        table.rows.append([label, cell_text(cell, key), seeds, *differences])
+    table.notes.append(
+        f"Difference: our mean test {display_name(keys[0])} minus the published one; its 95 % "
+        "interval is ours (the published values are taken as exact)."
+    )
+    table.notes += [f"{r.name or 'Reference'}: {r.source}." for r in references]
+    return table
+
+
+def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -> bytes | None:
+    """A panel per metric: seeds (dots), mean and 95 % interval per variant and protocol, and
+    each reference as a horizontal line."""
+    fig = Figure(figsize=(3.6 * len(compared) + 3.0, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(compared), squeeze=False)[0]
+    drawn = False
+    for ax, (name, keys) in zip(axes, compared.items()):
+        rows = list(_rows(study, dataset, keys))
+        for x, (_, cell, key) in enumerate(rows):
+            values, summary = cell.values(key), cell.estimate(key)
+            if summary is None:
+                continue
+            drawn = True
+            colour = COLOURS[x % len(COLOURS)]
+            ax.scatter([x - 0.12] * len(values), values, color=colour, alpha=0.6, s=18, zorder=3)
+            ax.errorbar(x + 0.12, summary.mean, yerr=summary.half_width, fmt="o", color=colour,
+                        capsize=4, zorder=4)  # fmt: skip
+        for index, reference in enumerate(study.references(dataset, keys[0])):
+            ax.axhline(
+                reference.value,
+                linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
+                color="0.3",
+                label=reference_label(reference) if ax is axes[-1] else None,
+            )
+        ax.set_xticks(range(len(rows)), [label for label, _, _ in rows], rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_title(f"test {display_name(name)}", fontsize=FONT_SIZE)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.tick_params(labelsize=FONT_SIZE - 1)
+    if not drawn:
+        return None
+    axes[-1].legend(
+        loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_SIZE - 2, frameon=False
+    )
+    fig.suptitle(
+        f"{dataset}, every label: seeds (dots), mean ± 95 % t-interval; lines: published",
+        fontsize=FONT_SIZE + 1,
+    )
+    return _png(fig)
