@@ -68,7 +68,7 @@ def _images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _pretrain(method, run_dir, epochs: int, selection: ValSelection) -> list[dict]:
-    images, labels = _images(32, seed=1)
+    images, labels = _images(16, seed=1)
     return pretrain(
         method,
         ViewPipeline(n_views=1),
@@ -90,7 +90,7 @@ def _pretrain(method, run_dir, epochs: int, selection: ValSelection) -> list[dic
 
 
 def _selection() -> ValSelection:
-    images, labels = _images(24, seed=2)
+    images, labels = _images(16, seed=2)
     return ValSelection(images, labels, score=val_auroc)
 
 
@@ -117,13 +117,13 @@ def _supervised(die_at=None) -> KilledSupervised:
 
 def test_a_resumed_run_selects_the_same_epoch_and_ends_bit_exact(tmp_path):
     straight = _supervised()
-    history = _pretrain(straight, tmp_path / "straight", epochs=4, selection=_selection())
-    with pytest.raises(KeyboardInterrupt):  # killed in epoch 3 (4 steps per epoch)
-        _pretrain(_supervised(die_at=10), tmp_path / "killed", 4, _selection())
+    history = _pretrain(straight, tmp_path / "straight", epochs=3, selection=_selection())
+    with pytest.raises(KeyboardInterrupt):  # killed in epoch 3 (2 steps per epoch)
+        _pretrain(_supervised(die_at=5), tmp_path / "killed", 3, _selection())
     saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
     assert saved["selection"]["best_epoch"] >= 1 and saved["selection"]["best_state"]
     resumed = _supervised()
-    resumed_history = _pretrain(resumed, tmp_path / "killed", epochs=4, selection=_selection())
+    resumed_history = _pretrain(resumed, tmp_path / "killed", epochs=3, selection=_selection())
     assert [h["select/best_epoch"] for h in resumed_history] == [
         h["select/best_epoch"] for h in history
     ]
