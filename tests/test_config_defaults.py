@@ -28,6 +28,7 @@ FIXED_SEPARATELY = {
     ("medssl.training.optim.build_optimizer", "name"),
     ("medssl.training.optim.build_optimizer", "base_lr"),
     ("medssl.training.optim.build_optimizer", "weight_decay"),
+    ("medssl.training.optim.build_optimizer", "ref_batch_size"),  # reproduce_medmnist: 128
     ("medssl.training.optim.build_scheduler", "warmup_epochs"),
     # Needs every conf/dataset file to state positive_class (null for non-binary sets) first.
     ("medssl.data.medmnist_source.load_medmnist", "positive_class"),
