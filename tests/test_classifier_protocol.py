@@ -9,12 +9,18 @@ from sklearn.metrics import roc_auc_score
 
 from medssl import MedsslError
 from medssl.augment.pipeline import to_model_input
+from medssl.configs import compose_config as compose_evaluate_config
 from medssl.data.medmnist_source import load_medmnist
-from medssl.evaluate import load_encoder
+from medssl.evaluate import evaluate_checkpoint, load_encoder
 from medssl.evaluation.classifier import TrainedClassifier
 from medssl.evaluation.protocol import EvalInputs
 from medssl.run import run
 from tests.conftest import compose_config
+
+
+def compose_evaluate(overrides: list[str]):
+    return compose_evaluate_config(overrides, name="evaluate")
+
 
 TINY_SUPERVISED = [
     "method=supervised",
@@ -66,6 +72,21 @@ def test_classifier_reports_the_trained_network_at_the_epoch_picked_on_val(
     probs = torch.softmax(logits.double(), dim=1).numpy()
     expected = roc_auc_score(test.labels.numpy(), probs[:, 1])
     assert results["test/classifier/auroc"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_evaluate_cli_scores_the_saved_head_as_the_run_did(supervised_runs, tmp_path):
+    folder, first, _ = supervised_runs
+    cfg = compose_evaluate(
+        [
+            f"ckpt={folder / 'first' / 'encoder.pt'}",
+            "eval=[classifier]",
+            "eval.report.figures=false",
+            "trainer.precision=fp32",
+        ]
+    )
+    again = evaluate_checkpoint(cfg, tmp_path / "eval")
+    for key in ("test/classifier/auroc", "test/classifier/acc", "classifier/selected_epoch"):
+        assert again[key] == pytest.approx(first[key]), key
 
 
 def test_a_reused_encoder_keeps_its_head(supervised_runs):

@@ -5,7 +5,8 @@
 
 `ckpt` is the `encoder.pt` a training run writes (backbone config, in_chans, input_size and the
 weights). Everything else is the training config (conf/config.yaml): the dataset, the label
-fraction and seed, the protocols. The stored-image transforms (CLAHE) of the run that made the
+fraction and seed, the protocols (`eval=classifier` scores the head a supervised run saved, on
+the dataset it was trained for). The stored-image transforms (CLAHE) of the run that made the
 encoder are taken from its `config.yaml` next to the checkpoint when it is there, else from
 `augmentation`. Results, figures and summary.md go to Hydra's output folder.
 """
@@ -83,6 +84,17 @@ def check_backbone_choice(cfg: DictConfig, saved: dict, ckpt: Path) -> None:
         )
 
 
+def saved_head(saved: dict, dataset: str) -> dict:
+    """The classifier head in encoder.pt, for the classifier protocol, when it predicts this
+    dataset's labels (a linear layer, rebuilt from its weight's shape)."""
+    if "head" not in saved or saved.get("head_dataset") != dataset:
+        return {}
+    out_features, in_features = saved["head"]["weight"].shape
+    head = torch.nn.Linear(in_features, out_features)
+    head.load_state_dict(saved["head"])
+    return {"head": head, "head_info": {"selected_epoch": saved.get("selected_epoch")}}
+
+
 def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     """The augmentation of the run that wrote `ckpt` (for its stored-image transforms)."""
     run_config = ckpt.parent / "config.yaml"
@@ -135,6 +147,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
         batch_size=cfg.trainer.eval_batch_size,
         analyses=analyses,
         augmentation=augmentation,
+        **saved_head(saved, data.name),
     )
     results = {
         **metrics,

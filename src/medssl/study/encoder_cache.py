@@ -67,11 +67,13 @@ def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
     return material
 
 
-def encoder_file(method, encoder_record: dict, history: list[dict]) -> dict:
+def encoder_file(job: PretrainingJob, encoder_record: dict, history: list[dict]) -> dict:
     """encoder.pt's content: `encoder_record` (how to build the backbone), the weights and, for
-    a method with a classifier, its head and the epoch it was taken from."""
-    record = {**encoder_record, **method.saved_state()}
+    a method with a classifier, its head, the dataset whose labels it predicts and the epoch
+    it was taken from."""
+    record = {**encoder_record, **job.method.saved_state()}
     if "head" in record:
+        record["head_dataset"] = job.source_name
         record["selected_epoch"] = selected_epoch(history)
     return record
 
@@ -192,7 +194,7 @@ def pretrain_or_reuse(
     if not job.trains:
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, encoder_file(job.method, encoder_record, []))
+            save_torch(path, encoder_file(job, encoder_record, []))
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
     if cache_dir is None:
         started = time.perf_counter()
@@ -202,7 +204,7 @@ def pretrain_or_reuse(
         seconds = time.perf_counter() - started
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, encoder_file(job.method, encoder_record, history))
+            save_torch(path, encoder_file(job, encoder_record, history))
         return Pretrained(key, False, history, path, seconds)
 
     entry = CacheEntry(Path(cache_dir) / key)
@@ -220,7 +222,7 @@ def pretrain_or_reuse(
             )
             if distributed.is_main:
                 entry.store(
-                    encoder_file(job.method, encoder_record, history),
+                    encoder_file(job, encoder_record, history),
                     {
                         "key": key,
                         "trained_by": str(run_dir),
