@@ -62,3 +62,21 @@ def write_fake_medmnist(root: Path, name: str, size: int = 28, n: int = 12, seed
     root.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return path
+
+
+# A crop with no rotation, shear, shift or vertical flip: what the unit tests vary one key of.
+PLAIN_CROP = {
+    "scale": (0.5, 1.0),
+    "ratio": (3 / 4, 4 / 3),
+    "vflip_p": 0.0,
+    "degrees": 0.0,
+    "translate": 0.0,
+    "shear": 0.0,
+    "padding_mode": "border",
+}
+
+
+def plain_crop(**changes):
+    from medssl.augment.geometric import RandomResizedCrop
+
+    return RandomResizedCrop(**{**PLAIN_CROP, **changes})

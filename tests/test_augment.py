@@ -15,7 +15,7 @@ from medssl.augment.geometric import RandomCrop, RandomResizedCrop, resample, re
 from medssl.augment.medical import CLAHE, BackgroundRemoval, Jigsaw
 from medssl.augment.noise import GaussianNoise, RandomErasing
 from medssl.augment.pipeline import ViewPipeline, to_model_input
-from tests.conftest import compose_config
+from tests.conftest import compose_config, plain_crop
 
 # name -> (class, kwargs at full strength with p=1, kwargs at zero strength)
 TRANSFORMS = {
@@ -119,15 +119,7 @@ def test_two_views_differ(name):
 def test_per_sample_randomness():
     """One batch must not share a single crop: each sample draws its own."""
     x = images(1, b=1).repeat(8, 1, 1, 1)
-    crop = RandomResizedCrop(
-        scale=(0.2, 1.0),
-        ratio=(3 / 4, 4 / 3),
-        vflip_p=0.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    crop = plain_crop(scale=(0.2, 1.0))
     y = run(crop, x, 0)
     assert len({tuple(v.flatten()[:50].tolist()) for v in y}) == 8
 
@@ -135,42 +127,15 @@ def test_per_sample_randomness():
 def test_crop_matches_manual_crop():
     """Scale 1/4 of the area at aspect 1 with no shift is the centre half, upsampled."""
     x = images(1, b=1, size=8)
-    crop = RandomResizedCrop(
-        scale=(0.25, 0.25),
-        ratio=(1.0, 1.0),
-        hflip_p=0.0,
-        vflip_p=0.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    crop = plain_crop(scale=(0.25, 0.25), ratio=(1.0, 1.0), hflip_p=0.0)
     theta = crop.matrices(1, torch.Generator().manual_seed(0), "cpu")
     assert torch.allclose(theta[0, :, :2], torch.eye(2) * 0.5, atol=1e-6)
-    flipped = RandomResizedCrop(
-        scale=(1.0, 1.0),
-        ratio=(1.0, 1.0),
-        hflip_p=1.0,
-        vflip_p=1.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    flipped = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=1.0, vflip_p=1.0)
     torch.testing.assert_close(run(flipped, x, 0), x.flip(-1).flip(-2), atol=1e-5, rtol=0)
 
 
 def test_rotation_matrices_and_quarter_turn_resampling():
-    rot = RandomResizedCrop(
-        scale=(1.0, 1.0),
-        ratio=(1.0, 1.0),
-        hflip_p=0.0,
-        vflip_p=0.0,
-        degrees=90,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    rot = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, degrees=90)
     theta = rot.matrices(256, torch.Generator().manual_seed(0), "cpu")
     linear = theta[:, :, :2]
     torch.testing.assert_close(
@@ -287,15 +252,7 @@ def test_clahe_matches_opencv(channels):
 
 
 def test_pipeline_views_seeded_and_distinct():
-    crop = RandomResizedCrop(
-        scale=(0.08, 1.0),
-        ratio=(3 / 4, 4 / 3),
-        vflip_p=0.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    crop = plain_crop(scale=(0.08, 1.0))
     jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
     pipe = ViewPipeline(n_views=2, crop=crop, jitter=jitter, clahe=CLAHE())
     assert list(pipe.stored) == ["clahe"] and "clahe" not in pipe.transforms
@@ -348,16 +305,7 @@ def test_ablation_is_an_override():
 def test_separable_resampling_matches_grid_sample(padding_mode, channels, size):
     """The axis-aligned fast path is bilinear `grid_sample` by another route, edges included."""
     x = torch.rand(16, channels, 28, 28, generator=torch.Generator().manual_seed(1))
-    crop = RandomResizedCrop(
-        scale=(0.05, 1.0),
-        ratio=(3 / 4, 4 / 3),
-        hflip_p=0.5,
-        vflip_p=0.5,
-        degrees=0.0,
-        translate=0.3,
-        shear=0.0,
-        padding_mode="border",
-    )
+    crop = plain_crop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3)
     theta = crop.matrices(16, torch.Generator().manual_seed(2), "cpu")
     torch.testing.assert_close(
         resample_axis_aligned(x, theta, size, padding_mode),

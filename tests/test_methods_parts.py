@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 
-from medssl.augment.geometric import RandomResizedCrop
 from medssl.augment.multi_crop import MultiCrop
 from medssl.augment.pipeline import ViewPipeline
 from medssl.losses.byol import BYOLLoss
@@ -19,6 +18,7 @@ from medssl.methods.moco import MoCo, auto_queue_size
 from medssl.methods.momentum import ema_update, frozen_copy, momentum_at
 from medssl.methods.random_init import RandomInit
 from medssl.models.small_cnn import SmallCNN
+from tests.conftest import plain_crop
 
 
 def test_momentum_rises_from_base_to_one_by_cosine():
@@ -99,17 +99,9 @@ def test_encode_views_runs_the_backbone_once_per_size():
 
 
 def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
-    plain = dict(
-        ratio=(3 / 4, 4 / 3),
-        vflip_p=0.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
     crop = MultiCrop(
-        ViewPipeline(2, crop=RandomResizedCrop(scale=(0.4, 1.0), **plain)),
-        ViewPipeline(3, crop=RandomResizedCrop(scale=(0.05, 0.4), **plain)),
+        ViewPipeline(2, crop=plain_crop(scale=(0.4, 1.0))),
+        ViewPipeline(3, crop=plain_crop(scale=(0.05, 0.4))),
         local_size=0.43,
     )
     views = crop(

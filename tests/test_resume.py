@@ -11,7 +11,6 @@ import torch
 
 from medssl import MedsslError
 from medssl.augment.blur import GaussianBlur
-from medssl.augment.geometric import RandomResizedCrop
 from medssl.augment.pipeline import ViewPipeline
 from medssl.losses.nt_xent import NTXentLoss
 from medssl.methods.simclr import SimCLR
@@ -19,6 +18,7 @@ from medssl.models.small_cnn import SmallCNN
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import pretrain
 from medssl.training.stop_signals import RunStopped, StopSignals
+from tests.conftest import plain_crop
 
 
 class Killed(Exception):
@@ -59,15 +59,7 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, sign
     images = torch.randint(
         0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
-    crop = RandomResizedCrop(
-        scale=(0.5, 1.0),
-        ratio=(3 / 4, 4 / 3),
-        vflip_p=0.0,
-        degrees=0.0,
-        translate=0.0,
-        shear=0.0,
-        padding_mode="border",
-    )
+    crop = plain_crop()
     pipeline = ViewPipeline(n_views=2, crop=crop, blur=GaussianBlur(sigma=(0.1, 2.0), p=0.5))
     pipeline = SignalledViews(pipeline, signal_at, signum)
     history = pretrain(

@@ -9,7 +9,6 @@ import pytest
 import torch
 from timm.optim import Lars
 
-from medssl.augment.geometric import RandomResizedCrop
 from medssl.augment.pipeline import ViewPipeline
 from medssl.losses.byol import BYOLLoss
 from medssl.losses.dino import DINOLoss
@@ -25,6 +24,7 @@ from medssl.training.collapse import CollapseMonitor, effective_rank, normalised
 from medssl.training.online_probe import ProbeData
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import pretrain, pretrain_summary
+from tests.conftest import plain_crop
 
 N = 64
 
@@ -111,15 +111,7 @@ def _train(
         method,
         ViewPipeline(
             n_views=2,
-            crop=RandomResizedCrop(
-                scale=(0.5, 1.0),
-                ratio=(3 / 4, 4 / 3),
-                vflip_p=0.0,
-                degrees=0.0,
-                translate=0.0,
-                shear=0.0,
-                padding_mode="border",
-            ),
+            crop=plain_crop(),
         ),
         _images(),
         None,

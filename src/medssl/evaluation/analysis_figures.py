@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.evaluation.figures import _save, plt
+from medssl.plots import plt, save_figure
 
 SEVERITY_PANELS = (
     ("auroc", "AUROC (higher is better)"),
@@ -40,7 +40,7 @@ def robustness_plot(
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="corruption")
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def mc_coverage_plot(
@@ -80,7 +80,7 @@ def mc_coverage_plot(
     right.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def class_map_pairs(
@@ -116,4 +116,4 @@ def class_map_pairs(
         top.set_title(captions[i], fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -8,28 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve  # noqa: E402
-
-from medssl.evaluation.calibration import reliability_bins  # noqa: E402
-
-DPI = 120
-
-
-def short(name: str, width: int = 18) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+from medssl.evaluation.calibration import reliability_bins
+from medssl.plots import plt, save_figure, short
 
 
 def reliability_diagram(
@@ -75,7 +58,7 @@ def reliability_diagram(
         top.legend(loc="upper left", fontsize=8)
         bottom.bar(centres, stats["count"], width=width, color="tab:gray", edgecolor="black")
         bottom.set(xlabel="Confidence", ylabel="Count")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_coverage_plot(
@@ -96,7 +79,7 @@ def accuracy_coverage_plot(
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def roc_pr_curves(
@@ -137,7 +120,7 @@ def roc_pr_curves(
     pr_ax.legend(fontsize=8, loc="lower left")
     for ax in (roc_ax, pr_ax):
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix_plot(
@@ -167,7 +150,7 @@ def confusion_matrix_plot(
                 fontsize=9,
                 color="white" if counts[i, j] > counts.max() / 2 else "black",
             )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _show(ax, image: np.ndarray) -> None:
@@ -194,7 +177,7 @@ def image_gallery(
         fig, ax = plt.subplots(figsize=(5, 1.5))
         ax.axis("off")
         ax.text(0.5, 0.5, f"{title}\n(none)", ha="center", va="center")
-        return _save(fig, path)
+        return save_figure(fig, path)
     columns = min(columns, n)
     rows = int(np.ceil(n / columns))
     fig, axes = plt.subplots(
@@ -217,7 +200,7 @@ def image_gallery(
             )
         ax.set_title(captions[i], fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def embedding_plot(
@@ -243,4 +226,4 @@ def embedding_plot(
             )
     ax.set(xlabel=axis_names[0], ylabel=axis_names[1], title=title)
     ax.legend(fontsize=7, markerscale=1.5, loc="best", title="class (n)")
-    return _save(fig, path)
+    return save_figure(fig, path)

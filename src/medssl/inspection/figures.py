@@ -5,29 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from medssl.plots import DPI, plt, save_figure, short
 
-DPI = 120
 SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 TILE_PX = 56  # tiles are shown at least this big, pixel-exact (nearest neighbour)
 GAP_PX = 4
-
-
-def short(name: str, width: int = 28) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+LABEL_WIDTH = 28  # class and label names beside bars have room for more than in legends
 
 
 def count_bars(path: Path, names: list[str], counts: dict[str, list[int]], title: str) -> Path:
@@ -41,14 +27,14 @@ def count_bars(path: Path, names: list[str], counts: dict[str, list[int]], title
         y = np.arange(rows) + (s - (len(splits) - 1) / 2) * height
         bars = ax.barh(y, counts[split], height=height, label=split, color=SPLIT_COLOURS[split])
         ax.bar_label(bars, labels=[str(c) for c in counts[split]], padding=2, fontsize=8)
-    ax.set_yticks(np.arange(rows), [short(n) for n in names])
+    ax.set_yticks(np.arange(rows), [short(n, LABEL_WIDTH) for n in names])
     ax.invert_yaxis()  # first class on top, as in the table
     ax.set_xlim(0, peak * 1.15)
     ax.set_xlabel("images")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tile_mosaic(rows: list[torch.Tensor], per_row: int, h: int, w: int) -> np.ndarray:
@@ -87,7 +73,7 @@ def sample_tiles(
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_yticks(
         [(r + 0.5) * row_px for r in range(len(rows))],
-        [f"{short(n)}\n({c} in train)" for n, c in zip(names, counts, strict=True)],
+        [f"{short(n, LABEL_WIDTH)}\n({c} in train)" for n, c in zip(names, counts, strict=True)],
         fontsize=8,
     )
     ax.set_xticks([])
@@ -95,7 +81,7 @@ def sample_tiles(
         side.set_visible(False)
     ax.tick_params(length=0)
     ax.set_title(f"{per_row} random training images per {group_word}", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def intensity_plot(
@@ -115,7 +101,12 @@ def intensity_plot(
                 continue
             style = "--" if names[r].startswith("(") else "-"
             ax.plot(
-                centres, binned[r, c], style, color=colours(r % 20), label=short(names[r]), lw=1.4
+                centres,
+                binned[r, c],
+                style,
+                color=colours(r % 20),
+                label=short(names[r], LABEL_WIDTH),
+                lw=1.4,
             )
         ax.set_xlim(0, levels - 1)
         ax.set_xlabel(f"{titles[c]} (0-255)")
@@ -123,4 +114,4 @@ def intensity_plot(
     axes[0, 0].set_ylabel(f"fraction of pixels per {bin_width} levels")
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle(f"pixel intensity per {group_word} (train split)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
