@@ -15,7 +15,8 @@ import torch
 
 from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
 from medssl.data.ratio_split import stratified_split
-from medssl.data.splits import TASKS, DatasetSplits, Split
+from medssl.data.splits import DatasetSplits, Split
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,15 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
-def resolve_task(task: str | None, n_classes: int) -> str:
+def resolve_task(task: str | None, n_classes: int) -> Task:
     """`null` means binary for two classes, multiclass otherwise."""
     if task is None:
-        return "binary" if n_classes == 2 else "multiclass"
-    if task not in TASKS or task == "multilabel":
+        return Task.BINARY if n_classes == 2 else Task.MULTICLASS
+    if task not in list(Task) or task == Task.MULTILABEL:
         raise MedsslError(
             f"dataset.task must be binary, multiclass or ordinal for a folder dataset, got {task!r}."
         )
-    return task
+    return Task(task)
 
 
 def existing_root(root: str | Path) -> Path:

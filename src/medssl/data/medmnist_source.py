@@ -16,16 +16,17 @@ import numpy as np
 import torch
 
 from medssl.data.splits import DatasetSplits, Split
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 
 log = logging.getLogger(__name__)
 
 SIZES = (28, 64, 128, 224)
 _TASKS = {
-    "binary-class": "binary",
-    "multi-class": "multiclass",
-    "multi-label, binary-class": "multilabel",
-    "ordinal-regression": "ordinal",
+    "binary-class": Task.BINARY,
+    "multi-class": Task.MULTICLASS,
+    "multi-label, binary-class": Task.MULTILABEL,
+    "ordinal-regression": Task.ORDINAL,
 }
 
 

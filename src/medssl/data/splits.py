@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-TASKS = ("binary", "multiclass", "multilabel", "ordinal")
+from medssl.data.task import Task
 
 
 @dataclass
@@ -39,7 +39,7 @@ class DatasetSplits:
     """Train/val/test splits of one dataset plus what a head and the metrics need to know."""
 
     name: str
-    task: str
+    task: Task
     class_names: list[str]
     train: Split
     val: Split
@@ -50,8 +50,7 @@ class DatasetSplits:
     references: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        self.task = Task.parse(self.task)
 
     @property
     def num_classes(self) -> int:
