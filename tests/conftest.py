@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+import medssl.configs  # noqa: F401  registers the schema conf/config.yaml names first
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SHARED_MEDMNIST = REPO.parent / "shared" / "data" / "medmnist"

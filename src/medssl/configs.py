@@ -1,9 +1,17 @@
 """Where medssl's configs live: `conf/` ships inside the package (in a checkout it is a link to
-the repository's top-level `conf/`), so an installed wheel's CLIs find it like a checkout's."""
+the repository's top-level `conf/`), so an installed wheel's CLIs find it like a checkout's.
+
+Importing this module registers the schema the primary configs name in their defaults lists
+(medssl.config_schema), so whatever finds `conf/` here can compose it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from medssl.config_schema import check_config, register_schemas
+
+register_schemas()
 
 
 def config_dir() -> Path:
@@ -12,8 +20,11 @@ def config_dir() -> Path:
 
 
 def compose_config(overrides: list[str] | None = None, name: str = "config"):
-    """The config `python train.py OVERRIDES` would run, for scripts and benchmarks."""
+    """The config `python train.py OVERRIDES` would run, for scripts and benchmarks, checked
+    as the CLIs check it (medssl.config_schema.check_config)."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides or [])
+        cfg = compose(config_name=name, overrides=overrides or [])
+    check_config(cfg)
+    return cfg

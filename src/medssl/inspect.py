@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.inspection.document import write_inspection
@@ -37,6 +38,7 @@ def inspect_dataset(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="inspect")
 def main(cfg: DictConfig) -> None:
+    run_or_exit(check_config, cfg)
     run_or_exit(inspect_dataset, cfg)
 
 

@@ -13,7 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from medssl.config_schema import check_config
 from medssl.configs import config_dir
+from medssl.errors import run_or_exit
 from medssl.run import run
 from medssl.study.job import run_job
 from medssl.training.device import cpu_threads_per_job
@@ -22,6 +24,7 @@ from medssl.training.distributed import process_rank
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
+    run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     # Parallel jobs on one machine (joblib) share its cores instead of each taking all of them.
     threads = cpu_threads_per_job(hydra_cfg.launcher.get("n_jobs"))
