@@ -33,7 +33,7 @@ TINY_SUPERVISED = [
     "trainer.precision=fp32",
     "label_frac=0.25",
     "eval=[classifier]",
-    "eval.report.figures=false",
+    "eval_outputs.figures=false",
 ]
 
 
@@ -80,7 +80,7 @@ def test_the_evaluate_cli_scores_the_saved_head_as_the_run_did(supervised_runs, 
         [
             f"ckpt={folder / 'first' / 'encoder.pt'}",
             "eval=[classifier]",
-            "eval.report.figures=false",
+            "eval_outputs.figures=false",
             "trainer.precision=fp32",
         ]
     )

@@ -16,7 +16,7 @@ ARGS = [
     "trainer.batch_size=128",
     "trainer.deterministic=true",
     "cache.enabled=false",  # each run trains its own encoder: the comparison is of training
-    "eval.report.figures=false",
+    "eval_outputs.figures=false",
     "eval=[linear,knn]",
 ]
 

@@ -23,7 +23,7 @@ def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist
         "backbone=smallcnn",
         "trainer.epochs=2",
         "trainer.batch_size=128",
-        "eval.report.figures=false",
+        "eval_outputs.figures=false",
         f"hydra.run.dir={run}",
     ]
     env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root), "OMP_NUM_THREADS": "1"}

@@ -41,7 +41,7 @@ def test_key_ignores_what_only_evaluation_sees(breast):
         ["label_frac=0.5"],
         ["label_seed=7"],
         ["eval=knn"],
-        ["eval.report.figures=false"],
+        ["eval_outputs.figures=false"],
         ["trainer.eval_batch_size=64"],
         ["trainer.online_probe=false"],
         ["cache.dir=/elsewhere"],
@@ -88,7 +88,7 @@ def test_ssl_encoder_is_bit_identical_whatever_the_label_fraction(
     for frac, probe in ((0.05, True), (0.5, True), (0.5, False)):
         cfg = compose_config(
             [*TINY, "trainer.epochs=2", f"label_frac={frac}", "cache.enabled=false"]
-            + ["eval.report.figures=false", f"trainer.online_probe={probe}"]
+            + ["eval_outputs.figures=false", f"trainer.online_probe={probe}"]
         )
         run_dir = tmp_path / f"run_{frac}_{probe}"
         results = run(cfg, run_dir)
@@ -129,7 +129,7 @@ def test_resuming_a_run_folder_with_other_overrides_names_them(
     tmp_path, medmnist_root, monkeypatch
 ):
     monkeypatch.setenv("MEDMNIST_ROOT", str(medmnist_root))
-    base = [*TINY, "cache.enabled=false", "eval.report.figures=false"]
+    base = [*TINY, "cache.enabled=false", "eval_outputs.figures=false"]
     run(compose_config(base), tmp_path / "run")
     with pytest.raises(MedsslError, match=r"different seed, trainer\.epochs;"):
         run(compose_config([*base, "trainer.epochs=2", "seed=3"]), tmp_path / "run")

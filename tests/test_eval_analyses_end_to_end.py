@@ -22,8 +22,8 @@ ARGS = [
     "eval.robustness.severities=[1,5]",
     "eval.mc_dropout.samples=5",
     "eval/shift_dataset=pneumoniamnist",
-    "eval.report.tsne_max_iter=250",
-    "eval.report.tsne_perplexity=10",
+    "eval_outputs.tsne_max_iter=250",
+    "eval_outputs.tsne_perplexity=10",
 ]
 
 
@@ -63,7 +63,7 @@ def test_a_shift_dataset_of_another_shape_is_refused_in_one_sentence(tmp_path, m
             "method=random",
             "dataset.size=64",
             "eval/shift_dataset=breastmnist",
-            "eval.report.figures=false",
+            "eval_outputs.figures=false",
         ],
         tmp_path,
         {"MEDMNIST_ROOT": str(medmnist_root)},

@@ -17,9 +17,9 @@ ARGS = [
     "eval=[linear,finetune,knn]",
     "eval.finetune.epochs=2",
     "eval.finetune.head_only_epochs=1",
-    "eval.report.cam=true",
-    "eval.report.tsne_max_iter=250",
-    "eval.report.tsne_perplexity=10",
+    "eval_outputs.cam=true",
+    "eval_outputs.tsne_max_iter=250",
+    "eval_outputs.tsne_perplexity=10",
 ]
 PROTOCOLS = ("linear", "finetune", "knn")
 METRICS = (

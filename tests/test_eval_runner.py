@@ -11,7 +11,7 @@ import torch
 from medssl.data.splits import DatasetSplits, Split
 from medssl.evaluation.knn import KNNClassifier
 from medssl.evaluation.linear_probe import LinearProbe
-from medssl.evaluation.report import ReportOptions
+from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
 
@@ -63,7 +63,7 @@ def test_every_task_gets_its_metrics_and_figures(task, figures, tmp_path):
     torch.manual_seed(0)
     data = synthetic(task)
     protocols = {"linear": LinearProbe(Cs=(1.0,)), "knn": KNNClassifier(k=5)}
-    options = ReportOptions(**{**OPTIONS, "figures": figures, "cam": figures})
+    options = EvalOutputOptions(**{**OPTIONS, "figures": figures, "cam": figures})
     results = evaluate_encoder(
         SmallCNN(in_chans=3, width=4),
         data,
@@ -110,9 +110,11 @@ def test_eval_config_errors_are_one_sentence():
     from medssl.evaluation.runner import build_evaluation
     from tests.conftest import compose_config
 
-    protocols, options, analyses = build_evaluation(
-        compose_config(["eval=[linear,finetune,knn]"]).eval
-    )
+    def built(overrides):
+        cfg = compose_config(overrides)
+        return build_evaluation(cfg.eval, cfg.eval_outputs)
+
+    protocols, options, analyses = built(["eval=[linear,finetune,knn]"])
     assert (
         list(protocols) == ["linear", "finetune", "knn"]
         and options.n_bins == 15
@@ -121,7 +123,7 @@ def test_eval_config_errors_are_one_sentence():
     # The analyses are off by default and never taken for protocols.
     assert not analyses.robustness.enabled and not analyses.mc_dropout.enabled
     assert analyses.shift is None
-    with pytest.raises(MedsslError, match="eval.report could not be built"):
-        build_evaluation(compose_config(["+eval.report.camm=true"]).eval)
+    with pytest.raises(MedsslError, match="eval_outputs could not be built"):
+        built(["+eval_outputs.camm=true"])
     with pytest.raises(MedsslError, match="no evaluation protocol"):
-        build_evaluation(compose_config(["~eval.linear"]).eval)
+        built(["~eval.linear"])

@@ -17,7 +17,7 @@ from medssl import MedsslError
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
 from medssl.evaluate import evaluate_checkpoint
-from medssl.evaluation.report import ReportOptions
+from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
 from tests.conftest import CONF, REPO
@@ -52,7 +52,7 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
         f"ckpt={tmp_path / 'encoder.pt'}",
         "dataset=breastmnist",
         "eval=[linear]",
-        "eval.report.figures=false",
+        "eval_outputs.figures=false",
         "trainer.precision=fp32",
         f"hydra.run.dir={out}",
     ]
@@ -72,7 +72,7 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     labelled = labelled_subset(data.train.labels, 0.1, 0, data.class_names)
     from medssl.evaluation.linear_probe import LinearProbe
 
-    options = ReportOptions(
+    options = EvalOutputOptions(
         n_bins=15,
         figures=False,
         cam=False,

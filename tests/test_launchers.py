@@ -17,7 +17,7 @@ from medssl.errors import MedsslError
 from medssl.training.device import cpu_threads_per_job
 from tests.conftest import CONF, REPO
 
-TINY = ["backbone=smallcnn", "trainer.epochs=1", "eval.report.figures=false"]
+TINY = ["backbone=smallcnn", "trainer.epochs=1", "eval_outputs.figures=false"]
 
 
 def multirun(tmp_path, medmnist_root, *args):

@@ -48,7 +48,7 @@ def test_the_wheel_carries_its_configs_and_its_console_scripts_train(tmp_path, m
             "trainer.epochs=1",
             "trainer.batch_size=128",
             "cache.enabled=false",
-            "eval.report.figures=false",
+            "eval_outputs.figures=false",
             f"hydra.run.dir={outside / 'run'}",
         ],
         outside,

@@ -47,7 +47,7 @@ def test_pretrain_on_unlabelled_folder_with_clahe(tmp_path, medmnist_root, monke
             *TINY[:3],
             "augmentation=retina",
             "trainer.online_probe=false",
-            "eval.report.figures=false",
+            "eval_outputs.figures=false",
             f"cache.dir={tmp_path / 'encoders'}",
         ]
     )

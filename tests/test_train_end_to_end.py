@@ -13,7 +13,7 @@ TINY = [
     "backbone=smallcnn",
     "trainer.epochs=2",
     "trainer.batch_size=128",
-    "eval.report.figures=false",
+    "eval_outputs.figures=false",
 ]
 METRICS = ("acc", "auroc", "f1_macro", "ece")
 

@@ -1,7 +1,7 @@
 """Re-evaluate a saved encoder without retraining it.
 
     python -m medssl.evaluate ckpt=outputs/2026-01-01/12-00-00/encoder.pt dataset=breastmnist
-    python -m medssl.evaluate ckpt=PATH 'eval=[linear,finetune,knn]' eval.report.cam=true label_frac=0.05
+    python -m medssl.evaluate ckpt=PATH 'eval=[linear,finetune,knn]' eval_outputs.cam=true label_frac=0.05
 
 `ckpt` is the `encoder.pt` a training run writes (backbone config, in_chans, input_size and the
 weights). Everything else is the training config (conf/config.yaml): the dataset, the label
@@ -25,12 +25,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.augment.pipeline import prepare_dataset
-from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
-from medssl.evaluation.summary import write_results
+from medssl.evaluation.run_summary import write_results
 from medssl.pretraining_job import build
 from medssl.seeding import seed_everything
 from medssl.training.checkpoint import differing_keys
@@ -41,11 +40,7 @@ log = logging.getLogger("medssl")
 # The training config plus one required key, so `ckpt=PATH` needs no `+`.
 ConfigStore.instance().store(
     name="evaluate",
-    node={
-        "defaults": ["config", "evaluate_schema", "_self_"],
-        "ckpt": "???",
-        "hydra": {"job": {"name": "evaluate"}},
-    },
+    node={"defaults": ["config", "_self_"], "ckpt": "???", "hydra": {"job": {"name": "evaluate"}}},
 )
 
 
@@ -139,7 +134,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     augmentation = stored_image_augmentation(cfg, ckpt)
     data = prepare_dataset(augmentation, data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    protocols, options, analyses = build_evaluation(cfg.eval)
+    protocols, options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
     metrics = evaluate_encoder(
         encoder,
         data,
@@ -178,7 +173,6 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     backbone_chosen = any(o.lstrip("+~").startswith("backbone") for o in hydra_cfg.overrides.task)
     results = run_or_exit(evaluate_checkpoint, cfg, hydra_cfg.runtime.output_dir, backbone_chosen)

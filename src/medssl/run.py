@@ -19,7 +19,7 @@ from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
-from medssl.evaluation.summary import write_results
+from medssl.evaluation.run_summary import write_results
 from medssl.pretraining_job import assemble_pretraining, build
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
@@ -125,13 +125,13 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
             return {}
 
         # Evaluate: the protocols on the labelled subset, val picks, test is read once.
-        protocols, report_options, analyses = build_evaluation(cfg.eval)
+        protocols, output_options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
         metrics = evaluate_encoder(
             job.method.encoder,
             data,
             labelled,
             protocols,
-            options=report_options,
+            options=output_options,
             run_dir=run_dir,
             device=device,
             precision=precision,

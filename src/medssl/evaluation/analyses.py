@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from medssl.data.splits import DatasetSplits
+from medssl.data.task import Task
 from medssl.evaluation import analysis_figures, figures
 from medssl.evaluation.calibration import confidence_and_correct, logits_to_probs
 from medssl.evaluation.mc_dropout import MCDropout, decision_labels, mc_metrics, mc_statistics
+from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.protocol import ProtocolOutput
-from medssl.evaluation.report import ReportOptions
 from medssl.evaluation.robustness import Robustness, robustness_results, severity_curves
 from medssl.evaluation.selective import accuracy_coverage, aurc
 from medssl.evaluation.shift import shift_results
@@ -39,7 +40,7 @@ def run_analyses(
     outputs: dict[str, ProtocolOutput],
     results: dict[str, float],
     data: DatasetSplits,
-    options: ReportOptions,
+    options: EvalOutputOptions,
     run_dir: Path,
     device: torch.device,
     batch_size: int,
@@ -97,7 +98,7 @@ def mc_dropout_results(
     labels: np.ndarray,
     mc: MCDropout,
     results: dict[str, float],
-    options: ReportOptions,
+    options: EvalOutputOptions,
     run_dir: Path,
 ) -> dict[str, float]:
     """`test/<name>/mc/...` keys, a per-image CSV and the coverage figure."""
@@ -169,7 +170,7 @@ def class_maps_figure(
     )[:, 0].numpy()
     h, w = maps.shape[-2:]
     captions = [
-        f"true {figures.short(data.class_names[labels[i]], 16) if data.task != 'multilabel' else '-'}\n"
+        f"true {figures.short(data.class_names[labels[i]], 16) if data.task != Task.MULTILABEL else '-'}\n"
         f"map of {figures.short(data.class_names[k], 16)} p={probs[j, k]:.2f}"
         for j, (i, k) in enumerate(zip(pick, predicted))
     ]
@@ -185,9 +186,9 @@ def class_maps_figure(
     )
 
 
-def spread_over_classes(labels: np.ndarray, n: int, task: str) -> np.ndarray:
+def spread_over_classes(labels: np.ndarray, n: int, task: Task) -> np.ndarray:
     """`n` test images, spread over the classes so every class is shown when n allows."""
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return np.arange(min(n, len(labels)))
     by_class = [np.flatnonzero(labels == k) for k in np.unique(labels)]
     picks = [idx[r] for r in range(n) for idx in by_class if r < len(idx)]

@@ -12,18 +12,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medssl.data.task import Task
+
 BINNINGS = ("width", "mass")
 PROB_FLOOR = 1e-7
 
 
 def confidence_and_correct(
-    task: str, y_true: np.ndarray, probs: np.ndarray
+    task: Task, y_true: np.ndarray, probs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per decision: the predicted class's probability and whether it was right.
 
     Multi-label tasks make one binary decision per (image, label) at 0.5.
     """
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         p = probs.ravel()
         predicted = p >= 0.5
         return np.where(predicted, p, 1 - p), predicted == y_true.ravel().astype(bool)
@@ -84,30 +86,32 @@ def maximum_calibration_error(
     return float(np.max(np.abs(stats["accuracy"][filled] - stats["confidence"][filled])))
 
 
-def probs_to_logits(task: str, probs: np.ndarray) -> np.ndarray:
+def probs_to_logits(task: Task, probs: np.ndarray) -> np.ndarray:
     """Logits that give back `probs` (up to PROB_FLOOR): log-probabilities for softmax tasks
     (softmax is blind to a per-row constant), log-odds per label for multi-label ones. The floor
     is added, not clipped to, so the map stays strictly monotone and creates no ties."""
     p = np.clip(
         np.asarray(probs, dtype=np.float64), 0.0, 1.0
     )  # float32 vote shares may overshoot by an ulp
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return np.log(p + PROB_FLOOR) - np.log(1 - p + PROB_FLOOR)
     return np.log(p + PROB_FLOOR)
 
 
-def logits_to_probs(task: str, logits: np.ndarray) -> np.ndarray:
+def logits_to_probs(task: Task, logits: np.ndarray) -> np.ndarray:
     z = torch.as_tensor(logits, dtype=torch.float64)
-    return (torch.sigmoid(z) if task == "multilabel" else torch.softmax(z, dim=1)).numpy()
+    return (torch.sigmoid(z) if task == Task.MULTILABEL else torch.softmax(z, dim=1)).numpy()
 
 
-def _nll(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if task == "multilabel":
+def _nll(task: Task, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if task == Task.MULTILABEL:
         return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
     return F.cross_entropy(logits, y)
 
 
-def fit_temperature(task: str, logits: np.ndarray, y_true: np.ndarray, max_iter: int = 50) -> float:
+def fit_temperature(
+    task: Task, logits: np.ndarray, y_true: np.ndarray, max_iter: int = 50
+) -> float:
     """The T > 0 minimising the NLL of `logits / T` on these (val) labels."""
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
@@ -137,7 +141,7 @@ class TemperatureScaler:
         self.temperature = 1.0
         self.task = None
 
-    def fit(self, task: str, logits: np.ndarray, y_true: np.ndarray) -> TemperatureScaler:
+    def fit(self, task: Task, logits: np.ndarray, y_true: np.ndarray) -> TemperatureScaler:
         self.task = task
         self.temperature = fit_temperature(task, logits, y_true)
         return self

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from medssl.data.task import Task
 from medssl.evaluation.finetune_heads import task_loss
 
 
@@ -42,7 +43,7 @@ class CAMRefineHead(nn.Module):
         self,
         channels: int,
         n_outputs: int,
-        task: str,
+        task: Task,
         *,
         thresholds: Sequence[float],
         attention_heads: int,
@@ -73,7 +74,7 @@ class CAMRefineHead(nn.Module):
         with torch.no_grad():  # the masks are hard: which regions to look at, not a gradient path
             probs = (
                 torch.sigmoid(cam_logits)
-                if self.task == "multilabel"
+                if self.task == Task.MULTILABEL
                 else torch.softmax(cam_logits, dim=1)
             )
             weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
@@ -54,11 +55,11 @@ class MCDropout:
         return self.rate if self.enabled else 0.0
 
 
-def decision_probs(task: str, sample_logits: np.ndarray) -> np.ndarray:
+def decision_probs(task: Task, sample_logits: np.ndarray) -> np.ndarray:
     """`(T, N, K)` logits -> `(T, D, classes)` probabilities per decision: D = N images with K
     classes, or D = N * L binary decisions for multi-label tasks."""
     probs = np.stack([logits_to_probs(task, z) for z in sample_logits])
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         positive = probs.reshape(len(probs), -1)
         return np.stack([1.0 - positive, positive], axis=-1)
     return probs
@@ -69,7 +70,7 @@ def entropy(p: np.ndarray) -> np.ndarray:
     return -(p * np.log(np.clip(p, EPS, 1.0))).sum(axis=-1)
 
 
-def mc_statistics(task: str, sample_logits: np.ndarray) -> dict[str, np.ndarray]:
+def mc_statistics(task: Task, sample_logits: np.ndarray) -> dict[str, np.ndarray]:
     """Per decision: the MC mean probabilities, predictive entropy and mutual information."""
     probs = decision_probs(task, sample_logits)
     mean = probs.mean(axis=0)
@@ -79,11 +80,11 @@ def mc_statistics(task: str, sample_logits: np.ndarray) -> dict[str, np.ndarray]
     return {"mean_probs": mean, "entropy": total, "mutual_info": mutual_info}
 
 
-def decision_labels(task: str, y_true: np.ndarray) -> np.ndarray:
-    return np.asarray(y_true).reshape(-1).astype(int) if task == "multilabel" else y_true
+def decision_labels(task: Task, y_true: np.ndarray) -> np.ndarray:
+    return np.asarray(y_true).reshape(-1).astype(int) if task == Task.MULTILABEL else y_true
 
 
-def mc_metrics(task: str, y_true: np.ndarray, sample_logits: np.ndarray) -> dict[str, float]:
+def mc_metrics(task: Task, y_true: np.ndarray, sample_logits: np.ndarray) -> dict[str, float]:
     """Accuracy and AUROC of the MC mean, mean entropy and mutual information, and the AURC of
     the MC mean's decisions ranked by low entropy (`aurc`) and by low mutual information
     (`aurc_mi`)."""

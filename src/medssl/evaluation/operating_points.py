@@ -64,19 +64,30 @@ def youden_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[np.argmax(tpr - fpr)])
 
 
+def val_thresholds(y_val, p_val) -> dict[str, float]:
+    """The threshold of each operating point (`sens0.90`, ..., `youden`), chosen on val."""
+    y_val, p_val = np.asarray(y_val), np.asarray(p_val)
+    chosen = {
+        f"{kind}{target:.2f}": threshold_for(kind, target, y_val, p_val) for kind, target in TARGETS
+    }
+    chosen["youden"] = youden_threshold(y_val, p_val)
+    return chosen
+
+
+def measured_at(thresholds: dict[str, float], y_test, p_test) -> dict[str, float]:
+    """Flat keys `op/<name>/threshold`, `op/<name>/sensitivity`, ... of each threshold on test."""
+    y_test, p_test = np.asarray(y_test), np.asarray(p_test)
+    out = {}
+    for name, threshold in thresholds.items():
+        out[f"op/{name}/threshold"] = threshold
+        for stat, value in rates(y_test, p_test, threshold).items():
+            out[f"op/{name}/{stat}"] = value
+    return out
+
+
 def operating_points(y_val, p_val, y_test, p_test) -> dict[str, float]:
     """Flat keys `op/sens0.90/threshold`, `op/sens0.90/sensitivity`, ... measured on test.
 
     `p_val`, `p_test`: P(positive) per image.
     """
-    y_val, p_val, y_test, p_test = map(np.asarray, (y_val, p_val, y_test, p_test))
-    chosen = {
-        f"{kind}{target:.2f}": threshold_for(kind, target, y_val, p_val) for kind, target in TARGETS
-    }
-    chosen["youden"] = youden_threshold(y_val, p_val)
-    out = {}
-    for name, threshold in chosen.items():
-        out[f"op/{name}/threshold"] = threshold
-        for stat, value in rates(y_test, p_test, threshold).items():
-            out[f"op/{name}/{stat}"] = value
-    return out
+    return measured_at(val_thresholds(y_val, p_val), y_test, p_test)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medssl.data.task import Task
 from medssl.evaluation.features import extract_features
 
 SPLITS = ("train", "val", "test")
@@ -28,7 +29,7 @@ class EvalInputs:
     """`images[split]`: uint8 `(N, C, H, W)`; `labels[split]`: `(N,)` or `(N, L)` numpy.
     `train` is the labelled subset only."""
 
-    task: str
+    task: Task
     num_classes: int
     encoder: nn.Module
     images: dict[str, torch.Tensor]

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from medssl.augment.pipeline import to_model_input
+from medssl.data.task import Task
 from medssl.evaluation import figures
 from medssl.evaluation.gradcam import grad_cam, last_conv_block
 
@@ -29,7 +30,7 @@ EXACT_TSNE_MAX_POINTS = 500
 def embedding_figures(
     features: np.ndarray,
     labels: np.ndarray,
-    task: str,
+    task: Task,
     class_names: list[str],
     figures_dir: Path,
     max_points: int,
@@ -43,10 +44,10 @@ def embedding_figures(
     # Multi-label images are coloured by their first positive label (or the last colour if none).
     colour = (
         labels[index]
-        if task != "multilabel"
+        if task != Task.MULTILABEL
         else np.where(labels[index].any(1), labels[index].argmax(1), len(class_names))
     )
-    names = class_names if task != "multilabel" else [*class_names, "no finding"]
+    names = class_names if task != Task.MULTILABEL else [*class_names, "no finding"]
     n = len(x)
     paths = []
     pca = PCA(n_components=2, random_state=seed).fit(x)
@@ -108,7 +109,7 @@ def cam_figure(
     encoder: nn.Module,
     images: torch.Tensor,
     labels: np.ndarray,
-    task: str,
+    task: Task,
     class_names: list[str],
     figures_dir: Path,
     device: torch.device,
@@ -127,12 +128,12 @@ def cam_figure(
         logits = model.eval()(x).float()
     predicted = logits.argmax(1)
     maps = grad_cam(model, layer, x, predicted).cpu().numpy()
-    probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, 1)
+    probs = torch.sigmoid(logits) if task == Task.MULTILABEL else torch.softmax(logits, 1)
     captions = []
     for i, k in enumerate(predicted.tolist()):
         truth = (
             ", ".join(figures.short(class_names[j], 8) for j in np.flatnonzero(labels[i])) or "none"
-            if task == "multilabel"
+            if task == Task.MULTILABEL
             else figures.short(class_names[labels[i]], 12)
         )
         captions.append(

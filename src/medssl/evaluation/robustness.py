@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import (
     confidence_and_correct,
@@ -25,7 +26,7 @@ from medssl.evaluation.calibration import (
 from medssl.evaluation.corruptions import Corruption
 from medssl.evaluation.metrics import predictions, ranking_auroc
 from medssl.evaluation.protocol import ProtocolOutput
-from medssl.evaluation.report import anchored
+from medssl.evaluation.protocol_scores import anchored
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Robustness:
 
 
 def scored(
-    task: str, y_true: np.ndarray, logits: np.ndarray, temperature: float, n_bins: int
+    task: Task, y_true: np.ndarray, logits: np.ndarray, temperature: float, n_bins: int
 ) -> dict[str, float]:
     """AUROC, ACC and ECE of `logits`, and ECE after dividing them by the val `temperature`."""
     logits = anchored(task, logits)
@@ -95,7 +96,7 @@ def robustness_results(
     temperatures: Mapping[str, float],
     images: torch.Tensor,
     labels: np.ndarray,
-    task: str,
+    task: Task,
     *,
     n_bins: int,
     device: torch.device,

@@ -1,8 +1,9 @@
 """Evaluate an encoder with each configured protocol; val picks, test is touched once.
 
-`build_evaluation(cfg.eval)` turns the `eval` config into protocols, `ReportOptions` and the
-`Analyses` (robustness, shift dataset, MC dropout); `evaluate_encoder` runs them, writes figures
-under `run_dir/figures/` and returns flat metrics.
+`build_evaluation(cfg.eval, cfg.eval_outputs)` turns the `eval` config into protocols and the
+`Analyses` (robustness, shift dataset, MC dropout), and `eval_outputs` into the options every
+protocol shares; `evaluate_encoder` runs them, writes figures under `run_dir/figures/` and
+returns flat metrics.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from torch import nn
 
 from medssl.augment.pipeline import prepare_dataset
 from medssl.data.splits import DatasetSplits
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.analyses import Analyses, run_analyses, spread_over_classes
 from medssl.evaluation.mc_dropout import MCDropout
-from medssl.evaluation.protocol import EvalInputs
-from medssl.evaluation.report import ReportOptions, report_protocol
+from medssl.evaluation.output_options import EvalOutputOptions
+from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
+from medssl.evaluation.protocol_figures import draw_protocol_figures
+from medssl.evaluation.protocol_scores import score_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
 from medssl.evaluation.robustness import Robustness
 from medssl.evaluation.shift import check_shift_dataset
@@ -34,30 +38,19 @@ log = logging.getLogger(__name__)
 ANALYSIS_TYPES = {"robustness": Robustness, "mc_dropout": MCDropout}
 
 
-def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions, Analyses]:
-    """Protocols by name (each with an `evaluate(inputs)` method), the report options and the
-    analyses (`eval.robustness`, `eval.mc_dropout`, `eval/shift_dataset`, loaded here)."""
-    built = {}
-    for name, node in eval_cfg.items():
-        log.info("Instantiating eval.%s <%s>", name, node.get("_target_"))
-        try:
-            built[name] = instantiate(node)
-        except InstantiationException as error:
-            if isinstance(error.__cause__, MedsslError):
-                raise error.__cause__ from None
-            # Hydra wraps what the target raised; a wrong key (eval.report.camm) reads as one sentence.
-            raise MedsslError(f"eval.{name} could not be built: {error}") from None
+def build_evaluation(
+    eval_cfg, outputs_cfg
+) -> tuple[dict[str, object], EvalOutputOptions, Analyses]:
+    """Protocols by name (each with an `evaluate(inputs)` method), the output options
+    (`eval_outputs`) and the analyses (`eval.robustness`, `eval.mc_dropout`,
+    `eval/shift_dataset`, loaded here)."""
+    options = built_from("eval_outputs", outputs_cfg)
+    built = {name: built_from(f"eval.{name}", node) for name, node in eval_cfg.items()}
     analyses = Analyses(shift=built.pop("shift_dataset", None))
     for name, obj in list(built.items()):
         for field, kind in ANALYSIS_TYPES.items():
             if isinstance(obj, kind):
                 setattr(analyses, field, built.pop(name))
-    options = [name for name, obj in built.items() if isinstance(obj, ReportOptions)]
-    if len(options) != 1:
-        raise MedsslError(
-            f"the eval config needs exactly one report-options entry, found {options or 'none'}."
-        )
-    report = built.pop(options[0])
     not_protocols = [
         name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))
     ]
@@ -67,7 +60,18 @@ def build_evaluation(eval_cfg) -> tuple[dict[str, object], ReportOptions, Analys
         )
     if not built:
         raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
-    return built, report, analyses
+    return built, options, analyses
+
+
+def built_from(key: str, node):
+    log.info("Instantiating %s <%s>", key, node.get("_target_"))
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, MedsslError):
+            raise error.__cause__ from None
+        # Hydra wraps what the target raised; a wrong key (eval_outputs.camm) reads as one sentence.
+        raise MedsslError(f"{key} could not be built: {error}") from None
 
 
 def evaluate_encoder(
@@ -76,7 +80,7 @@ def evaluate_encoder(
     labelled: torch.Tensor,
     protocols: dict[str, object],
     *,
-    options: ReportOptions,
+    options: EvalOutputOptions,
     run_dir: Path,
     device: torch.device,
     precision: str,
@@ -91,15 +95,60 @@ def evaluate_encoder(
     `augmentation`: the pipeline whose stored-image transforms (CLAHE) `data` went through, so
     that a shift dataset gets them too. `head`: the classifier head the method trained on
     these labels (the `classifier` protocol scores it), with `head_info` about it."""
-    analyses = analyses or Analyses()
-    if analyses.shift is not None:
-        shift = check_shift_dataset(analyses.shift, data)
-        shift = prepare_dataset(augmentation, shift) if augmentation is not None else shift
-        analyses = dataclasses.replace(analyses, shift=shift)
+    analyses = with_prepared_shift(analyses or Analyses(), data, augmentation)
     if options.positive_class is None:  # the dataset's clinical positive unless overridden
         options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
-    inputs = EvalInputs(
+    inputs = eval_inputs(encoder, data, labelled, device, precision, batch_size, head, head_info)
+
+    started = time.perf_counter()
+    for split in ("train", "val", "test"):  # once, shared by every protocol
+        inputs.features(split)
+    results: dict[str, float] = {"time/features_s": time.perf_counter() - started}
+    if data.task == Task.BINARY:
+        results["positive_class"] = data.class_names[options.positive(2)]
+
+    protocol_results, outputs = run_protocols(protocols, inputs, data, options, figures_dir)
+    results.update(protocol_results)
+
+    started = time.perf_counter()
+    results.update(
+        run_analyses(analyses, outputs, results, data, options, run_dir, device, batch_size)
+    )
+    results["time/analyses_s"] = time.perf_counter() - started
+
+    if options.figures:
+        started = time.perf_counter()
+        draw_embeddings(inputs, data, options, figures_dir)
+        results["time/embedding_figures_s"] = time.perf_counter() - started
+    if options.cam:
+        draw_grad_cam(outputs, inputs, data, options, figures_dir, device)
+    return results
+
+
+def with_prepared_shift(
+    analyses: Analyses, data: DatasetSplits, augmentation: nn.Module | None
+) -> Analyses:
+    """The shift dataset checked against `data` and given the same stored-image transforms."""
+    if analyses.shift is None:
+        return analyses
+    shift = check_shift_dataset(analyses.shift, data)
+    shift = prepare_dataset(augmentation, shift) if augmentation is not None else shift
+    return dataclasses.replace(analyses, shift=shift)
+
+
+def eval_inputs(
+    encoder: nn.Module,
+    data: DatasetSplits,
+    labelled: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    head: nn.Module | None,
+    head_info: dict | None,
+) -> EvalInputs:
+    """What a protocol may touch: the labelled training images, val and test."""
+    return EvalInputs(
         task=data.task,
         num_classes=data.num_classes,
         encoder=encoder.to(device),
@@ -119,72 +168,90 @@ def evaluate_encoder(
         head=head,
         head_info=dict(head_info or {}),
     )
-    test_images = data.test.images.numpy()
-    started = time.perf_counter()
-    for split in ("train", "val", "test"):
-        inputs.features(split)
-    results: dict[str, float] = {"time/features_s": time.perf_counter() - started}
-    if data.task == "binary":
-        results["positive_class"] = data.class_names[options.positive(2)]
-    cam_model = None
+
+
+def run_protocols(
+    protocols: dict[str, object],
+    inputs: EvalInputs,
+    data: DatasetSplits,
+    options: EvalOutputOptions,
+    figures_dir: Path,
+) -> tuple[dict[str, float], dict[str, ProtocolOutput]]:
+    """Each protocol fitted and scored (with its figures); its flat keys and its output."""
+    results: dict[str, float] = {}
     outputs = {}
+    test_images = data.test.images.numpy()
     for name, protocol in protocols.items():
-        log.info("Evaluating with the %s protocol on %d labelled images", name, len(labelled))
+        log.info(
+            "Evaluating with the %s protocol on %d labelled images",
+            name,
+            len(inputs.labels["train"]),
+        )
         started = time.perf_counter()
         out = protocol.evaluate(inputs)
         if out is None:  # the protocol logged why it does not apply to this run
             continue
         outputs[name] = out
-        results.update(
-            report_protocol(
+        scored, scores = score_protocol(name, out, data.task, inputs.labels, options)
+        results.update(scored)
+        if options.figures:
+            draw_protocol_figures(
                 name,
-                out,
                 data.task,
-                inputs.labels,
+                inputs.labels["test"],
+                scores,
                 test_images,
                 data.class_names,
                 options,
                 figures_dir,
             )
-        )
         results[f"time/eval_{name}_s"] = time.perf_counter() - started
-        if cam_model is None and out.model is not None:
-            cam_model = (name, out.model)
-    started = time.perf_counter()
-    results.update(
-        run_analyses(analyses, outputs, results, data, options, run_dir, device, batch_size)
+    return results, outputs
+
+
+def draw_embeddings(
+    inputs: EvalInputs, data: DatasetSplits, options: EvalOutputOptions, figures_dir: Path
+) -> None:
+    """t-SNE, PCA (and UMAP) maps of the frozen test features."""
+    embedding_figures(
+        inputs.features("test"),
+        inputs.labels["test"],
+        data.task,
+        data.class_names,
+        figures_dir,
+        options.embedding_max_points,
+        options.tsne_perplexity,
+        options.tsne_max_iter,
     )
-    results["time/analyses_s"] = time.perf_counter() - started
-    if options.figures:
-        started = time.perf_counter()
-        embedding_figures(
-            inputs.features("test"),
-            inputs.labels["test"],
-            data.task,
-            data.class_names,
-            figures_dir,
-            options.embedding_max_points,
-            options.tsne_perplexity,
-            options.tsne_max_iter,
+
+
+def draw_grad_cam(
+    outputs: dict[str, ProtocolOutput],
+    inputs: EvalInputs,
+    data: DatasetSplits,
+    options: EvalOutputOptions,
+    figures_dir: Path,
+    device: torch.device,
+) -> None:
+    """Grad-CAM of the first protocol that produced an image classifier (encoder + head)."""
+    first = next(
+        ((name, out.model) for name, out in outputs.items() if out.model is not None), None
+    )
+    if first is None:
+        log.info(
+            "Grad-CAM skipped: no protocol produced an image classifier (use linear or finetune)"
         )
-        results["time/embedding_figures_s"] = time.perf_counter() - started
-    if options.cam:
-        if cam_model is None:
-            log.info(
-                "Grad-CAM skipped: no protocol produced an image classifier (use linear or finetune)"
-            )
-        else:
-            name, model = cam_model
-            pick = spread_over_classes(inputs.labels["test"], options.cam_images, data.task)
-            cam_figure(
-                name,
-                model,
-                model[0],
-                data.test.images[pick],
-                inputs.labels["test"][pick],
-                data.task,
-                data.class_names,
-                figures_dir,
-                device,
-            )
-    return results
+        return
+    name, model = first
+    pick = spread_over_classes(inputs.labels["test"], options.cam_images, data.task)
+    cam_figure(
+        name,
+        model,
+        model[0],
+        data.test.images[pick],
+        inputs.labels["test"][pick],
+        data.task,
+        data.class_names,
+        figures_dir,
+        device,
+    )

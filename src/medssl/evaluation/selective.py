@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from medssl.data.task import Task
 from medssl.evaluation.calibration import confidence_and_correct
 from medssl.evaluation.metrics import label_metrics, predictions
 
@@ -33,7 +34,7 @@ def aurc(confidence: np.ndarray, correct: np.ndarray) -> float:
 
 
 def abstention_table(
-    task: str, y_true: np.ndarray, probs: np.ndarray, thresholds=THRESHOLDS
+    task: Task, y_true: np.ndarray, probs: np.ndarray, thresholds=THRESHOLDS
 ) -> dict[float, dict[str, float]]:
     """Per threshold: coverage, accuracy, macro-F1 and kappa on the images kept.
 
@@ -42,7 +43,7 @@ def abstention_table(
     """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     confidence, _ = confidence_and_correct(task, y_true, probs)
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         confidence = confidence.reshape(probs.shape).min(axis=1)
     y_pred = predictions(task, probs)
     table = {}
@@ -58,7 +59,7 @@ def abstention_table(
     return table
 
 
-def selective_metrics(task: str, y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+def selective_metrics(task: Task, y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """Flat keys: `aurc` and `abstain/0.80/coverage`, ... for one split."""
     confidence, correct = confidence_and_correct(task, np.asarray(y_true), np.asarray(probs))
     out = {"aurc": aurc(confidence, correct)}

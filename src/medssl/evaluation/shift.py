@@ -13,11 +13,12 @@ import logging
 from collections.abc import Mapping
 
 from medssl.data.splits import DatasetSplits
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import confidence_and_correct, logits_to_probs
 from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import ProtocolOutput
-from medssl.evaluation.report import anchored
+from medssl.evaluation.protocol_scores import anchored
 from medssl.evaluation.selective import aurc
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def task_shape(data: DatasetSplits) -> str:
     return (
         f"{data.channels}-channel {data.image_size} px images and a {data.task} task with "
-        f"{data.num_classes} {'labels' if data.task == 'multilabel' else 'classes'}"
+        f"{data.num_classes} {'labels' if data.task == Task.MULTILABEL else 'classes'}"
     )
 
 

@@ -1,4 +1,5 @@
-"""`summary.md`: the main table of a run, one row per protocol, for a reader who opens the folder."""
+"""One run's files for a reader who opens its folder: `results.json` (every number) and
+`summary.md` (the main table, one row per protocol, and the analyses' tables)."""
 
 from __future__ import annotations
 
