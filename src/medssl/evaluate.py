@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.augment.pipeline import prepare_dataset
+from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.errors import MedsslError, run_or_exit
@@ -40,7 +41,11 @@ log = logging.getLogger("medssl")
 # The training config plus one required key, so `ckpt=PATH` needs no `+`.
 ConfigStore.instance().store(
     name="evaluate",
-    node={"defaults": ["config", "_self_"], "ckpt": "???", "hydra": {"job": {"name": "evaluate"}}},
+    node={
+        "defaults": ["config", "evaluate_schema", "_self_"],
+        "ckpt": "???",
+        "hydra": {"job": {"name": "evaluate"}},
+    },
 )
 
 
@@ -173,6 +178,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> float:
+    run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     backbone_chosen = any(o.lstrip("+~").startswith("backbone") for o in hydra_cfg.overrides.task)
     results = run_or_exit(evaluate_checkpoint, cfg, hydra_cfg.runtime.output_dir, backbone_chosen)
