@@ -14,7 +14,8 @@ from medssl.augment.color import ColorJitter, Gamma, Grayscale, Solarize, rotate
 from medssl.augment.geometric import RandomCrop, RandomResizedCrop, resample, resample_axis_aligned
 from medssl.augment.medical import CLAHE, BackgroundRemoval, Jigsaw
 from medssl.augment.noise import GaussianNoise, RandomErasing
-from medssl.augment.pipeline import ViewPipeline, to_model_input
+from medssl.augment.pipeline import ViewPipeline
+from medssl.data.model_input import to_model_input
 from tests.conftest import compose_config, plain_crop
 
 # name -> (class, kwargs at full strength with p=1, kwargs at zero strength)

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from medssl import MedsslError
-from medssl.augment.pipeline import to_model_input
+from medssl.data.model_input import to_model_input
 from medssl.data.splits import DatasetSplits, Split
 from medssl.evaluation.analyses import class_maps_figure
 from medssl.evaluation.cam_refine import CAMRefineHead, normalise_maps

@@ -20,7 +20,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from medssl.augment.pipeline import prepare_dataset
+from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
 from medssl.errors import MedsslError

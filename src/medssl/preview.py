@@ -21,8 +21,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from medssl.augment.pipeline import MEAN, STD
 from medssl.configs import config_dir
+from medssl.data.model_input import MEAN, STD
 from medssl.errors import MedsslError
 from medssl.pretraining_job import build
 

@@ -4,37 +4,24 @@
 independently per view, and returns a list of normalised float views. The names are config keys,
 so an ablation is an override such as `augmentation.blur.p=0` or `augmentation.blur=null`.
 Deterministic transforms of the stored images (CLAHE) are set aside and run once by
-`prepare_images`, which the runner calls on every split before training and evaluation.
+`prepare_images`, which `data.prepare.prepare_dataset` applies to every split before training
+and evaluation.
 
 On a CPU the views can be made with `cpu_threads` intra-op threads (`null`, the presets' value,
-keeps torch's setting). On an idle 2-core machine torch's two threads made 28 px SimCLR views
-about 1.9x faster than one (97k vs 51k pairs/s); when the cores are busy with other work,
-OpenMP's barrier waits for a descheduled thread and one thread measured 10-20x faster, so
-`cpu_threads: 1` is for shared machines. The model's own step keeps every thread.
+keeps torch's setting): on cores busy with other work OpenMP's barrier waits for a descheduled
+thread, so `cpu_threads: 1` is for shared machines (README, Benchmarks). The model's own step
+keeps every thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import torch
 from torch import nn
 
 from medssl.augment.base import StoredImageTransform
-
-# MedMNIST images are not ImageNet photographs; a symmetric [-1, 1] range suits them and
-# any other 8-bit image without per-dataset statistics.
-MEAN, STD = 0.5, 0.5
-
-
-def to_model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 `(B, C, H, W)` -> normalised float, the input every encoder sees."""
-    return normalize(images.float() / 255.0)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - MEAN) / STD
+from medssl.data.model_input import normalize
 
 
 @contextlib.contextmanager
@@ -83,18 +70,3 @@ class ViewPipeline(nn.Module):
             for transform in self.transforms.values():
                 x = transform(x, generator, self.n_views)
             return list(normalize(x).chunk(self.n_views))
-
-
-def prepare_dataset(augmentation: nn.Module, data):
-    """`data` (a dataclass with `train` and maybe `val`, `test` splits) with the pipeline's
-    stored-image transforms applied to every split; unchanged when it has none."""
-    prepare = getattr(augmentation, "prepare_images", None)
-    if prepare is None or not getattr(augmentation, "stored", None):
-        return data
-    splits = {name: getattr(data, name) for name in ("train", "val", "test") if hasattr(data, name)}
-    return dataclasses.replace(
-        data,
-        **{
-            name: type(split)(prepare(split.images), split.labels) for name, split in splits.items()
-        },
-    )

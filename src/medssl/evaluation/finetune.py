@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medssl.augment.pipeline import to_model_input
+from medssl.data.model_input import to_model_input
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.finetune_heads import FineTunedModel, LinearHead, spatial_feature_map

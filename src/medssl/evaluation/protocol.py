@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from medssl.data.task import Task
-from medssl.evaluation.features import extract_features
+from medssl.training.features import extract_features
 
 SPLITS = ("train", "val", "test")
 

@@ -17,7 +17,7 @@ from sklearn.manifold import TSNE
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from medssl.augment.pipeline import to_model_input
+from medssl.data.model_input import to_model_input
 from medssl.data.task import Task
 from medssl.evaluation import figures
 from medssl.evaluation.gradcam import grad_cam, last_conv_block

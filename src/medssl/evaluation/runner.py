@@ -18,7 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
-from medssl.augment.pipeline import prepare_dataset
+from medssl.data.prepare import prepare_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.data.task import Task
 from medssl.errors import MedsslError

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medssl.augment.pipeline import to_model_input
-from medssl.training.device import autocast
+from medssl.data.task import Task
 
 
 @dataclass
@@ -26,14 +25,14 @@ class ProbeData:
     labelled: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
-    task: str
+    task: Task
     num_classes: int
 
 
 class OnlineProbe(nn.Module):
-    def __init__(self, feature_dim: int, num_classes: int, task: str, lr: float = 1e-3) -> None:
+    def __init__(self, feature_dim: int, num_classes: int, task: Task, lr: float = 1e-3) -> None:
         super().__init__()
-        self.multilabel = task == "multilabel"
+        self.multilabel = task == Task.MULTILABEL
         self.norm = nn.BatchNorm1d(feature_dim, affine=False)
         self.linear = nn.Linear(feature_dim, num_classes)
         self.optimizer = torch.optim.AdamW(self.linear.parameters(), lr=lr, weight_decay=0.0)
@@ -72,26 +71,6 @@ class OnlineProbe(nn.Module):
     def load_full_state(self, state: dict) -> None:
         self.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
-
-
-@torch.no_grad()
-def encode(
-    backbone: nn.Module,
-    images: torch.Tensor,
-    device: torch.device,
-    precision: str,
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """Features of uint8 `images` in eval mode, restoring the mode it found."""
-    was_training = backbone.training
-    backbone.eval()
-    parts = []
-    for start in range(0, len(images), batch_size):
-        x = to_model_input(images[start : start + batch_size].to(device))
-        with autocast(device, precision):
-            parts.append(backbone(x).float())
-    backbone.train(was_training)
-    return torch.cat(parts)
 
 
 def online_probe_data(data, labelled: torch.Tensor, uses_labels: bool) -> ProbeData:

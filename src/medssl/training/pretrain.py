@@ -30,7 +30,8 @@ from medssl.training.checkpoint import load_checkpoint, save_checkpoint
 from medssl.training.collapse import CollapseMonitor
 from medssl.training.device import autocast
 from medssl.training.distributed import Distributed
-from medssl.training.online_probe import OnlineProbe, ProbeData, encode
+from medssl.training.features import extract_features
+from medssl.training.online_probe import OnlineProbe, ProbeData
 from medssl.training.speed import SpeedOptions, in_memory_format
 from medssl.training.stop_signals import StopSignals
 from medssl.training.train_state import EpochProgress, TrainingState
@@ -244,7 +245,13 @@ def _epoch_monitors(state, progress, probe_data, device, precision) -> dict:
     if state.probe is not None:
         finite = [v for v in progress.probe_losses if math.isfinite(v)]
         record["probe/loss"] = sum(finite) / len(finite) if finite else None
-        features = encode(state.method.backbone, probe_data.val_images, device, precision)
+        features = extract_features(
+            state.method.backbone,
+            probe_data.val_images,
+            device=device,
+            precision=precision,
+            out_device=device,
+        )
         record["val/probe_acc"] = state.probe.accuracy(features, probe_data.val_labels.to(device))
     return record
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from medssl.augment.pipeline import to_model_input
+from medssl.data.model_input import to_model_input
 from medssl.training.device import autocast
 
 log = logging.getLogger(__name__)

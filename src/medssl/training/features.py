@@ -1,0 +1,39 @@
+"""Frozen-encoder features: BatchNorm in eval mode, no gradients, batched on the device.
+
+The one feature extractor: every evaluation protocol reads its features through it, and so
+does the online probe while pretraining runs (hence here, below `evaluation/`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medssl.data.model_input import to_model_input
+from medssl.training.device import autocast
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    *,
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 512,
+    out_device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """`(N, num_features)` float32 features of uint8 `(N, C, H, W)` images, on `out_device`
+    (the CPU for the protocols, the training device for the online probe). The encoder runs in
+    eval mode and is left in the mode it was found in."""
+    was_training = encoder.training
+    encoder.eval()
+    chunks = []
+    try:
+        for start in range(0, len(images), batch_size):
+            batch = to_model_input(images[start : start + batch_size].to(device, non_blocking=True))
+            with autocast(device, precision):
+                chunks.append(encoder(batch).float().to(out_device))
+    finally:
+        encoder.train(was_training)
+    return torch.cat(chunks) if chunks else torch.empty(0, device=out_device)
