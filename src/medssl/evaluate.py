@@ -24,10 +24,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.augment.pipeline import prepare_dataset
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.run_summary import write_results
