@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 from medssl.augment.blur import GaussianBlur
 from medssl.augment.color import ColorJitter, Gamma, Grayscale, Solarize, rotate_hue
 from medssl.augment.geometric import RandomCrop, RandomResizedCrop, resample, resample_axis_aligned
-from medssl.augment.medical import CLAHE, BackgroundRemoval, Jigsaw
 from medssl.augment.noise import GaussianNoise, RandomErasing
 from medssl.augment.pipeline import ViewPipeline
+from medssl.augment.retinal import CLAHE, BackgroundRemoval, Jigsaw
 from medssl.data.model_input import to_model_input
 from tests.conftest import compose_config, plain_crop
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
 
 from medssl.augment.pipeline import ViewPipeline
 from medssl.data.splits import DatasetSplits
+from medssl.data.task import Task
 from medssl.methods.base import Method, task_arguments
 from tests.conftest import CONF, compose_config, write_fake_medmnist
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """A group's options; `_name.yaml` files are bases that options include, not options."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def test_default_config_composes_with_expected_top_level_keys():
@@ -55,6 +58,24 @@ def test_every_dataset_loads(name, tmp_path):
     assert data.train.images.dtype == torch.uint8
 
 
+def test_medmnist_options_hold_only_their_name_and_their_own_facts():
+    """The keys every MedMNIST dataset shares live once, in conf/dataset/_medmnist.yaml."""
+    base = OmegaConf.load(CONF / "dataset" / "_medmnist.yaml")
+    medmnist = [
+        n for n in options("dataset") if "_medmnist" in (CONF / "dataset" / f"{n}.yaml").read_text()
+    ]
+    assert len(medmnist) == 12
+    for name in medmnist:
+        own = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
+        assert own.name == name and list(own.defaults) == ["_medmnist", "_self_"]
+        assert set(own) <= {"defaults", "name", "positive_class", "references"}, name
+        groups = ("dataset", "pretrain_dataset", "eval/shift_dataset")  # each at its package
+        cfg = compose_config([f"{group}={name}" for group in groups])
+        for group in groups:
+            node = OmegaConf.select(cfg, group.replace("/", "."))
+            assert node.name == name and node.size == base.size and node._target_ == base._target_
+
+
 @pytest.mark.parametrize("name", options("backbone"))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_backbone_builds_and_returns_features(name, channels):
@@ -69,7 +90,7 @@ def test_every_method_builds_and_gives_a_loss(name):
     cfg = compose_config([f"method={name}", "backbone=smallcnn"])
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
-    task = task_arguments(cls, "binary", 2)
+    task = task_arguments(cls, Task.BINARY, 2)
     method = instantiate(cfg.method)(backbone=encoder, **task)
     assert isinstance(method, Method)
     views = [torch.randn(8, 1, 28, 28) for _ in range(2)]

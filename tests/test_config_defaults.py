@@ -44,7 +44,8 @@ def group_options() -> dict[str, list[str]]:
         group = folder.relative_to(CONF).as_posix()
         if group.split("/")[0] in NOT_OPTIONS:
             continue
-        names = sorted(option.stem for option in folder.glob("*.yaml"))
+        # `_name.yaml`: a base that options include (dataset/_medmnist), not an option.
+        names = sorted(o.stem for o in folder.glob("*.yaml") if not o.stem.startswith("_"))
         if group == "eval":  # a list-valued group
             groups[group] = [f"eval=[{name}]" for name in names]
         elif group == "experiment":  # not in the defaults list
