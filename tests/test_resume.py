@@ -16,7 +16,7 @@ from medssl.losses.nt_xent import NTXentLoss
 from medssl.methods.simclr import SimCLR
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import pretrain
+from medssl.training.pretrain import PretrainSettings, pretrain
 from medssl.training.stop_signals import RunStopped, StopSignals
 from tests.conftest import plain_crop
 
@@ -67,13 +67,10 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, sign
         pipeline,
         images,
         None,
+        PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=1),
-        epochs=epochs,
-        batch_size=16,
         device=torch.device("cpu"),
-        precision="fp32",
-        seed=0,
         run_dir=run_dir,
         fingerprint=fingerprint,
     )
@@ -199,13 +196,10 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
         ViewPipeline(n_views=2),
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
+        PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
-        epochs=epochs,
-        batch_size=16,
         device=torch.device("cpu"),
-        precision="fp32",
-        seed=0,
         run_dir=run_dir,
         fingerprint="x",
     )

@@ -23,7 +23,7 @@ from medssl.models.small_cnn import SmallCNN
 from medssl.training.collapse import CollapseMonitor, effective_rank, normalised_std
 from medssl.training.online_probe import ProbeData
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import pretrain, pretrain_summary
+from medssl.training.pretrain import PretrainSettings, pretrain, pretrain_summary
 from tests.conftest import plain_crop
 
 N = 64
@@ -115,17 +115,19 @@ def _train(
         ),
         _images(),
         None,
+        PretrainSettings(
+            epochs=epochs,
+            batch_size=batch_size,
+            precision="fp32",
+            seed=0,
+            accumulate_steps=accumulate_steps,
+        ),
         optimizer_factory=optimizer_factory
         or functools.partial(build_optimizer, name="adamw", base_lr=1e-2),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
-        epochs=epochs,
-        batch_size=batch_size,
         device=torch.device("cpu"),
-        precision="fp32",
-        seed=0,
         run_dir=run_dir,
         fingerprint=name,
-        accumulate_steps=accumulate_steps,
         probe_data=_probe_data() if probe else None,
     )
     return method, history
@@ -191,13 +193,10 @@ def test_the_random_floor_is_not_trained(tmp_path):
         ViewPipeline(n_views=2),
         _images(),
         None,
+        PretrainSettings(epochs=5, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=None,
         scheduler_factory=None,
-        epochs=5,
-        batch_size=16,
         device=torch.device("cpu"),
-        precision="fp32",
-        seed=0,
         run_dir=tmp_path,
         fingerprint="r",
     )

@@ -16,7 +16,7 @@ from medssl.methods.base import Method
 from medssl.methods.supervised import Supervised
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.optim import build_multistep_scheduler, build_optimizer
-from medssl.training.pretrain import pretrain, pretrain_summary
+from medssl.training.pretrain import PretrainSettings, pretrain, pretrain_summary
 from medssl.training.val_selection import ValSelection
 
 
@@ -74,15 +74,12 @@ def _pretrain(method, run_dir, epochs: int, selection: ValSelection) -> list[dic
         ViewPipeline(n_views=1),
         images,
         labels,
+        PretrainSettings(epochs=epochs, batch_size=8, precision="fp32", seed=0),
         optimizer_factory=functools.partial(build_optimizer, name="adam", base_lr=1e-2),
         scheduler_factory=functools.partial(
             build_multistep_scheduler, milestones=[2], gamma=0.1, warmup_epochs=0
         ),
-        epochs=epochs,
-        batch_size=8,
         device=torch.device("cpu"),
-        precision="fp32",
-        seed=0,
         run_dir=run_dir,
         fingerprint="selection",
         selection=selection,

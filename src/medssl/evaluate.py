@@ -102,7 +102,9 @@ def saved_head(saved: dict, dataset: str) -> dict:
 
 def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     """The augmentation of the run that wrote `ckpt` (for its stored-image transforms)."""
-    run_config = ckpt.parent / "config.yaml"
+    # A kept encoder (trainer.keep_epochs) lies in encoders/, one folder below its run's config.
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "encoders" else ckpt.parent
+    run_config = run_dir / "config.yaml"
     if run_config.is_file():
         saved = OmegaConf.load(run_config)
         if "augmentation" in saved:

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from medssl.configs import config_dir
 from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
@@ -28,8 +29,10 @@ from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method, task_arguments
 from medssl.training.distributed import Distributed
+from medssl.training.kept_encoders import link_kept_encoders
 from medssl.training.online_probe import ProbeData, online_probe_data
-from medssl.training.pretrain import pretrain
+from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.pretraining_curve import PretrainingCurve
 from medssl.training.speed import SpeedOptions
 from medssl.training.val_selection import ValSelection
 
@@ -58,20 +61,45 @@ class PretrainingJob:
     source_name: str
     optimizer_factory: object
     scheduler_factory: object
-    epochs: int
-    batch_size: int
-    accumulate_steps: int
-    precision: str
-    seed: int
+    settings: PretrainSettings
     probe_data: ProbeData | None
-    collapse_min_std: float
-    collapse_min_rank: float
     speed: SpeedOptions
     selection: ValSelection | None = None  # model selection on val (methods that select)
+    curve: PretrainingCurve | None = None  # trainer.eval_every's probes
 
     @property
     def trains(self) -> bool:
         return self.method.trains
+
+    @property
+    def precision(self) -> str:
+        return self.settings.precision
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    def saved_encoder(self, encoder_record: dict, epoch: int | None) -> dict:
+        """encoder.pt's content: `encoder_record` (how to build the backbone), the weights and,
+        for a method with a classifier, its head, the dataset whose labels it predicts and
+        `epoch`, the epoch the weights are from."""
+        record = {**encoder_record, **self.method.saved_state()}
+        if "head" in record:
+            record["head_dataset"] = self.source_name
+            record["selected_epoch"] = epoch
+        return record
+
+    def copy_epoch_outputs(self, folder: Path, run_dir: Path, history: list[dict]) -> None:
+        """Into the job folder `run_dir`, from the folder that pretrained (an encoder-cache
+        entry): the kept encoders, and the pretraining curve drawn from its epoch log."""
+        link_kept_encoders(folder, run_dir, self.settings.keep_epochs)
+        if self.curve is not None and self.curve.draw(history, run_dir) is None:
+            log.warning(
+                "trainer.eval_every: the encoder pretrained in %s was not scored during "
+                "pretraining; cache.enabled=false (or deleting that folder) pretrains it again "
+                "with its curve",
+                folder,
+            )
 
     def run(
         self,
@@ -81,32 +109,33 @@ class PretrainingJob:
         *,
         distributed: Distributed | None = None,
         on_epoch_end=None,
+        encoder_record: dict | None = None,
     ) -> list[dict]:
         """Pretrain (or resume) with checkpoints and the epoch log in `run_dir`; a checkpoint
-        there resumes only when it was written with the same `fingerprint`."""
+        there resumes only when it was written with the same `fingerprint`. The encoders kept
+        at `settings.keep_epochs` go to `run_dir/encoders/`, built with `encoder_record`."""
         train = self.train.to(device)
+        kept = None
+        if encoder_record is not None:
+            kept = functools.partial(self.saved_encoder, encoder_record)
         return pretrain(
             self.method,
             self.augmentation,
             train.images,
             train.labels if self.uses_labels else None,
+            self.settings,
             optimizer_factory=self.optimizer_factory,
             scheduler_factory=self.scheduler_factory,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
             device=device,
-            precision=self.precision,
-            seed=self.seed,
             run_dir=run_dir,
             fingerprint=fingerprint,
-            accumulate_steps=self.accumulate_steps,
-            probe_data=self.probe_data,
-            collapse_min_std=self.collapse_min_std,
-            collapse_min_rank=self.collapse_min_rank,
-            on_epoch_end=on_epoch_end,
             distributed=distributed,
             speed=self.speed,
+            probe_data=self.probe_data,
             selection=self.selection,
+            curve=self.curve,
+            kept_encoder=kept,
+            on_epoch_end=on_epoch_end,
         )
 
 
@@ -147,6 +176,7 @@ def assemble_pretraining(
     probe_data = (
         online_probe_data(data, labelled, uses_labels) if online_probe and source is None else None
     )
+    settings = pretrain_settings(cfg, precision)  # refuses bad eval_every and keep_epochs early
     selection = None
     if method.selects_on_val:
         labels_from = source if source is not None else data
@@ -164,18 +194,49 @@ def assemble_pretraining(
         source_name=task_data.name,
         optimizer_factory=instantiate(cfg.optimizer),
         scheduler_factory=instantiate(cfg.scheduler),
-        epochs=cfg.trainer.epochs,
-        batch_size=cfg.trainer.batch_size,
-        accumulate_steps=cfg.trainer.accumulate_steps,
-        precision=precision,
-        seed=cfg.seed,
+        settings=settings,
         probe_data=probe_data,
-        collapse_min_std=cfg.trainer.collapse_min_std,
-        collapse_min_rank=cfg.trainer.collapse_min_rank,
         speed=instantiate(cfg.trainer.speed),
         selection=selection,
+        curve=pretraining_curve(cfg, data, labelled) if settings.eval_every is not None else None,
     )
     return job, data
+
+
+def pretrain_settings(cfg: DictConfig, precision: str) -> PretrainSettings:
+    trainer = cfg.trainer
+    return PretrainSettings(
+        epochs=trainer.epochs,
+        batch_size=trainer.batch_size,
+        precision=precision,
+        seed=cfg.seed,
+        accumulate_steps=trainer.accumulate_steps,
+        collapse_min_std=trainer.collapse_min_std,
+        collapse_min_rank=trainer.collapse_min_rank,
+        eval_every=trainer.eval_every,
+        keep_epochs=tuple(trainer.keep_epochs),
+    )
+
+
+def pretraining_curve(
+    cfg: DictConfig, data: DatasetSplits, labelled: torch.Tensor
+) -> PretrainingCurve:
+    """`trainer.eval_every`'s probes on the evaluation dataset's labelled subset: the `knn` and
+    `linear` protocols as the run's `eval` config sets them, else as conf/eval/ does."""
+    probes = {}
+    for name in ("knn", "linear"):
+        node = cfg.eval.get(name) or OmegaConf.load(config_dir() / "eval" / f"{name}.yaml")[name]
+        probes[name] = build(OmegaConf.create({name: node}), name)
+    return PretrainingCurve(
+        probes=probes,
+        train_images=data.train.images[labelled],
+        train_labels=data.train.labels[labelled],
+        val_images=data.val.images,
+        val_labels=data.val.labels,
+        task=data.task,
+        num_classes=data.num_classes,
+        batch_size=cfg.trainer.eval_batch_size,
+    )
 
 
 def _val_auroc(task: str, labels, logits) -> float:

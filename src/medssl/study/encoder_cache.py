@@ -71,11 +71,7 @@ def encoder_file(job: PretrainingJob, encoder_record: dict, history: list[dict])
     """encoder.pt's content: `encoder_record` (how to build the backbone), the weights and, for
     a method with a classifier, its head, the dataset whose labels it predicts and the epoch
     it was taken from."""
-    record = {**encoder_record, **job.method.saved_state()}
-    if "head" in record:
-        record["head_dataset"] = job.source_name
-        record["selected_epoch"] = selected_epoch(history)
-    return record
+    return job.saved_encoder(encoder_record, selected_epoch(history))
 
 
 def pretraining_key(material: dict) -> str:
@@ -199,7 +195,12 @@ def pretrain_or_reuse(
     if cache_dir is None:
         started = time.perf_counter()
         history = job.run(
-            run_dir, material, device, distributed=distributed, on_epoch_end=on_epoch_end
+            run_dir,
+            material,
+            device,
+            distributed=distributed,
+            on_epoch_end=on_epoch_end,
+            encoder_record=encoder_record,
         )
         seconds = time.perf_counter() - started
         path = run_dir / "encoder.pt"
@@ -218,7 +219,12 @@ def pretrain_or_reuse(
             log.info("Pretraining encoder %s in %s", key, entry.folder)
             started = time.perf_counter()
             history = job.run(
-                entry.folder, material, device, distributed=distributed, on_epoch_end=on_epoch_end
+                entry.folder,
+                material,
+                device,
+                distributed=distributed,
+                on_epoch_end=on_epoch_end,
+                encoder_record=encoder_record,
             )
             if distributed.is_main:
                 entry.store(
@@ -237,4 +243,6 @@ def pretrain_or_reuse(
         return Pretrained(key, bool(reuse), [], entry.encoder, 0.0)
     meta = entry.meta()
     path = entry.copy_into(run_dir)
-    return Pretrained(key, bool(reuse), entry.history(), path, meta["seconds"], meta)
+    history = entry.history()
+    job.copy_epoch_outputs(entry.folder, run_dir, history)  # kept encoders, pretraining curve
+    return Pretrained(key, bool(reuse), history, path, meta["seconds"], meta)

@@ -1,43 +1,69 @@
-"""The pretraining loop: read top to bottom, one optimiser step per `accumulate_steps` batches.
+"""The pretraining loop, read top to bottom: resume, then per epoch train, score, keep, checkpoint.
 
-Batches are drawn from uint8 images already on the device and augmented there, so no
-DataLoader workers compete with the model for CPU cores. Each epoch ends with the online probe's
-val accuracy, the collapse monitors, model selection on val (`ValSelection`, when given), a
-checkpoint and a JSON line of statistics; a killed run
-resumes from the last checkpoint in its run folder (`train_state.TrainingState`). A stop signal
-writes one inside the epoch, at the step reached, and the run resumes there.
-
-Gradient accumulation sums the gradients of several batches before one step, which enlarges
-the batch the optimiser averages over but not the set of negatives a contrastive loss sees,
-nor the batch over which VICReg/Barlow statistics or BatchNorm are computed.
+Each epoch (`epoch.EpochTrainer`) ends with the online probe's val accuracy and the collapse
+monitors, model selection on val (`ValSelection`, when given), the pretraining curve's probes
+(`PretrainingCurve`, every `eval_every` epochs), the encoders kept at `keep_epochs`, a
+checkpoint and the epoch log train_log.jsonl. A killed run resumes from the last checkpoint in
+its run folder (`resume.RunCheckpoint`); a stop signal writes one inside the epoch, at the step
+reached, and the run resumes there.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from medssl.atomic_files import write_jsonl
+from medssl.atomic_files import save_torch, write_jsonl
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
-from medssl.training.budget import checked_batch, out_of_memory_explained, steps_per_epoch
-from medssl.training.checkpoint import load_checkpoint, save_checkpoint
-from medssl.training.collapse import CollapseMonitor
-from medssl.training.device import autocast
 from medssl.training.distributed import Distributed
-from medssl.training.features import extract_features
-from medssl.training.online_probe import OnlineProbe, ProbeData
-from medssl.training.speed import SpeedOptions, in_memory_format
+from medssl.training.epoch import EpochTrainer, StepPlan
+from medssl.training.kept_encoders import check_keep_epochs, kept_encoder_path
+from medssl.training.online_probe import ProbeData
+from medssl.training.pretraining_curve import PretrainingCurve
+from medssl.training.resume import RunCheckpoint, new_training_state
+from medssl.training.speed import SpeedOptions
 from medssl.training.stop_signals import StopSignals
-from medssl.training.train_state import EpochProgress, TrainingState
 from medssl.training.val_selection import ValSelection, selected_epoch, selected_val_score
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """The loop's numbers (`trainer.*` and `seed` of the config). `batch_size` is the global
+    batch under torchrun. `eval_every` (None: off) and `keep_epochs` change no weight."""
+
+    epochs: int
+    batch_size: int
+    precision: str
+    seed: int
+    accumulate_steps: int = 1
+    probe_lr: float = 1e-3
+    collapse_min_std: float = 0.01
+    collapse_min_rank: float = 2.0
+    eval_every: int | None = None
+    keep_epochs: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.eval_every is not None and not (
+            isinstance(self.eval_every, int) and self.eval_every >= 1
+        ):
+            raise MedsslError(
+                f"trainer.eval_every must be a number of epochs (1 or more) or null, got {self.eval_every!r}."
+            )
+        object.__setattr__(self, "keep_epochs", check_keep_epochs(self.keep_epochs, self.epochs))
+
+    def scores_curve(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) is scored for the pretraining curve (and the last is)."""
+        return self.eval_every is not None and (
+            epoch % self.eval_every == 0 or epoch == self.epochs
+        )
 
 
 def pretrain(
@@ -45,215 +71,103 @@ def pretrain(
     augmentation: torch.nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor | None,
+    settings: PretrainSettings,
     *,
     optimizer_factory,
     scheduler_factory,
-    epochs: int,
-    batch_size: int,
     device: torch.device,
-    precision: str,
-    seed: int,
     run_dir: Path,
     fingerprint: dict | str,
-    accumulate_steps: int = 1,
-    probe_data: ProbeData | None = None,
-    probe_lr: float = 1e-3,
-    collapse_min_std: float = 0.01,
-    collapse_min_rank: float = 2.0,
-    on_epoch_end=None,
     distributed: Distributed | None = None,
     speed: SpeedOptions | None = None,
+    probe_data: ProbeData | None = None,
     selection: ValSelection | None = None,
+    curve: PretrainingCurve | None = None,
+    kept_encoder: Callable[[int], dict] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
 
-    `on_epoch_end(record)`, when given, receives each epoch's statistics (experiment trackers).
-    `selection`, when given, scores `method.classify` on val after every epoch and leaves
-    `method` at the best epoch when training ends.
-    Under torchrun (`distributed`), `batch_size` is the global batch: every process draws the
-    same batch order and trains on its share; only the main process writes. SIGTERM, SIGUSR1
-    and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`).
+    `selection` scores `method.classify` on val after every epoch and leaves `method` at the
+    best epoch when training ends. `curve` scores the encoder every `settings.eval_every`
+    epochs; `kept_encoder(epoch)` is the content of `encoders/epoch_NNN.pt` for the epochs in
+    `settings.keep_epochs`. `on_epoch_end(record)` receives each epoch's statistics
+    (experiment trackers). Under torchrun (`distributed`) every process draws the same batch
+    order and trains on its share; only the main process scores the curve and writes. SIGTERM,
+    SIGUSR1 and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`).
     """
     distributed = distributed or Distributed()
     if not method.trains:
         log.info("%s trains nothing: pretraining skipped", type(method).__name__)
         return []
-    batch = checked_batch(len(images), batch_size, epochs, accumulate_steps, labels is not None)
-    micro_steps = steps_per_epoch(len(images), batch)
-    accumulate = min(accumulate_steps, micro_steps)
-    steps = micro_steps // accumulate  # optimiser steps per epoch
-    method.prepare(len(images), batch)
-    optimizer = optimizer_factory(method, batch_size=batch * accumulate)
-    generator = torch.Generator(device=device).manual_seed(seed)  # batch order: same everywhere
-    # Each process augments its own share with its own stream; one process uses one stream.
-    view_generator = generator
-    if distributed.enabled:
-        view_generator = torch.Generator(device=device).manual_seed(
-            seed + 7919 * (distributed.rank + 1)
-        )
-    probe = None
-    if probe_data is not None:
-        # Its initialisation draws from a forked generator: with or without the probe (and
-        # whatever labels it reads), the encoder sees the same random numbers.
-        with torch.random.fork_rng(devices=[]):
-            probe = OnlineProbe(
-                method.feature_dim, probe_data.num_classes, probe_data.task, probe_lr
-            ).to(device)
-    state = TrainingState(
-        method=method,
-        optimizer=optimizer,
-        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
-        generator=generator,
-        view_generator=view_generator,
-        probe=probe,
-        monitor=CollapseMonitor(min_std=collapse_min_std, min_rank=collapse_min_rank),
-        selection=selection,
+    if settings.keep_epochs and kept_encoder is None:
+        raise ValueError("settings.keep_epochs needs kept_encoder, the content of each file")
+    if settings.eval_every is not None and curve is None:
+        raise ValueError("settings.eval_every needs the curve that scores the encoder")
+    plan = StepPlan.of(len(images), settings, labelled=labels is not None)
+    method.prepare(len(images), plan.batch)
+    optimizer = optimizer_factory(method, batch_size=plan.batch * plan.accumulate)
+    state = new_training_state(
+        method, optimizer, settings, device, distributed, probe_data, selection
     )
-    scheduler = scheduler_factory(optimizer, epochs=epochs, steps_per_epoch=steps)
-    ckpt_path = Path(run_dir) / "checkpoints" / "last.pt"
-    log_path = Path(run_dir) / "train_log.jsonl"
-
-    start_epoch, history, progress = 0, [], None
-    saved = load_checkpoint(ckpt_path, fingerprint)
-    if saved is not None:
-        start_epoch, history = saved["epoch"], saved["history"]
-        progress = state.load(saved, distributed.rank, device)
-
+    scheduler = scheduler_factory(optimizer, epochs=settings.epochs, steps_per_epoch=plan.steps)
+    checkpoint = RunCheckpoint(run_dir, fingerprint, state, distributed)
+    start_epoch, progress = checkpoint.resume(device)
+    history = checkpoint.history
     log.info(
         "Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
-        type(method).__name__,
-        epochs,
-        steps,
-        batch,
-        accumulate,
-        precision,
-        device,
-    )
+        type(method).__name__, settings.epochs, plan.steps, plan.batch, plan.accumulate,
+        settings.precision, device,
+    )  # fmt: skip
     memory_format = speed.apply(method, device) if speed is not None else None
-    model = distributed.wrap(method, device)
-
-    def save(epoch_done: int, progress: EpochProgress | None) -> None:
-        checkpoint = state.checkpoint(epoch_done, history, progress, distributed)
-        if distributed.is_main:
-            save_checkpoint(ckpt_path, fingerprint=fingerprint, state=checkpoint)
-
-    bar = tqdm(
-        range(start_epoch, epochs),
-        desc="pretrain",
-        unit="epoch",
-        initial=start_epoch,
-        total=epochs,
-        disable=not distributed.is_main,
-    )
+    trainer = EpochTrainer(
+        distributed.wrap(method, device), augmentation, state, images, labels, probe_data, plan,
+        scheduler, settings.epochs, settings.precision, device, distributed, memory_format,
+        checkpoint,
+    )  # fmt: skip
+    main = distributed.is_main
+    epochs = range(start_epoch, settings.epochs)
+    bar = tqdm(epochs, desc="pretrain", unit="epoch", initial=start_epoch, total=settings.epochs,
+               disable=not main)  # fmt: skip
     with StopSignals() as stop:
         for epoch in bar:
-            method.train()
-            if progress is None:
-                order = torch.randperm(len(images), generator=generator, device=device)
-                progress = EpochProgress(order=order)
-            started = time.perf_counter() - progress.seconds
-            with out_of_memory_explained(batch, accumulate, device):
-                while progress.step < steps:
-                    if not distributed.all_true(not stop.requested, device):
-                        progress.seconds = time.perf_counter() - started
-                        save(epoch, progress)
-                        stop.stop(str(ckpt_path))
-                    global_step = epoch * steps + progress.step
-                    scheduler.step_update(global_step)
-                    _train_step(
-                        model, augmentation, state, progress, images, labels, probe_data,
-                        batch=batch, accumulate=accumulate, epoch=epoch,
-                        device=device, precision=precision, distributed=distributed,
-                        ckpt_path=ckpt_path, memory_format=memory_format,
-                    )  # fmt: skip
-                    method.on_step_end((global_step + 1) / (epochs * steps))
-                    progress.step += 1
-            seconds = time.perf_counter() - started
-            record = distributed.mean({k: v / steps for k, v in progress.sums.items()}, device)
-            record.update(
-                epoch=epoch + 1,
-                lr=optimizer.param_groups[0]["lr"],
-                seconds=seconds,
-                images_per_s=steps * accumulate * batch / seconds,
-            )
-            record.update(_epoch_monitors(state, progress, probe_data, device, precision))
+            progress, seconds = trainer.train(epoch, progress, stop)
+            record, done = trainer.record(epoch, progress, seconds), epoch + 1
             if selection is not None:  # before the checkpoint, which keeps the best so far
-                record.update(selection.end_epoch(method, epoch + 1, device, precision))
+                record.update(selection.end_epoch(method, done, device, settings.precision))
+            if main and settings.scores_curve(done):
+                record.update(curve.score(method, device, settings.precision))
+            if main and done in settings.keep_epochs:  # before the checkpoint that passes it
+                save_torch(kept_encoder_path(run_dir, done), {**kept_encoder(done), "epoch": done})
+                log.info("Kept the encoder of epoch %d: %s", done, kept_encoder_path(run_dir, done))
             history.append(record)
             progress = None
-            save(epoch + 1, None)
-            if not distributed.is_main:
+            checkpoint.save(done, None)
+            if not main:
                 continue
-            write_jsonl(log_path, history)  # after the checkpoint: the log never runs ahead of it
+            write_jsonl(Path(run_dir) / "train_log.jsonl", history)  # never ahead of the checkpoint
+            if "eval/seconds" in record:
+                curve.draw(history, run_dir)
             if on_epoch_end is not None:
                 on_epoch_end(record)
             bar.set_postfix(_postfix(record))
         bar.close()
         # A signal during the last epoch's bookkeeping: its checkpoint is complete, stop anyway.
         if not distributed.all_true(not stop.requested, device):
-            stop.stop(str(ckpt_path))
+            stop.stop(str(checkpoint.path))
     if selection is not None:
         selection.restore(method)
+    _warn_if_collapsed(history)
+    return history
+
+
+def _warn_if_collapsed(history: list[dict]) -> None:
     if history and history[-1].get("collapse/collapsed"):
         log.warning(
             "The embeddings look collapsed (normalised std %.3g, effective rank %.3g)",
             history[-1]["collapse/std"],
             history[-1]["collapse/effective_rank"],
         )
-    return history
-
-
-def _train_step(
-    model, augmentation, state, progress, images, labels, probe_data, *, batch, accumulate, epoch, device,
-    precision, distributed, ckpt_path, memory_format,
-) -> None:  # fmt: skip
-    """One optimiser step of `accumulate` batches; stops the run on a non-finite loss."""
-    state.optimizer.zero_grad(set_to_none=True)
-    for micro in range(accumulate):
-        start = (progress.step * accumulate + micro) * batch
-        idx = distributed.shard(progress.order[start : start + batch])
-        views = in_memory_format(augmentation(images[idx], state.view_generator), memory_format)
-        with autocast(device, precision):
-            out = model(views, labels[idx] if labels is not None else None)
-        loss = out["loss"]
-        if not distributed.all_true(bool(torch.isfinite(loss)), device):
-            raise MedsslError(
-                f"the loss became {loss.item()} at epoch {epoch + 1}, step {progress.step + 1}; "
-                f"lower optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: "
-                f"{ckpt_path})."
-            )
-        state.scaler.scale(loss / accumulate).backward()
-        for key, value in out.items():
-            if key.startswith("loss"):
-                progress.sums[key] = (
-                    progress.sums.get(key, 0.0) + float(value.detach()) / accumulate
-                )
-        state.monitor.add(out["embedding"])
-        if state.probe is not None:
-            mask = probe_data.labelled[idx]
-            if int(mask.sum()) >= 2:
-                progress.probe_losses.append(
-                    state.probe.train_step(out["embedding"][mask], probe_data.labels[idx][mask])
-                )
-    state.scaler.step(state.optimizer)
-    state.scaler.update()
-
-
-def _epoch_monitors(state, progress, probe_data, device, precision) -> dict:
-    """Collapse statistics of the epoch's embeddings and the online probe's val accuracy."""
-    record = state.monitor.summary()
-    if state.probe is not None:
-        finite = [v for v in progress.probe_losses if math.isfinite(v)]
-        record["probe/loss"] = sum(finite) / len(finite) if finite else None
-        features = extract_features(
-            state.method.backbone,
-            probe_data.val_images,
-            device=device,
-            precision=precision,
-            out_device=device,
-        )
-        record["val/probe_acc"] = state.probe.accuracy(features, probe_data.val_labels.to(device))
-    return record
 
 
 def _postfix(record: dict) -> dict:
@@ -262,6 +176,8 @@ def _postfix(record: dict) -> dict:
         postfix["probe_acc"] = f"{record['val/probe_acc']:.3f}"
     if record.get("select/val_auroc") is not None:
         postfix["val_auroc"] = f"{record['select/val_auroc']:.3f}"
+    if record.get("eval/linear/auroc") is not None:
+        postfix["linear_auroc"] = f"{record['eval/linear/auroc']:.3f}"
     return postfix
 
 
