@@ -73,7 +73,13 @@ def test_finetune_with_mc_dropout_gives_differing_reproducible_samples():
     inputs = blob_inputs()
     mc = MCDropout(samples=6, rate=0.3, seed=0)
     out = FineTune(
-        epochs=1, batch_size=32, head_only_epochs=1, patience=5, head="linear", mc_dropout=mc
+        epochs=1,
+        batch_size=32,
+        head_only_epochs=1,
+        patience=5,
+        head="linear",
+        probe=None,
+        mc_dropout=mc,
     ).evaluate(inputs)
     assert out.model.dropout.p == 0.3
     test = inputs.images["test"]
@@ -84,7 +90,7 @@ def test_finetune_with_mc_dropout_gives_differing_reproducible_samples():
     assert not np.array_equal(samples, out.sample_predict(test, 6, 1))
     # Deterministic predictions keep dropout off: the same logits as the protocol's test ones.
     np.testing.assert_allclose(out.predict(test), out.test)
-    off = FineTune(head="linear", mc_dropout=MCDropout(samples=0, rate=0.3, seed=0))
+    off = FineTune(head="linear", probe=None, mc_dropout=MCDropout(samples=0, rate=0.3, seed=0))
     assert off.build_model(inputs).dropout.p == 0.0  # fine-tuning without MC is unchanged
 
 

@@ -131,7 +131,13 @@ def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
     inputs = synthetic_inputs()
     before = {k: v.clone() for k, v in inputs.encoder.state_dict().items()}
     out = FineTune(
-        epochs=4, batch_size=16, lr=1e-2, head_only_epochs=1, patience=2, head="linear"
+        epochs=4,
+        batch_size=16,
+        lr=1e-2,
+        head_only_epochs=1,
+        patience=2,
+        head="linear",
+        probe=None,
     ).evaluate(inputs)
     # The returned val logits are the checkpoint's, and that checkpoint had the best val AUROC.
     val_auroc = auroc("binary", inputs.labels["val"], logits_to_probs("binary", out.val))
@@ -144,14 +150,14 @@ def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
 
 def test_finetune_head_only_epochs_do_not_touch_the_encoder():
     inputs = synthetic_inputs()
-    out = FineTune(epochs=2, batch_size=16, head_only_epochs=2, patience=5, head="linear").evaluate(
-        inputs
-    )
+    out = FineTune(
+        epochs=2, batch_size=16, head_only_epochs=2, patience=5, head="linear", probe=None
+    ).evaluate(inputs)
     tuned = out.model[0].state_dict()
     for key, value in inputs.encoder.state_dict().items():
         torch.testing.assert_close(tuned[key], value)  # weights and BatchNorm statistics alike
     with pytest.raises(ValueError, match="head_only_epochs"):
-        FineTune(epochs=2, head_only_epochs=3, head="linear")
+        FineTune(epochs=2, head_only_epochs=3, head="linear", probe=None)
 
 
 def test_grad_cam_equals_the_class_activation_map_for_gap_and_linear():

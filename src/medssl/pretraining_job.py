@@ -164,7 +164,14 @@ def assemble_pretraining(
     task_data = source if source is not None else data
     # An unlabelled pretraining source has no task; only label-using methods ask for one.
     task_kwargs = (
-        task_arguments(method_class, task_data.task, task_data.num_classes) if uses_labels else {}
+        task_arguments(
+            method_class,
+            task_data.task,
+            task_data.num_classes,
+            pretraining_split(source, data, labelled, uses_labels).labels,
+        )
+        if uses_labels
+        else {}
     )
     method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
     augmentation = build(cfg, "augmentation").to(device)

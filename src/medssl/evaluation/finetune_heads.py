@@ -11,13 +11,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 
 
 def task_loss(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return F.binary_cross_entropy_with_logits(logits, y.float())
     return F.cross_entropy(logits, y)
+
+
+class TaskLoss(nn.Module):
+    """Cross-entropy (binary cross-entropy per label for multi-label tasks), optionally weighted
+    (`weight`: per class, or per label's positives) and with label smoothing `smoothing`
+    (multi-label targets move to `smoothing / 2` and `1 - smoothing / 2`)."""
+
+    def __init__(self, task: str, weight: torch.Tensor | None, smoothing: float) -> None:
+        super().__init__()
+        if not 0 <= smoothing < 1:
+            raise MedsslError(f"label smoothing must lie in [0, 1), got {smoothing}.")
+        self.task, self.smoothing = Task(task), float(smoothing)
+        self.register_buffer("weight", None if weight is None else weight.float())
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == Task.MULTILABEL:
+            target = y.float() * (1 - self.smoothing) + self.smoothing / 2
+            return F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.weight)
+        return F.cross_entropy(logits, y, weight=self.weight, label_smoothing=self.smoothing)
 
 
 class LinearHead(nn.Module):
@@ -25,16 +45,40 @@ class LinearHead(nn.Module):
 
     spatial = False
 
-    def __init__(self, in_features: int, n_outputs: int, task: str) -> None:
+    def __init__(self, in_features: int, n_outputs: int, loss: TaskLoss) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, n_outputs)
-        self.task = task
+        self.loss = loss
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features)
 
     def training_loss(self, features: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": task_loss(self.task, self(features), y)}
+        return {"loss": self.loss(self(features), y)}
+
+    def start_from(self, linear: nn.Linear) -> None:
+        """Start as `linear` (the fitted linear probe)."""
+        with torch.no_grad():
+            self.linear.weight.copy_(linear.weight)
+            self.linear.bias.copy_(linear.bias)
+
+
+class MLPHead(LinearHead):
+    """`(B, D) -> (B, n_outputs)`: a linear layer plus a hidden-layer branch,
+    `linear(x) + fc2(GELU(fc1(x)))`, with `fc2` zero-initialised: the head starts as its linear
+    part (the linear probe, when it starts from one) and the branch adds what training finds."""
+
+    def __init__(self, in_features: int, n_outputs: int, loss: TaskLoss, hidden: int) -> None:
+        super().__init__(in_features, n_outputs, loss)
+        if hidden < 1:
+            raise MedsslError(f"eval.finetune.mlp_hidden must be positive, got {hidden}.")
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.fc2 = nn.Linear(hidden, n_outputs)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features) + self.fc2(F.gelu(self.fc1(features)))
 
 
 class FineTunedModel(nn.Module):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medssl.data.task import Task
 from medssl.evaluation.calibration import probs_to_logits
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 
@@ -47,7 +48,7 @@ class KNNClassifier:
     ) -> np.ndarray:
         """`(N, n_outputs)` vote shares of each query's k nearest bank features."""
         bank_t = F.normalize(torch.as_tensor(bank, dtype=torch.float32), dim=1)
-        if task == "multilabel":
+        if task == Task.MULTILABEL:
             targets = torch.as_tensor(bank_labels, dtype=torch.float32)
         else:
             targets = F.one_hot(torch.as_tensor(bank_labels, dtype=torch.long), n_outputs).float()

@@ -1,7 +1,10 @@
 """Linear probe: logistic regression on frozen, standardised features.
 
 The inverse regularisation strength C is picked on val AUROC from a log grid; test is
-predicted once with the chosen C. Multi-label tasks fit one classifier per label. The fitted
+predicted once with the chosen C. Multi-label tasks fit one classifier per label.
+`class_weight: balanced` weighs each class by n / (K n_k) in the loss (per label, positives
+against negatives, for multi-label tasks), so that a minority class is not traded for accuracy
+on the majority; `null` weighs every image alike. The fitted
 scaler and classifier are folded into one `nn.Linear`, which gives the logits and lets Grad-CAM
 differentiate the probe's class score through the encoder.
 """
@@ -20,9 +23,12 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from medssl.data.task import Task
+from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
+from medssl.losses.class_weight import CLASS_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +38,20 @@ MISSING_CLASS_LOGIT = -30.0
 
 class LinearProbe:
     def __init__(
-        self, Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0), max_iter: int = 1000
+        self,
+        Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+        max_iter: int = 1000,
+        class_weight: str | None = "balanced",
     ) -> None:
         if not Cs:
             raise ValueError("LinearProbe needs at least one C")
+        if class_weight not in CLASS_WEIGHTS:
+            raise MedsslError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}.")
         self.Cs = tuple(float(c) for c in Cs)
-        self.max_iter = max_iter
+        self.max_iter, self.class_weight = max_iter, class_weight
 
-    def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
+    def select(self, inputs: EvalInputs) -> tuple[float, float, nn.Linear]:
+        """`(C, val AUROC, head)` of the C with the best val AUROC; the head is folded."""
         task, k = inputs.task, inputs.n_outputs
         x_tr, y_tr = inputs.features("train"), inputs.labels["train"]
         x_val, y_val = inputs.features("val"), inputs.labels["val"]
@@ -50,10 +62,13 @@ class LinearProbe:
             log.info("linear probe C=%g: val AUROC %.4f", C, score)
             if best is None or np.nan_to_num(score, nan=-1) > np.nan_to_num(best[1], nan=-1):
                 best = (C, score, head)
-        C, _, head = best
+        return best
+
+    def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
+        C, _, head = self.select(inputs)
         model = nn.Sequential(inputs.encoder, head).eval()
         return ProtocolOutput(
-            val=_apply(head, x_val),
+            val=_apply(head, inputs.features("val")),
             test=_apply(head, inputs.features("test")),
             predict=lambda images: _apply(head, inputs.features_of(images)),
             params={"C": C},
@@ -61,8 +76,8 @@ class LinearProbe:
         )
 
     def fit(self, task: str, n_outputs: int, C: float, x: np.ndarray, y: np.ndarray) -> nn.Linear:
-        classifier = LogisticRegression(C=C, max_iter=self.max_iter)
-        if task == "multilabel":
+        classifier = LogisticRegression(C=C, max_iter=self.max_iter, class_weight=self.class_weight)
+        if task == Task.MULTILABEL:
             classifier = OneVsRestClassifier(classifier)
         pipeline = make_pipeline(StandardScaler(), classifier)
         with warnings.catch_warnings():
@@ -80,7 +95,7 @@ def fold_into_linear(pipeline: Pipeline, task: str, n_outputs: int) -> nn.Linear
     """`StandardScaler` + logistic regression as one linear map from features to logits:
     W' = W / scale, b' = b - W' mean. The softmax (sigmoid) of its logits is sklearn's predict_proba."""
     scaler, classifier = pipeline[0], pipeline[-1]
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         coef = np.concatenate([_coef(est) for est in classifier.estimators_])
         bias = np.concatenate([_bias(est) for est in classifier.estimators_])
     else:

@@ -5,6 +5,9 @@
 multi-class and the mean over labels for multi-label tasks (labels with one class are skipped).
 Multi-label ACC, balanced ACC, kappa, NLL and Brier are means over labels of the binary metric;
 Cohen's kappa is quadratic-weighted for ordinal tasks (RetinaMNIST), unweighted otherwise.
+Per-class recall (sensitivity) is `recall/<k>` for class (or label) index k, so that a class a
+classifier gave up on shows even when ACC and AUROC look fine; balanced ACC is their mean over
+the classes present.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from medssl.data.task import Task
 from medssl.evaluation.calibration import (
     confidence_and_correct,
     expected_calibration_error,
@@ -34,7 +38,7 @@ EPS = 1e-12
 
 
 def predictions(task: str, probs: np.ndarray) -> np.ndarray:
-    return (probs >= 0.5).astype(int) if task == "multilabel" else probs.argmax(axis=1)
+    return (probs >= 0.5).astype(int) if task == Task.MULTILABEL else probs.argmax(axis=1)
 
 
 def check_inputs(task: str, y_true, probs) -> tuple[np.ndarray, np.ndarray]:
@@ -43,15 +47,15 @@ def check_inputs(task: str, y_true, probs) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{len(y_true)} labels but {len(probs)} predictions")
     if probs.ndim != 2:
         raise ValueError(f"probs must be (N, K), got shape {probs.shape}")
-    if task == "multilabel" and y_true.shape != probs.shape:
+    if task == Task.MULTILABEL and y_true.shape != probs.shape:
         raise ValueError(f"multi-label targets {y_true.shape} do not match probs {probs.shape}")
-    if task != "multilabel" and y_true.ndim != 1:
+    if task != Task.MULTILABEL and y_true.ndim != 1:
         raise ValueError(f"{task} targets must be (N,), got shape {y_true.shape}")
     return y_true, probs
 
 
 def auroc(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         scores = [
             roc_auc_score(y_true[:, j], probs[:, j])
             for j in range(y_true.shape[1])
@@ -77,7 +81,7 @@ def label_metrics(
     task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
 ) -> dict[str, float]:
     """The metrics that need only hard predictions (used again on the kept cases of selective prediction)."""
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return {
             "acc": float((y_pred == y_true).mean()),  # MedMNIST's ChestMNIST accuracy
             "balanced_acc": _per_label_mean(_balanced_acc, y_true, y_pred),
@@ -99,8 +103,27 @@ def label_metrics(
         "recall": float(
             recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
         ),
-        "kappa": _kappa(y_true, y_pred, labels, weights="quadratic" if task == "ordinal" else None),
+        "kappa": _kappa(
+            y_true, y_pred, labels, weights="quadratic" if task == Task.ORDINAL else None
+        ),
     }
+
+
+def per_class_recall(task: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int):
+    """`{"recall/<k>": recall of class (label) k}`; NaN for a class absent from `y_true`."""
+    if task == Task.MULTILABEL:
+        columns = [(y_true[:, k], y_pred[:, k]) for k in range(y_true.shape[1])]
+        present = [bool(t.any()) for t, _ in columns]
+        recalls = [
+            float(recall_score(t, p, zero_division=0)) if ok else float("nan")
+            for (t, p), ok in zip(columns, present, strict=True)
+        ]
+    else:
+        recalls = recall_score(
+            y_true, y_pred, labels=np.arange(n_classes), average=None, zero_division=0
+        ).astype(float)
+        recalls[np.bincount(y_true.astype(int), minlength=n_classes)[:n_classes] == 0] = np.nan
+    return {f"recall/{k}": float(r) for k, r in enumerate(recalls)}
 
 
 def _balanced_acc(y_true, y_pred) -> float:
@@ -127,7 +150,7 @@ def _kappa_binary(y_true, y_pred) -> float:
 
 def nll(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
     """Mean negative log-likelihood of the true class (mean binary cross-entropy per label)."""
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         p = np.clip(probs, EPS, 1 - EPS)
         return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
     return float(log_loss(y_true, np.clip(probs, EPS, 1.0), labels=np.arange(probs.shape[1])))
@@ -136,7 +159,7 @@ def nll(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
 def brier(task: str, y_true: np.ndarray, probs: np.ndarray) -> float:
     """Binary: mean (p_positive - y)^2; multi-class: mean over images of the squared distance
     to the one-hot label (Brier 1950); multi-label: the binary score averaged over labels."""
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return float(np.mean((probs - y_true) ** 2))
     if probs.shape[1] == 2:
         return float(brier_score_loss(y_true, probs[:, 1], pos_label=1))
@@ -151,10 +174,10 @@ def ranking_auroc(
     """AUROC from logits where a monotone map links them to the probabilities (binary: the
     margin z1 - z0; multi-label: each label's logit), so that probabilities rounding to exactly
     0 or 1 in float64 do not create ties; from the probabilities otherwise."""
-    if logits is None or task not in ("binary", "multilabel"):
+    if logits is None or task not in (Task.BINARY, Task.MULTILABEL):
         return auroc(task, y_true, probs)
     logits = np.asarray(logits, dtype=np.float64)
-    if task == "binary":
+    if task == Task.BINARY:
         return auroc(
             task, y_true, np.stack([np.zeros(len(logits)), logits[:, 1] - logits[:, 0]], axis=1)
         )
@@ -169,13 +192,15 @@ def classification_metrics(
     logits: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every headline metric for one split: ACC, balanced ACC, AUROC, macro-F1, precision,
-    recall, kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE).
+    recall (macro, and per class: `recall/<k>`), kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE).
     `logits`, when given, are the ones `probs` came from and only sharpen AUROC's ranking."""
     y_true, probs = check_inputs(task, y_true, probs)
     n_classes = probs.shape[1]
     confidence, correct = confidence_and_correct(task, y_true, probs)
+    y_pred = predictions(task, probs)
     return {
-        **label_metrics(task, y_true, predictions(task, probs), n_classes),
+        **label_metrics(task, y_true, y_pred, n_classes),
+        **per_class_recall(task, y_true, y_pred, n_classes),
         "auroc": ranking_auroc(task, y_true, probs, logits),
         "nll": nll(task, y_true, probs),
         "brier": brier(task, y_true, probs),

@@ -90,8 +90,10 @@ class Method(nn.Module):
         """Called after each optimiser step with the fraction of training done (EMA updates)."""
 
 
-def task_arguments(method_class: type, task: str, num_classes: int) -> dict:
+def task_arguments(method_class: type, task: str, num_classes: int, train_labels=None) -> dict:
     """The task description for a method whose constructor asks for it (the supervised
-    baseline sizes its head by it); the metric-learning methods need only the labels."""
+    baseline sizes its head by it, and weighs classes by `train_labels`, the labels it trains
+    on); the metric-learning methods need only the labels."""
     wanted = inspect.signature(method_class).parameters
-    return {k: v for k, v in {"task": task, "num_classes": num_classes}.items() if k in wanted}
+    offered = {"task": task, "num_classes": num_classes, "train_labels": train_labels}
+    return {k: v for k, v in offered.items() if k in wanted}
