@@ -29,9 +29,10 @@ from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
-from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.run_summary import write_results
+from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.pretraining_job import build
+from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.training.checkpoint import differing_keys
 from medssl.training.device import resolve_device, resolve_precision
@@ -156,24 +157,18 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
         augmentation=augmentation,
         **saved_head(saved, data.name),
     )
-    results = {
-        **metrics,
-        "ckpt": str(ckpt),
-        "dataset": data.name,
-        "task": data.task,
-        "method": "from checkpoint",
-        "backbone": saved["backbone"].get("name", saved["backbone"]["_target_"]),
-        "label_frac": label_frac,
-        "seed": cfg.seed,
-        "label_seed": cfg.label_seed,
-        "device": str(device),
-        "precision": precision,
-        "n/labelled": len(labelled),
-        "n/train": len(data.train),
-        "n/val": len(data.val),
-        "n/test": len(data.test),
-        "time/total_s": time.perf_counter() - started,
-    }
+    results = results_record(
+        metrics,
+        data,
+        labelled,
+        identity={"ckpt": str(ckpt), "seed": cfg.seed, "label_seed": cfg.label_seed},
+        method="from checkpoint",
+        backbone=saved["backbone"].get("name", saved["backbone"]["_target_"]),
+        label_frac=label_frac,
+        device=device,
+        precision=precision,
+        total_seconds=time.perf_counter() - started,
+    )
     write_results(run_dir, results)
     return results
 

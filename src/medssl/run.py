@@ -18,9 +18,10 @@ from medssl.atomic_files import write_json
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
-from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.evaluation.run_summary import write_results
+from medssl.evaluation.runner import build_evaluation, evaluate_encoder
 from medssl.pretraining_job import assemble_pretraining, build
+from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
     CacheEntry,
@@ -146,28 +147,26 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
         raise
 
     # Write.
-    results = {
-        **metrics,
-        **identity(cfg, choices),
-        "dataset": data.name,
-        "pretrain_dataset": job.source_name,
-        "task": data.task,
-        "method": type(job.method).__name__,
-        "backbone": cfg.backbone.name,
-        "label_frac": label_frac,
-        "device": str(device),
-        "precision": precision,
-        "world_size": distributed.world_size,
-        "n/pretrain": len(job.train),
-        "n/labelled": len(labelled),
-        "n/train": len(data.train),
-        "n/val": len(data.val),
-        "n/test": len(data.test),
-        **pretraining_record(pretrained),
-        **reference_record(data),
-        "time/pretrain_s": pretrain_seconds,
-        "time/total_s": time.perf_counter() - started,
-    }
+    results = results_record(
+        metrics,
+        data,
+        labelled,
+        identity=identity(cfg, choices),
+        method=type(job.method).__name__,
+        backbone=cfg.backbone.name,
+        label_frac=label_frac,
+        device=device,
+        precision=precision,
+        total_seconds=time.perf_counter() - started,
+        details={
+            "pretrain_dataset": job.source_name,
+            "world_size": distributed.world_size,
+            "n/pretrain": len(job.train),
+            **pretraining_record(pretrained),
+            **reference_record(data),
+            "time/pretrain_s": pretrain_seconds,
+        },
+    )
     write_results(run_dir, results)
     if tracker is not None:
         tracker.log_figures(run_dir / "figures")
