@@ -9,11 +9,11 @@ line), else the sorted distinct labels, numerically sorted when they are all int
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 from pathlib import Path
 
-from medssl.data.image_files import load_images_cached
-from medssl.data.image_folder import SPLITS, existing_root, labelled_dataset
+from medssl.data.image_folder import SPLITS, Listing, load_image_folder
 from medssl.data.splits import DatasetSplits
 from medssl.errors import MedsslError
 
@@ -48,20 +48,8 @@ def read_label_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def load_csv_labels(
-    root: str,
-    csv_file: str = "labels.csv",
-    size: int = 64,
-    channels: int = 3,
-    classes: list[str] | None = None,
-    val_frac: float = 0.1,
-    test_frac: float = 0.2,
-    split_seed: int = 0,
-    task: str | None = None,
-    name: str | None = None,
-    cache: bool = True,
-) -> DatasetSplits:
-    folder = existing_root(root)
+def csv_listing(folder: Path, csv_file: str, classes: list[str] | None) -> Listing:
+    """The images `folder/csv_file` names, with their labels and (optionally) splits."""
     csv_path = folder / csv_file
     rows = read_label_rows(csv_path)
     class_names = (
@@ -93,24 +81,25 @@ def load_csv_labels(
         owner.append(split)
     # The cached array follows the CSV's row order, so the CSV's text is part of the cache key:
     # a reordered CSV must not pair cached images with the wrong labels.
-    images = load_images_cached(
-        paths,
-        folder,
-        size,
-        channels,
-        kind=f"csv-{Path(csv_file).stem}",
-        extra=csv_path.read_text(),
-        cache=cache,
-    )
-    return labelled_dataset(
+    return Listing(
         str(csv_path),
-        name or folder.name,
-        task,
         class_names,
-        images,
+        paths,
         labels,
         owner,
-        val_frac=val_frac,
-        test_frac=test_frac,
-        split_seed=split_seed,
+        cache_kind=f"csv-{Path(csv_file).stem}",
+        cache_extra=csv_path.read_text(),
+    )
+
+
+def load_csv_labels(
+    root: str, csv_file: str = "labels.csv", classes: list[str] | None = None, **folder_options
+) -> DatasetSplits:
+    """A folder listed by `csv_file`; `folder_options` are `load_image_folder`'s (size,
+    channels, val_frac, test_frac, split_seed, task, name, cache), so both loaders decode,
+    cache and split the same way."""
+    return load_image_folder(
+        root,
+        listing=functools.partial(csv_listing, csv_file=csv_file, classes=classes),
+        **folder_options,
     )

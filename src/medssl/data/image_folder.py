@@ -8,6 +8,8 @@ sorted folder names of `train/`; APTOS-like grades can be declared `task: ordina
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,18 +73,22 @@ def splits_from_arrays(
     }
 
 
-def load_image_folder(
-    root: str,
-    size: int = 64,
-    channels: int = 3,
-    val_frac: float = 0.1,
-    test_frac: float = 0.2,
-    split_seed: int = 0,
-    task: str | None = None,
-    name: str | None = None,
-    cache: bool = True,
-) -> DatasetSplits:
-    folder = existing_root(root)
+@dataclass
+class Listing:
+    """The labelled images a folder holds: each one's path, class index and split (`train`,
+    `val` or `test`), the class names, and the names the log and the decoded-image cache use."""
+
+    source: str
+    class_names: list[str]
+    paths: list[Path]
+    labels: list[int]
+    owner: list[str]
+    cache_kind: str
+    cache_extra: str = ""
+
+
+def class_folder_listing(folder: Path) -> Listing:
+    """`folder/<split>/<class>/*`: classes are the sorted folder names of `train/`."""
     train_dir = folder / "train"
     if not train_dir.is_dir():
         raise MedsslError(f"{folder} has no train/ folder; expected {folder}/train/<class>/*.png.")
@@ -112,15 +118,43 @@ def load_image_folder(
             paths += files
             labels += [classes.index(class_dir.name)] * len(files)
             owner += [split] * len(files)
-    images = load_images_cached(paths, folder, size, channels, kind="image_folder", cache=cache)
+    return Listing(f"image folder {folder}", classes, paths, labels, owner, "image_folder")
+
+
+def load_image_folder(
+    root: str,
+    size: int = 64,
+    channels: int = 3,
+    val_frac: float = 0.1,
+    test_frac: float = 0.2,
+    split_seed: int = 0,
+    task: str | None = None,
+    name: str | None = None,
+    cache: bool = True,
+    *,
+    listing: Callable[[Path], Listing] = class_folder_listing,
+) -> DatasetSplits:
+    """A labelled folder, decoded (through the cache) and split; `listing` finds its images and
+    labels: class folders here, a CSV for `csv_labels.load_csv_labels`."""
+    folder = existing_root(root)
+    found = listing(folder)
+    images = load_images_cached(
+        found.paths,
+        folder,
+        size,
+        channels,
+        kind=found.cache_kind,
+        extra=found.cache_extra,
+        cache=cache,
+    )
     return labelled_dataset(
-        f"image folder {folder}",
+        found.source,
         name or folder.name,
         task,
-        classes,
+        found.class_names,
         images,
-        labels,
-        owner,
+        found.labels,
+        found.owner,
         val_frac=val_frac,
         test_frac=test_frac,
         split_seed=split_seed,

@@ -34,8 +34,23 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
+class ImageShape:
+    """`channels` and `image_size` of a dataset, read from its train split (every split of a
+    dataset has the same); for labelled splits and unlabelled pretraining images alike."""
+
+    train: Split
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
 @dataclass
-class DatasetSplits:
+class DatasetSplits(ImageShape):
     """Train/val/test splits of one dataset plus what a head and the metrics need to know."""
 
     name: str
@@ -56,11 +71,3 @@ class DatasetSplits:
     def num_classes(self) -> int:
         """Classes for single-label tasks; labels for multi-label ones."""
         return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return self.train.images.shape[1]
-
-    @property
-    def image_size(self) -> int:
-        return self.train.images.shape[-1]

@@ -10,7 +10,7 @@ import torch
 
 from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
 from medssl.data.image_folder import existing_root
-from medssl.data.splits import Split
+from medssl.data.splits import ImageShape, Split
 from medssl.errors import MedsslError
 
 log = logging.getLogger(__name__)
@@ -19,19 +19,11 @@ NO_LABEL = -1
 
 
 @dataclass
-class UnlabelledImages:
+class UnlabelledImages(ImageShape):
     """Pretraining images only: `train.labels` are all `NO_LABEL`."""
 
     name: str
     train: Split
-
-    @property
-    def channels(self) -> int:
-        return self.train.images.shape[1]
-
-    @property
-    def image_size(self) -> int:
-        return self.train.images.shape[-1]
 
 
 def load_unlabelled_folder(

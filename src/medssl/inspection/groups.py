@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from medssl.data.splits import DatasetSplits, Split
+from medssl.data.task import Task
 
 NO_POSITIVE = "(no positive label)"
 UNLABELLED = "(unlabelled)"
@@ -57,7 +58,7 @@ def groups_of(data) -> Groups:
     splits = splits_of(data)
     if not isinstance(data, DatasetSplits):
         kind, names = "unlabelled", [UNLABELLED]
-    elif data.task == "multilabel":
+    elif data.task == Task.MULTILABEL:
         kind, names = "label", [*data.class_names, NO_POSITIVE]
     else:
         kind, names = "class", list(data.class_names)

@@ -86,38 +86,31 @@ def _state(study: Study) -> list[Block]:
 def _figures(study: Study, dataset: str, metrics: list[str], suffix: str) -> list[Figure]:
     figures = []
     for metric in curve_metrics(metrics):
-        png = label_efficiency_png(study, dataset, metric)
-        if png is not None:
-            figures.append(
-                Figure(
-                    f"label_efficiency_{file_stem(metric)}{suffix}.png",
-                    png,
-                    f"{dataset}: label efficiency, {metric}",
-                )
-            )
+        figures += _drawn(
+            label_efficiency_png(study, dataset, metric),
+            f"label_efficiency_{file_stem(metric)}{suffix}.png",
+            f"{dataset}: label efficiency, {metric}",
+        )
     for protocol in [protocol_of(k) for k in metrics if k.endswith("/auroc_corrupt")]:
-        png = robustness_png(study, dataset, protocol)
-        if png is not None:
-            figures.append(
-                Figure(
-                    f"robustness_{protocol}{suffix}.png",
-                    png,
-                    f"{dataset}: AUROC against corruption severity, {protocol} protocol",
-                )
-            )
+        figures += _drawn(
+            robustness_png(study, dataset, protocol),
+            f"robustness_{protocol}{suffix}.png",
+            f"{dataset}: AUROC against corruption severity, {protocol} protocol",
+        )
     variants = study.variants_in(dataset)
     if metrics and (len(study.fractions_in(dataset)) <= 2 or any(v.parts for v in variants)):
         metric, baseline = metrics[0], baseline_variant(variants)
-        png = ablation_png(study, dataset, metric, baseline)
-        if png is not None:
-            figures.append(
-                Figure(
-                    f"ablation_{file_stem(metric)}{suffix}.png",
-                    png,
-                    f"{dataset}: {metric} per variant (dashed: {baseline.label})",
-                )
-            )
+        figures += _drawn(
+            ablation_png(study, dataset, metric, baseline),
+            f"ablation_{file_stem(metric)}{suffix}.png",
+            f"{dataset}: {metric} per variant (dashed: {baseline.label})",
+        )
     return figures
+
+
+def _drawn(png: bytes | None, filename: str, caption: str) -> list[Figure]:
+    """The figure, or none when there was nothing to draw (`png` is None)."""
+    return [] if png is None else [Figure(filename, png, caption)]
 
 
 def baseline_variant(variants: list[Variant]) -> Variant:
