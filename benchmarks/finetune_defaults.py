@@ -53,6 +53,16 @@ ARMS = {
         "finetune",
         ["eval.finetune.class_weight=balanced", "eval.finetune.probe=null"],
     ),
+    # Follow-ups on the chosen arm: no head-only epochs (the probe is the head's warm-up), and
+    # the checkpoint picked on val balanced ACC instead of val AUROC.
+    "finetune, balanced, probe init, head_only_epochs 0": (
+        "finetune",
+        ["eval.finetune.class_weight=balanced", "eval.finetune.head_only_epochs=0"],
+    ),
+    "finetune, balanced, probe init, monitor balanced_acc": (
+        "finetune",
+        ["eval.finetune.class_weight=balanced", "eval.finetune.monitor=balanced_acc"],
+    ),
 }
 
 
