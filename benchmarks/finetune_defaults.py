@@ -32,7 +32,6 @@ from hydra.utils import instantiate
 
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
-from medssl.data.medmnist_source import load_medmnist
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import EvalInputs
@@ -124,7 +123,7 @@ def main() -> None:
     root = os.environ.get("MEDMNIST_ROOT", "~/.medmnist")
     rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for dataset in args.datasets:
-        raw = load_medmnist(dataset, size=28, root=root, download=False)
+        raw = instantiate(config(dataset, 0, []).dataset, size=28, root=root, download=False)
         for seed in args.seeds:
             labelled = labelled_subset(raw.train.labels, args.label_frac, seed, raw.class_names)
             started = time.perf_counter()

@@ -150,7 +150,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     root = os.environ.get("MEDMNIST_ROOT", "~/.medmnist")
-    data = load_medmnist("pneumoniamnist", size=28, root=root, download=False)
+    data = load_medmnist("pneumoniamnist", size=28, root=root, download=False, positive_class=1)
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
     # The stratified subset has the same size for every seed; only its members change.

@@ -66,7 +66,9 @@ def test_classifier_reports_the_trained_network_at_the_epoch_picked_on_val(
     assert saved["selected_epoch"] == results["pretrain/selected_epoch"]
     head = torch.nn.Linear(*saved["head"]["weight"].shape[::-1])
     head.load_state_dict(saved["head"])
-    test = load_medmnist("breastmnist", root=str(medmnist_root), download=False).test
+    test = load_medmnist(
+        "breastmnist", root=str(medmnist_root), download=False, positive_class=0
+    ).test
     with torch.no_grad():
         logits = head(encoder.eval()(to_model_input(test.images)))
     probs = torch.softmax(logits.double(), dim=1).numpy()

@@ -21,17 +21,6 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF
 
-# Fixed separately: these files are being changed by other work. Each pair must still be a
-# contradiction (test below), so an entry goes as soon as its fix lands.
-FIXED_SEPARATELY = {
-    ("medssl.training.optim.build_optimizer", "name"),
-    ("medssl.training.optim.build_optimizer", "base_lr"),
-    ("medssl.training.optim.build_optimizer", "weight_decay"),
-    ("medssl.training.optim.build_optimizer", "ref_batch_size"),  # reproduce_medmnist: 128
-    ("medssl.training.optim.build_scheduler", "warmup_epochs"),
-    # Needs every conf/dataset file to state positive_class (null for non-binary sets) first.
-    ("medssl.data.medmnist_source.load_medmnist", "positive_class"),
-}
 NOT_OPTIONS = ("hydra", "local")  # launchers and a user's own file instantiate nothing of ours
 ON_THEIR_OWN = ("ablation", "experiment")  # they override other groups' choices
 
@@ -127,15 +116,9 @@ def found(composed) -> dict[tuple[str, str], list[str]]:
 
 
 def test_no_python_default_contradicts_the_yaml(found):
-    left = {key: messages for key, messages in found.items() if key not in FIXED_SEPARATELY}
-    assert not left, "Python defaults that contradict the YAML (remove or match them):\n" + (
-        "\n".join(messages[0] + f" (+{len(messages) - 1} more)" for messages in left.values())
+    assert not found, "Python defaults that contradict the YAML (remove or match them):\n" + (
+        "\n".join(messages[0] + f" (+{len(messages) - 1} more)" for messages in found.values())
     )
-
-
-def test_every_fixed_separately_entry_is_still_a_contradiction(found):
-    fixed = sorted(FIXED_SEPARATELY - set(found))
-    assert not fixed, f"no longer contradicted, remove from FIXED_SEPARATELY: {fixed}"
 
 
 def test_the_walk_reaches_nested_targets_of_every_group(composed):

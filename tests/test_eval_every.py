@@ -72,7 +72,9 @@ def _train(run_dir, *, epochs=3, eval_every=None, die_at=None):
         PretrainSettings(
             epochs=epochs, batch_size=16, precision="fp32", seed=0, eval_every=eval_every
         ),
-        optimizer_factory=functools.partial(build_optimizer, name="adamw", base_lr=1e-2),
+        optimizer_factory=functools.partial(
+            build_optimizer, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+        ),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
         device=torch.device("cpu"),
         run_dir=run_dir,
@@ -121,7 +123,7 @@ def test_a_resumed_run_neither_loses_nor_repeats_curve_rows(tmp_path):
 def test_neither_key_changes_the_encoder_cache_key(medmnist_root):
     from medssl.data.medmnist_source import load_medmnist
 
-    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False)
+    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
     base = key_of([], breast)
     assert key_of(["trainer.eval_every=1"], breast) == base
     assert key_of(["trainer.keep_epochs=[1]"], breast) == base
@@ -137,7 +139,7 @@ def test_neither_key_changes_the_encoder_cache_key(medmnist_root):
 def test_impossible_settings_are_refused_before_training(overrides, message, medmnist_root):
     from medssl.data.medmnist_source import load_medmnist
 
-    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False)
+    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
     with pytest.raises(MedsslError, match=message):
         key_of(overrides, breast)
 

@@ -19,9 +19,9 @@ from medssl.evaluation.knn import KNNClassifier
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.robustness import Robustness, severity_curves
+from medssl.evaluation.run_summary import summary_markdown
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.evaluation.shift import check_shift_dataset
-from medssl.evaluation.run_summary import summary_markdown
 from medssl.models.small_cnn import SmallCNN
 
 OPTIONS = EvalOutputOptions(

@@ -68,7 +68,7 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     results = json.loads((out / "results.json").read_text())
     assert (out / "summary.md").exists() and not (out / "figures").exists()
 
-    data = load_medmnist("breastmnist", root=str(medmnist_root))
+    data = load_medmnist("breastmnist", root=str(medmnist_root), positive_class=0)
     labelled = labelled_subset(data.train.labels, 0.1, 0, data.class_names)
     from medssl.evaluation.linear_probe import LinearProbe
 

@@ -49,7 +49,9 @@ REF_BATCH = {"resnet18": 8, "vit_tiny": 32}
 
 @pytest.fixture(scope="module")
 def breast_batch(medmnist_root):
-    data = load_medmnist("breastmnist", size=28, root=str(medmnist_root), download=False)
+    data = load_medmnist(
+        "breastmnist", size=28, root=str(medmnist_root), download=False, positive_class=0
+    )
     labels = data.train.labels
     # Both classes in the batch, so triplets, SupCon positives and the probe all exist.
     idx = torch.cat([torch.nonzero(labels == c).flatten()[: BATCH // 2] for c in (0, 1)])

@@ -68,7 +68,9 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, sign
         images,
         None,
         PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
-        optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+        optimizer_factory=functools.partial(
+            build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
+        ),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=1),
         device=torch.device("cpu"),
         run_dir=run_dir,
@@ -197,7 +199,9 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
         PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
-        optimizer_factory=functools.partial(build_optimizer, name="sgd", base_lr=0.1),
+        optimizer_factory=functools.partial(
+            build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
+        ),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
         device=torch.device("cpu"),
         run_dir=run_dir,

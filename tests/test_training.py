@@ -123,7 +123,9 @@ def _train(
             accumulate_steps=accumulate_steps,
         ),
         optimizer_factory=optimizer_factory
-        or functools.partial(build_optimizer, name="adamw", base_lr=1e-2),
+        or functools.partial(
+            build_optimizer, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+        ),
         scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
         device=torch.device("cpu"),
         run_dir=run_dir,
@@ -164,7 +166,9 @@ def test_accumulation_takes_fewer_steps_and_scales_the_lr_with_the_effective_bat
 
     def factory(model, batch_size):
         batches.append(batch_size)
-        return build_optimizer(model, batch_size, name="adamw", base_lr=1e-2)
+        return build_optimizer(
+            model, batch_size, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+        )
 
     method, history = _train(
         "simclr",
@@ -228,7 +232,12 @@ def test_collapse_measures_follow_their_definitions():
 )
 def test_optimisers_by_name_with_the_lr_scaled_by_batch(name, cls):
     optimizer = build_optimizer(
-        torch.nn.Linear(3, 2), batch_size=64, name=name, base_lr=0.2, ref_batch_size=256
+        torch.nn.Linear(3, 2),
+        batch_size=64,
+        name=name,
+        base_lr=0.2,
+        ref_batch_size=256,
+        weight_decay=1e-4,
     )
     assert isinstance(optimizer, cls)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 64 / 256)

@@ -75,7 +75,9 @@ def _pretrain(method, run_dir, epochs: int, selection: ValSelection) -> list[dic
         images,
         labels,
         PretrainSettings(epochs=epochs, batch_size=8, precision="fp32", seed=0),
-        optimizer_factory=functools.partial(build_optimizer, name="adam", base_lr=1e-2),
+        optimizer_factory=functools.partial(
+            build_optimizer, name="adam", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+        ),
         scheduler_factory=functools.partial(
             build_multistep_scheduler, milestones=[2], gamma=0.1, warmup_epochs=0
         ),

@@ -51,13 +51,14 @@ def load_medmnist(
     size: int = 28,
     root: str = "~/.medmnist",
     download: bool = True,
-    positive_class: int = 1,
+    *,
+    positive_class: int | None,
     references: list[dict] | None = None,
 ) -> DatasetSplits:
     """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`.
 
     `positive_class` names the clinically positive class of a binary task (BreastMNIST: 0,
-    malignant); other tasks ignore it. `references` are published all-labels results (each a
+    malignant; each dataset file states it); other tasks have none (null). `references` are published all-labels results (each a
     `name`, its image `size`, metric values and `source`) that reports draw beside this tool's
     numbers.
     """
@@ -71,6 +72,11 @@ def load_medmnist(
     arrays = _read_npz(path, name, size)
     splits = {s: _to_split(arrays, s) for s in ("train", "val", "test")}
     task = _TASKS[info["task"]]
+    if task is Task.BINARY and positive_class not in (0, 1):
+        raise MedsslError(
+            f"{name} is a binary task: dataset.positive_class must be 0 or 1 (the class that "
+            f"sensitivity and the operating points call positive), not {positive_class}."
+        )
     class_names = [info["label"][k] for k in sorted(info["label"], key=int)]
     log.info(
         "Loaded %s at %d px from %s: %s train / %s val / %s test images",
@@ -85,7 +91,7 @@ def load_medmnist(
         name=name,
         task=task,
         class_names=class_names,
-        positive_class=positive_class,
+        positive_class=1 if positive_class is None else positive_class,
         references=[dict(r) for r in references or []],
         **splits,
     )

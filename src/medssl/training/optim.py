@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 def build_optimizer(
     model: nn.Module,
     batch_size: int,
-    name: str = "adamw",
-    base_lr: float = 1e-3,
-    ref_batch_size: int = 256,
-    weight_decay: float = 1e-4,
+    *,
+    name: str,
+    base_lr: float,
+    ref_batch_size: int,
+    weight_decay: float,
     momentum: float = 0.9,
 ) -> Optimizer:
+    """Each method's config sets name, rate and decay (conf/config.yaml, conf/method/)."""
     lr = base_lr * batch_size / ref_batch_size
     log.info(
         "Optimizer %s, lr %.3g (base_lr %.3g x %d / %d)",
@@ -47,7 +49,8 @@ def build_scheduler(
     optimizer: Optimizer,
     epochs: int,
     steps_per_epoch: int,
-    warmup_epochs: float = 10,
+    *,
+    warmup_epochs: float,
     min_lr_ratio: float = 0.0,
     warmup_lr_ratio: float = 0.0,
 ) -> CosineLRScheduler:
