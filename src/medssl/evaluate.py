@@ -30,7 +30,7 @@ from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.run_summary import write_results
-from medssl.evaluation.runner import build_evaluation, evaluate_encoder
+from medssl.evaluation.runner import evaluate_as_configured
 from medssl.pretraining_job import build
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
@@ -142,20 +142,16 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     augmentation = stored_image_augmentation(cfg, ckpt)
     data = prepare_dataset(augmentation, data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    protocols, options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
-    metrics = evaluate_encoder(
+    metrics = evaluate_as_configured(
+        cfg,
         encoder,
         data,
         labelled,
-        protocols,
-        options=options,
         run_dir=run_dir,
         device=device,
         precision=precision,
-        batch_size=cfg.trainer.eval_batch_size,
-        analyses=analyses,
         augmentation=augmentation,
-        **saved_head(saved, data.name),
+        head=saved_head(saved, data.name),
     )
     results = results_record(
         metrics,

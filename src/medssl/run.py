@@ -19,7 +19,7 @@ from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.evaluation.run_summary import write_results
-from medssl.evaluation.runner import build_evaluation, evaluate_encoder
+from medssl.evaluation.runner import evaluate_as_configured
 from medssl.pretraining_job import assemble_pretraining, build
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
@@ -64,89 +64,36 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
 
 def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choices) -> dict:
     started = time.perf_counter()
-    label_frac = check_label_frac(cfg.label_frac)
-    check_budget(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.accumulate_steps)
-    if distributed.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    set_deterministic(cfg.trainer.deterministic)
-    seed_everything(cfg.seed)
-    precision = resolve_precision(cfg.trainer.precision, device)
-
-    # Build: the data, the labelled subset and everything pretraining needs.
-    data = check_evaluation_dataset(build(cfg, "dataset"))
-    labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    log.info(
-        "Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
-        len(labelled),
-        len(data.train),
-        label_frac,
-        cfg.label_seed,
-    )
-    job, data = assemble_pretraining(
-        cfg,
-        data,
-        labelled,
-        device,
-        precision,
-        online_probe=cfg.trainer.online_probe and distributed.is_main,
-    )
+    label_frac, precision = _start(cfg, run_dir, distributed, device)
+    data, labelled, job = _build(cfg, label_frac, distributed, device, precision, run_dir)
     material = key_material(cfg, job, distributed.world_size)
     tracker = (
         _start_tracker(cfg, run_dir, choices, _stage(job, cache_dir(cfg), material))
         if distributed.is_main
         else None
     )
-    if distributed.is_main:
-        write_json(
-            run_dir / "labelled_indices.json",
-            {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()},
-        )
-
-    # Pretrain, or reuse the encoder an earlier job of the same recipe pretrained.
-    pretrain_started = time.perf_counter()
     try:
-        pretrained = pretrain_or_reuse(
-            job,
-            material=material,
-            cache_dir=cache_dir(cfg),
-            run_dir=run_dir,
-            device=device,
-            encoder_record={
-                "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
-                "in_chans": data.channels,
-                "input_size": data.image_size,
-            },
-            distributed=distributed,
-            label_frac=label_frac,
-            on_epoch_end=tracker.log_epoch if tracker is not None else None,
-        )
+        pretrain_started = time.perf_counter()
+        pretrained = _pretrain(cfg, job, data, material, run_dir, distributed, device, tracker)
         pretrain_seconds = time.perf_counter() - pretrain_started
         if not distributed.is_main:
             return {}
-
         # Evaluate: the protocols on the labelled subset, val picks, test is read once.
-        protocols, output_options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
-        metrics = evaluate_encoder(
+        metrics = evaluate_as_configured(
+            cfg,
             job.method.encoder,
             data,
             labelled,
-            protocols,
-            options=output_options,
             run_dir=run_dir,
             device=device,
             precision=precision,
-            batch_size=cfg.trainer.eval_batch_size,
-            analyses=analyses,
             augmentation=job.augmentation,
-            **trained_head(job, data, pretrained),
+            head=trained_head(job, data, pretrained),
         )
     except BaseException:
         if tracker is not None:
             tracker.finish(None, failed=True)
         raise
-
-    # Write.
     results = results_record(
         metrics,
         data,
@@ -172,6 +119,66 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
         tracker.log_figures(run_dir / "figures")
         tracker.finish(results)
     return results
+
+
+def _start(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> tuple[float, str]:
+    """Refuse a bad budget or label fraction before anything runs; save the config; seed."""
+    label_frac = check_label_frac(cfg.label_frac)
+    check_budget(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.accumulate_steps)
+    if distributed.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    set_deterministic(cfg.trainer.deterministic)
+    seed_everything(cfg.seed)
+    return label_frac, resolve_precision(cfg.trainer.precision, device)
+
+
+def _build(
+    cfg: DictConfig, label_frac: float, distributed: Distributed, device, precision, run_dir
+):
+    """The data, the labelled subset (saved as labelled_indices.json) and the pretraining job."""
+    data = check_evaluation_dataset(build(cfg, "dataset"))
+    labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
+    log.info(
+        "Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
+        len(labelled),
+        len(data.train),
+        label_frac,
+        cfg.label_seed,
+    )
+    job, data = assemble_pretraining(
+        cfg,
+        data,
+        labelled,
+        device,
+        precision,
+        online_probe=cfg.trainer.online_probe and distributed.is_main,
+    )
+    if distributed.is_main:
+        write_json(
+            run_dir / "labelled_indices.json",
+            {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()},
+        )
+    return data, labelled, job
+
+
+def _pretrain(cfg, job, data, material, run_dir, distributed, device, tracker) -> Pretrained:
+    """Pretrain, or reuse the encoder an earlier job of the same recipe pretrained."""
+    return pretrain_or_reuse(
+        job,
+        material=material,
+        cache_dir=cache_dir(cfg),
+        run_dir=run_dir,
+        device=device,
+        encoder_record={
+            "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
+            "in_chans": data.channels,
+            "input_size": data.image_size,
+        },
+        distributed=distributed,
+        label_frac=check_label_frac(cfg.label_frac),
+        on_epoch_end=tracker.log_epoch if tracker is not None else None,
+    )
 
 
 def pretraining_record(pretrained: Pretrained) -> dict:

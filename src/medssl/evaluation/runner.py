@@ -3,7 +3,7 @@
 `build_evaluation(cfg.eval, cfg.eval_outputs)` turns the `eval` config into protocols and the
 `Analyses` (robustness, shift dataset, MC dropout), and `eval_outputs` into the options every
 protocol shares; `evaluate_encoder` runs them, writes figures under `run_dir/figures/` and
-returns flat metrics.
+returns flat metrics. `evaluate_as_configured` does both from a run config.
 """
 
 from __future__ import annotations
@@ -72,6 +72,38 @@ def built_from(key: str, node):
             raise error.__cause__ from None
         # Hydra wraps what the target raised; a wrong key (eval_outputs.camm) reads as one sentence.
         raise MedsslError(f"{key} could not be built: {error}") from None
+
+
+def evaluate_as_configured(
+    cfg,
+    encoder: nn.Module,
+    data: DatasetSplits,
+    labelled: torch.Tensor,
+    *,
+    run_dir: Path,
+    device: torch.device,
+    precision: str,
+    augmentation: nn.Module | None,
+    head: dict | None = None,
+) -> dict[str, float]:
+    """`evaluate_encoder` with the protocols, outputs and batch size a run config names
+    (`eval`, `eval_outputs`, `trainer.eval_batch_size`): what train.py and medssl.evaluate run.
+    `head`: {"head": module, "head_info": {...}} for the classifier protocol, or empty."""
+    protocols, options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
+    return evaluate_encoder(
+        encoder,
+        data,
+        labelled,
+        protocols,
+        options=options,
+        run_dir=run_dir,
+        device=device,
+        precision=precision,
+        batch_size=cfg.trainer.eval_batch_size,
+        analyses=analyses,
+        augmentation=augmentation,
+        **(head or {}),
+    )
 
 
 def evaluate_encoder(
