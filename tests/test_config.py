@@ -15,8 +15,9 @@ from tests.conftest import CONF, compose_config, write_fake_medmnist
 
 
 def options(group: str) -> list[str]:
-    """A group's options; `_name.yaml` files are bases that options include, not options."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+    """A group's options: every file in its folder (a base that options include lives outside
+    the group folders, so that Hydra's --help lists only what can be chosen)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def test_default_config_composes_with_expected_top_level_keys():
@@ -59,15 +60,18 @@ def test_every_dataset_loads(name, tmp_path):
 
 
 def test_medmnist_options_hold_only_their_name_and_their_own_facts():
-    """The keys every MedMNIST dataset shares live once, in conf/dataset/_medmnist.yaml."""
-    base = OmegaConf.load(CONF / "dataset" / "_medmnist.yaml")
+    """The keys every MedMNIST dataset shares live once, in conf/medmnist_base.yaml (outside the
+    group, so that `--help` does not list it as an option)."""
+    base = OmegaConf.load(CONF / "medmnist_base.yaml")
     medmnist = [
-        n for n in options("dataset") if "_medmnist" in (CONF / "dataset" / f"{n}.yaml").read_text()
+        n
+        for n in options("dataset")
+        if "/medmnist_base" in (CONF / "dataset" / f"{n}.yaml").read_text()
     ]
     assert len(medmnist) == 12
     for name in medmnist:
         own = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
-        assert own.name == name and list(own.defaults) == ["_medmnist", "_self_"]
+        assert own.name == name and list(own.defaults) == ["/medmnist_base", "_self_"]
         assert set(own) <= {"defaults", "name", "positive_class", "references"}, name
         groups = ("dataset", "pretrain_dataset", "eval/shift_dataset")  # each at its package
         cfg = compose_config([f"{group}={name}" for group in groups])

@@ -32,8 +32,7 @@ def group_options() -> dict[str, list[str]]:
         group = folder.relative_to(CONF).as_posix()
         if group.split("/")[0] in NOT_OPTIONS:
             continue
-        # `_name.yaml`: a base that options include (dataset/_medmnist), not an option.
-        names = sorted(o.stem for o in folder.glob("*.yaml") if not o.stem.startswith("_"))
+        names = sorted(o.stem for o in folder.glob("*.yaml"))
         if group == "eval":  # a list-valued group
             groups[group] = [f"eval=[{name}]" for name in names]
         elif group == "experiment":  # not in the defaults list
