@@ -118,7 +118,7 @@ def test_noise_lowers_the_metrics_of_fitted_protocols_and_the_keys_tables_and_fi
 def test_shift_to_a_copy_gives_the_test_metrics_and_a_mismatch_is_one_sentence(tmp_path):
     data = blob_data()
     copy = dataclasses.replace(data, name="copy")
-    results = evaluate(data, Analyses(shift=copy), tmp_path)
+    results = evaluate(data, Analyses(shift_dataset=copy), tmp_path)
     assert results["shift/copy/n"] == 64
     for protocol in ("linear", "knn"):
         # Scored by the protocol as fitted: the test split under another name scores the same.

@@ -122,7 +122,7 @@ def test_eval_config_errors_are_one_sentence():
     )
     # The analyses are off by default and never taken for protocols.
     assert not analyses.robustness.enabled and not analyses.mc_dropout.enabled
-    assert analyses.shift is None
+    assert analyses.shift_dataset is None
     with pytest.raises(MedsslError, match="eval_outputs could not be built"):
         built(["+eval_outputs.camm=true"])
     with pytest.raises(MedsslError, match="no evaluation protocol"):

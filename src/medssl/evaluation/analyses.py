@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Analyses:
-    """The analyses `eval` configures; `shift` is the loaded `eval/shift_dataset`, if any."""
+    """The analyses `eval` configures, by key: `eval.robustness`, `eval.mc_dropout` and
+    `eval.shift_dataset` (the loaded `eval/shift_dataset`, if any)."""
 
     robustness: Robustness | None = None
     mc_dropout: MCDropout | None = None
-    shift: DatasetSplits | None = None
+    shift_dataset: DatasetSplits | None = None
 
 
 def run_analyses(
@@ -75,8 +76,10 @@ def run_analyses(
                     },
                     f"{name}: test metrics under corruption ({data.name}, {len(labels)} images)",
                 )
-    if analyses.shift is not None:
-        extra.update(shift_results(analyses.shift, outputs, temperatures, n_bins=options.n_bins))
+    if analyses.shift_dataset is not None:
+        extra.update(
+            shift_results(analyses.shift_dataset, outputs, temperatures, n_bins=options.n_bins)
+        )
     mc = analyses.mc_dropout
     if mc is not None and mc.enabled:
         sampled = {n: o for n, o in outputs.items() if o.sample_predict is not None}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl.evaluation.figures import draw_coverage_curves
 from medssl.plots import plt, save_figure
 
 SEVERITY_PANELS = (
@@ -58,17 +59,15 @@ def mc_coverage_plot(
         {"linewidth": 1.8, "color": "tab:red", "linestyle": "--"},
         {"linewidth": 1.8, "color": "tab:blue", "linestyle": ":"},
     )
-    for i, (label, (coverage, accuracy, area)) in enumerate(curves.items()):
-        left.plot(coverage, accuracy, label=f"{label} (AURC {area:.3f})", **styles[i % 3])
-    left.set(
-        xlabel="Coverage (fraction of decisions answered)",
-        ylabel="Accuracy on answered decisions",
-        xlim=(0, 1),
-        ylim=(max(0.0, min(a.min() for _, a, _ in curves.values()) - 0.05), 1.01),
-        title="accuracy-coverage (test)",
+    lowest = min(a.min() for _, a, _ in curves.values())
+    draw_coverage_curves(
+        left,
+        curves,
+        styles,
+        "decisions",
+        "accuracy-coverage (test)",
+        (max(0.0, lowest - 0.05), 1.01),
     )
-    left.grid(alpha=0.3)
-    left.legend(fontsize=8, loc="lower left")
     bins = np.linspace(0, max(float(entropy.max()), 1e-3), 21)
     right.hist(entropy[correct], bins=bins, alpha=0.6, label=f"right ({correct.sum()})")
     right.hist(entropy[~correct], bins=bins, alpha=0.6, label=f"wrong ({(~correct).sum()})")

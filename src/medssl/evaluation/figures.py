@@ -66,20 +66,33 @@ def accuracy_coverage_plot(
 ) -> Path:
     """label -> (coverage, accuracy, AURC)."""
     fig, ax = plt.subplots(figsize=(5, 4))
+    # Thick then dashed: temperature scaling keeps the binary ranking, so the curves often coincide.
     styles = ({"linewidth": 3, "alpha": 0.5}, {"linewidth": 1.5, "linestyle": "--"})
+    draw_coverage_curves(ax, curves, styles, "images", title, ylim=(0, 1.02))
+    return save_figure(fig, path)
+
+
+def draw_coverage_curves(
+    ax,
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
+    styles: tuple[dict, ...],
+    answered: str,
+    title: str,
+    ylim: tuple[float, float],
+) -> None:
+    """Accuracy against coverage, one line per label (coverage, accuracy, AURC), styles in turn;
+    `answered` names what is answered (images, decisions)."""
     for i, (label, (coverage, accuracy, area)) in enumerate(curves.items()):
-        # Thick then dashed: temperature scaling keeps the binary ranking, so the curves often coincide.
-        ax.plot(coverage, accuracy, label=f"{label} (AURC {area:.3f})", **styles[i % 2])
+        ax.plot(coverage, accuracy, label=f"{label} (AURC {area:.3f})", **styles[i % len(styles)])
     ax.set(
-        xlabel="Coverage (fraction of images answered)",
-        ylabel="Accuracy on answered images",
+        xlabel=f"Coverage (fraction of {answered} answered)",
+        ylabel=f"Accuracy on answered {answered}",
         xlim=(0, 1),
-        ylim=(0, 1.02),
+        ylim=ylim,
         title=title,
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    return save_figure(fig, path)
 
 
 def roc_pr_curves(

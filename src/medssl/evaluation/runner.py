@@ -23,19 +23,18 @@ from medssl.data.splits import DatasetSplits
 from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.analyses import Analyses, run_analyses, spread_over_classes
-from medssl.evaluation.mc_dropout import MCDropout
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.evaluation.protocol_figures import draw_protocol_figures
 from medssl.evaluation.protocol_scores import score_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
-from medssl.evaluation.robustness import Robustness
 from medssl.evaluation.shift import check_shift_dataset
 
 log = logging.getLogger(__name__)
 
 
-ANALYSIS_TYPES = {"robustness": Robustness, "mc_dropout": MCDropout}
+# Keys of `eval` that configure analyses of every protocol's outputs, not protocols.
+ANALYSIS_KEYS = tuple(field.name for field in dataclasses.fields(Analyses))
 
 
 def build_evaluation(
@@ -46,11 +45,7 @@ def build_evaluation(
     `eval/shift_dataset`, loaded here)."""
     options = built_from("eval_outputs", outputs_cfg)
     built = {name: built_from(f"eval.{name}", node) for name, node in eval_cfg.items()}
-    analyses = Analyses(shift=built.pop("shift_dataset", None))
-    for name, obj in list(built.items()):
-        for field, kind in ANALYSIS_TYPES.items():
-            if isinstance(obj, kind):
-                setattr(analyses, field, built.pop(name))
+    analyses = Analyses(**{key: built.pop(key, None) for key in ANALYSIS_KEYS})
     not_protocols = [
         name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))
     ]
@@ -162,11 +157,11 @@ def with_prepared_shift(
     analyses: Analyses, data: DatasetSplits, augmentation: nn.Module | None
 ) -> Analyses:
     """The shift dataset checked against `data` and given the same stored-image transforms."""
-    if analyses.shift is None:
+    if analyses.shift_dataset is None:
         return analyses
-    shift = check_shift_dataset(analyses.shift, data)
+    shift = check_shift_dataset(analyses.shift_dataset, data)
     shift = prepare_dataset(augmentation, shift) if augmentation is not None else shift
-    return dataclasses.replace(analyses, shift=shift)
+    return dataclasses.replace(analyses, shift_dataset=shift)
 
 
 def eval_inputs(
