@@ -77,7 +77,7 @@ class Gamma(BatchTransform):
     """`x ** gamma` with gamma log-uniform in `gamma`; `[1, 1]` is the identity. Gamma < 1
     brightens dark tissue, > 1 darkens it, without clipping either end as brightness does."""
 
-    def __init__(self, gamma: tuple[float, float] = (0.7, 1.5), p: float = 0.5) -> None:
+    def __init__(self, gamma: tuple[float, float], p: float = 0.5) -> None:
         super().__init__(p)
         if not 0.0 < gamma[0] <= gamma[1]:
             raise ValueError(f"gamma must satisfy 0 < min <= max, got {gamma}")
