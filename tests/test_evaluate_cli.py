@@ -16,7 +16,7 @@ import medssl.evaluate  # noqa: F401  registers the `evaluate` config
 from medssl import MedsslError
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
-from medssl.evaluate import evaluate_checkpoint
+from medssl.evaluate import evaluate_checkpoint, sweep_subdir
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
@@ -96,6 +96,42 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     for key in ("test/linear/auroc", "test/linear/acc", "test/linear/ece_ts", "linear/C"):
         assert results[key] == pytest.approx(expected[key], abs=1e-6), key
     assert results["ckpt"] == str(tmp_path / "encoder.pt") and results["n/labelled"] == 55
+
+
+def test_a_sweep_over_kept_encoders_gives_one_named_folder_each(tmp_path, medmnist_root):
+    """`-m ckpt=a,b` fans the evaluations out (with `hydra/launcher=slurm`, as array jobs);
+    each job's folder is `<run>/<checkpoint>` and the other overrides, not the whole path."""
+    kept = tmp_path / "my-run" / "encoders"
+    kept.mkdir(parents=True)
+    save_encoder(kept / "epoch_001.pt")
+    torch.manual_seed(7)
+    weights = torch.load(kept / "epoch_001.pt", weights_only=True)
+    other = SmallCNN(in_chans=1, width=8)
+    torch.save({**weights, "state_dict": other.state_dict()}, kept / "epoch_002.pt")
+    sweep = tmp_path / "evals"
+    ckpts = ",".join(str(kept / f"epoch_00{e}.pt") for e in (1, 2))
+    cmd = [sys.executable, "-m", "medssl.evaluate", "-m", f"ckpt={ckpts}", "eval=[knn]"]
+    cmd += ["eval_outputs.figures=false", "trainer.precision=fp32", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = sorted(p.parent.relative_to(sweep).as_posix() for p in sweep.rglob("results.json"))
+    rest = "eval=[knn],eval_outputs.figures=False,trainer.precision=fp32"
+    assert folders == [f"my-run/epoch_001,{rest}", f"my-run/epoch_002,{rest}"]
+    scores = [json.loads((sweep / f / "results.json").read_text()) for f in folders]
+    assert [r["ckpt"] for r in scores] == [str(kept / f"epoch_00{e}.pt") for e in (1, 2)]
+    assert scores[0]["test/knn/auroc"] != scores[1]["test/knn/auroc"]
+
+
+def test_sweep_folder_names_drop_only_the_checkpoint_item():
+    assert sweep_subdir("/x/run/encoder.pt", "ckpt=/x/run/encoder.pt") == "run/encoder"
+    assert (
+        sweep_subdir(
+            "/x/r/encoders/epoch_010.pt", "ckpt=/x/r/encoders/epoch_010.pt,eval=[linear,knn]"
+        )
+        == "r/epoch_010,eval=[linear,knn]"
+    )
+    assert sweep_subdir("/x/r/encoder.pt", "a=1,ckpt=/x/r/encoder.pt,z=2") == "r/encoder,a=1,z=2"
 
 
 def compose_evaluate(overrides):

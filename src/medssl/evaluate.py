@@ -14,6 +14,7 @@ encoder are taken from its `config.yaml` next to the checkpoint when it is there
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -39,13 +40,34 @@ from medssl.training.device import resolve_device, resolve_precision
 
 log = logging.getLogger("medssl")
 
+
+def run_folder(ckpt: Path) -> Path:
+    """The run that wrote `ckpt`: a kept encoder (trainer.keep_epochs) lies in `encoders/`."""
+    return ckpt.parent.parent if ckpt.parent.name == "encoders" else ckpt.parent
+
+
+def sweep_subdir(ckpt: str, override_dirname: str) -> str:
+    """A -m job's folder: `<run>/<checkpoint>` (`my-run/epoch_010`) then the other overrides, so
+    that sweeping ckpt over kept encoders gives one readable folder each, not the whole path."""
+    path = Path(ckpt)
+    label = f"{run_folder(path).name}/{path.stem}"
+    # A swept value holds no comma (the sweep splits on them), so ckpt's item ends at one.
+    others = re.sub(r"(^|,)ckpt=[^,]*", "", override_dirname).strip(",")
+    return f"{label},{others}" if others else label
+
+
+OmegaConf.register_new_resolver("medssl_eval_subdir", sweep_subdir, replace=True)
+
 # The training config plus one required key, so `ckpt=PATH` needs no `+`.
 ConfigStore.instance().store(
     name="evaluate",
     node={
         "defaults": ["config", "evaluate_schema", "_self_"],
         "ckpt": "???",
-        "hydra": {"job": {"name": "evaluate"}},
+        "hydra": {
+            "job": {"name": "evaluate"},
+            "sweep": {"subdir": "${medssl_eval_subdir:${ckpt},${hydra.job.override_dirname}}"},
+        },
     },
 )
 
@@ -103,9 +125,7 @@ def saved_head(saved: dict, dataset: str) -> dict:
 
 def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     """The augmentation of the run that wrote `ckpt` (for its stored-image transforms)."""
-    # A kept encoder (trainer.keep_epochs) lies in encoders/, one folder below its run's config.
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "encoders" else ckpt.parent
-    run_config = run_dir / "config.yaml"
+    run_config = run_folder(ckpt) / "config.yaml"
     if run_config.is_file():
         saved = OmegaConf.load(run_config)
         if "augmentation" in saved:
