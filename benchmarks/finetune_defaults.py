@@ -37,6 +37,7 @@ from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import EvalInputs
 from medssl.pretraining_job import assemble_pretraining
 from medssl.seeding import seed_everything
+from medssl.study.report.stats import paired_difference
 
 CONF = config_dir()
 ARMS = {
@@ -160,6 +161,36 @@ def main() -> None:
             f"| {dataset} | {arm} | {bal.mean():.3f} ({bal.min():.3f}-{bal.max():.3f}) "
             f"| {auc.mean():.3f} ({auc.min():.3f}-{auc.max():.3f}) |"
         )
+
+    print_paired(rows, args.seeds)
+
+
+# Each arm against the config's default of its protocol, seed by seed.
+DEFAULT_ARMS = {
+    "linear": "linear, class_weight balanced",
+    "finetune": "finetune, balanced, probe init",
+}
+
+
+def print_paired(rows: dict[tuple[str, str], list[tuple[float, float]]], seeds) -> None:
+    print(f"\nval, arm minus its protocol's default, paired over seeds {seeds}: mean ± 95 % t")
+    print("| dataset | arm | vs | balanced ACC | AUROC |")
+    print("|---|---|---|---|---|")
+    for (dataset, arm), values in rows.items():
+        default = DEFAULT_ARMS[ARMS[arm][0]]
+        if arm == default or (dataset, default) not in rows:
+            continue
+        cells = []
+        for metric in (0, 1):
+            pairs = [(v[metric], d[metric]) for v, d in zip(values, rows[(dataset, default)])]
+            paired = paired_difference(pairs, lower_is_better=False)
+            half = paired.difference.half_width
+            cells.append(
+                f"{paired.difference.mean:+.3f}"
+                + (f" ± {half:.3f}" if half is not None else "")
+                + f" ({paired.won}/{len(pairs)} better)"
+            )
+        print(f"| {dataset} | {arm} | {default} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":
