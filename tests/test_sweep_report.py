@@ -363,3 +363,42 @@ def test_robustness_shows_as_tables_paired_differences_and_a_severity_figure(tmp
     plain = tmp_path / "plain"
     _label_efficiency_sweep(plain)
     assert "corrupt" not in write_report(plain).read_text()
+
+
+def test_pretraining_curves_average_each_pretraining_once_by_epoch(tmp_path):
+    """trainer.eval_every rows of train_log.jsonl: a table per probe and a figure; two jobs of
+    one cached encoder count once; a torn last line and rows without a score are skipped."""
+    curves = {  # seed -> val linear AUROC at epochs 25, 50
+        0: (0.70, 0.76),
+        1: (0.72, 0.80),
+        2: (0.68, 0.78),
+    }
+    for seed, (first, last) in curves.items():
+        for frac in (0.1, 1.0):  # the second job of the seed reuses the first one's encoder
+            path = _job(tmp_path, f"frac={frac},seed={seed}", frac=frac, seed=seed)
+            record = json.loads((path / "results.json").read_text())
+            record["pretrain/cache_key"] = f"key{seed}"
+            (path / "results.json").write_text(json.dumps(record))
+            rows = [
+                {"epoch": 1, "loss": 5.0},
+                {"epoch": 25, "eval/linear/auroc": first, "eval/knn/auroc": first - 0.1},
+                {"epoch": 50, "eval/linear/auroc": last, "eval/knn/auroc": None},
+            ]
+            text = "\n".join(json.dumps(r) for r in rows) + '\n{"epoch": 51, "eval/lin'
+            (path / "train_log.jsonl").write_text(text)
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### val/linear/auroc by pretraining epoch")
+    assert table[0] == "| variant | epoch 25 | epoch 50 |"
+    first, half_first = _mean_and_half_width([c[0] for c in curves.values()])
+    last, half_last = _mean_and_half_width([c[1] for c in curves.values()])
+    assert _row(table, "simclr") == (
+        f"| simclr | **{first:.3f} ± {half_first:.3f} (n=3)** | **{last:.3f} ± {half_last:.3f} (n=3)** |"
+    )
+    knn = _table(markdown, "#### val/knn/auroc by pretraining epoch")
+    assert knn[0] == "| variant | epoch 25 |"  # epoch 50 scored no kNN value
+    assert (tmp_path / "pretraining_curves.png").stat().st_size > 10_000
+    # Runs without the curve get no such section.
+    plain = tmp_path / "plain"
+    _label_efficiency_sweep(plain)
+    assert "Pretraining-length curves" not in write_report(plain).read_text()
+    assert not (plain / "pretraining_curves.png").exists()

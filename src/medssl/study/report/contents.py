@@ -13,6 +13,11 @@ from medssl.study.report.metrics import (
     file_stem,
     protocol_of,
 )
+from medssl.study.report.pretraining_curves import (
+    PROTOCOLS,
+    pretraining_curve_table,
+    pretraining_curves_png,
+)
 from medssl.study.report.references import reference_blocks
 from medssl.study.report.robustness import robustness_png
 from medssl.study.report.tables import metric_table, paired_table
@@ -53,9 +58,22 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
                 paired = paired_table(study, dataset, key) if first else None
                 if paired is not None:
                     blocks += [Heading(f"{key}: paired difference against supervised", 4), paired]
+        blocks += _pretraining_curve_blocks(study, dataset)
         figures = _figures(study, dataset, metrics, suffix)
         if figures:
             blocks += [Heading("Figures", 3), *figures]
+    return blocks
+
+
+def _pretraining_curve_blocks(study: Study, dataset: str) -> list[Block]:
+    """Where the runs scored their encoders during pretraining (trainer.eval_every)."""
+    tables = [(p, pretraining_curve_table(study, dataset, p)) for p in PROTOCOLS]
+    tables = [(p, t) for p, t in tables if t is not None]
+    if not tables:
+        return []
+    blocks: list[Block] = [Heading("Pretraining-length curves (val)", 3)]
+    for protocol, table in tables:
+        blocks += [Heading(f"val/{protocol}/auroc by pretraining epoch", 4), table]
     return blocks
 
 
@@ -97,6 +115,11 @@ def _figures(study: Study, dataset: str, metrics: list[str], suffix: str) -> lis
             f"robustness_{protocol}{suffix}.png",
             f"{dataset}: AUROC against corruption severity, {protocol} protocol",
         )
+    figures += _drawn(
+        pretraining_curves_png(study, dataset),
+        f"pretraining_curves{suffix}.png",
+        f"{dataset}: val AUROC during pretraining, per variant",
+    )
     variants = study.variants_in(dataset)
     if metrics and (len(study.fractions_in(dataset)) <= 2 or any(v.parts for v in variants)):
         metric, baseline = metrics[0], baseline_variant(variants)
