@@ -184,6 +184,17 @@ def test_an_ablation_keeps_each_recipe_in_its_own_readable_row(tmp_path):
     )
     assert "jitter" not in markdown  # it changes with the augmentation option, not on its own
     assert (tmp_path / "ablation_auroc.png").read_bytes()[:4] == b"\x89PNG"
+    # No supervised run: each variant is paired against the recipe, seed by seed.
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
+    assert paired[0] == "| variant − simclr | 10 % |"
+    assert _row(paired, "simclr, augmentation.blur=None") == (
+        "| simclr, augmentation.blur=None | -0.200 ± 0.000 (won 0/2) |"
+    )
+    # Differences -0.30 and -0.32: sd 0.01414, t_{0.975, 1} = 12.706 -> 12.706 * 0.01414 / sqrt 2.
+    assert _row(paired, "simclr, augmentation=byol") == (
+        "| simclr, augmentation=byol | -0.310 ± 0.127 (won 0/2) |"
+    )
+    assert "against supervised" not in markdown
 
 
 def test_a_backbone_comparison_names_every_backbone(tmp_path):

@@ -20,7 +20,7 @@ from medssl.study.report.pretraining_curves import (
 )
 from medssl.study.report.references import reference_blocks
 from medssl.study.report.robustness import robustness_png
-from medssl.study.report.tables import metric_table, paired_table
+from medssl.study.report.tables import metric_table, paired_against_table, paired_table
 from medssl.study.report.variants import Variant
 
 HOW_TO_READ = (
@@ -55,14 +55,29 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
                 ]
                 # Paired against supervised: the first metric, and robustness (is SSL more robust?).
                 first = index == 0 or key.endswith("/auroc_corrupt")
-                paired = paired_table(study, dataset, key) if first else None
-                if paired is not None:
-                    blocks += [Heading(f"{key}: paired difference against supervised", 4), paired]
+                if first:
+                    blocks += _paired_blocks(study, dataset, key)
         blocks += _pretraining_curve_blocks(study, dataset)
         figures = _figures(study, dataset, metrics, suffix)
         if figures:
             blocks += [Heading("Figures", 3), *figures]
     return blocks
+
+
+def _paired_blocks(study: Study, dataset: str, key: str) -> list[Block]:
+    """Against supervised; in an ablation without it (variants that differ by parts of one
+    recipe), against the recipe itself."""
+    paired = paired_table(study, dataset, key)
+    if paired is not None:
+        return [Heading(f"{key}: paired difference against supervised", 4), paired]
+    variants = study.variants_in(dataset)
+    if len(variants) < 2 or not any(v.parts for v in variants):
+        return []
+    baseline = baseline_variant(variants)
+    paired = paired_against_table(study, dataset, key, baseline)
+    if paired is None:
+        return []
+    return [Heading(f"{key}: paired difference against {baseline.label}", 4), paired]
 
 
 def _pretraining_curve_blocks(study: Study, dataset: str) -> list[Block]:

@@ -1,5 +1,5 @@
 """The report's tables: a metric per variant and label fraction, and the paired differences
-against the supervised baseline."""
+against the supervised baseline (or, in an ablation without one, against its recipe)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from medssl.study.report.cells import Cell, Study
 from medssl.study.report.document import Table
 from medssl.study.report.metrics import display_name, lower_is_better
 from medssl.study.report.stats import Estimate, PairedDifference, paired_difference
+from medssl.study.report.variants import Variant
 
 NO_RUN = "–"
 
@@ -83,6 +84,32 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
         table.notes.append(
             "No supervised run with the same settings for: " + "; ".join(unmatched) + "."
         )
+    return table
+
+
+def paired_against_table(
+    study: Study, dataset: str, metric: str, baseline: Variant
+) -> Table | None:
+    """Every other variant minus `baseline` (an ablation's recipe), seed by seed."""
+    fractions = study.fractions_in(dataset)
+    table = Table(header=[f"variant − {baseline.label}", *map(percent, fractions)], rows=[])
+    for variant in study.variants_in(dataset):
+        if variant == baseline:
+            continue
+        row = [variant.label]
+        for frac in fractions:
+            pairs = study.paired_values(dataset, variant, baseline, frac, metric)
+            row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
+        table.rows.append(row)
+    if not table.rows:
+        return None
+    name = display_name(metric)
+    better = "lower" if lower_is_better(metric) else "higher"
+    table.notes.append(
+        f"Each cell: mean over seeds of (variant − {baseline.label}) in {name}, each run against "
+        f"the {baseline.label} run with the same seed and label seed, ± the 95 % t half-width "
+        f"({better} is better); 'won k/n': seeds where the variant was better."
+    )
     return table
 
 
