@@ -413,3 +413,36 @@ def test_pretraining_curves_average_each_pretraining_once_by_epoch(tmp_path):
     _label_efficiency_sweep(plain)
     assert "Pretraining-length curves" not in write_report(plain).read_text()
     assert not (plain / "pretraining_curves.png").exists()
+
+
+def test_an_ablation_sweep_is_named_and_paired_against_its_recipe_whatever_the_counts(tmp_path):
+    """ablation=recipe is the baseline even when every option has as many runs and another
+    option sorts first (byol_recipe)."""
+    for seed in range(3):
+        for ablation, auroc, blur in (
+            ("byol_recipe", 0.70, "default"),
+            ("no_blur", 0.75, None),
+            ("recipe", 0.80 + 0.01 * seed, "default"),
+        ):
+            path = _job(
+                tmp_path, f"ablation={ablation},seed={seed}", seed=seed, auroc=auroc, blur=blur
+            )
+            record = json.loads((path / "results.json").read_text())
+            record["config/ablation"] = ablation
+            (path / "results.json").write_text(json.dumps(record))
+            if ablation == "byol_recipe":  # another recipe: its jitter differs
+                config = OmegaConf.load(path / "config.yaml")
+                config.augmentation.jitter.p = 1.0
+                OmegaConf.save(config, path / "config.yaml")
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| simclr",
+        "| simclr, ablation=byol_recipe",
+        "| simclr, ablation=no_blur",
+    ]
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
+    mean, half = _mean_and_half_width([0.75 - (0.80 + 0.01 * s) for s in range(3)])
+    assert _row(paired, "simclr, ablation=no_blur") == (
+        f"| simclr, ablation=no_blur | {mean:+.3f} ± {half:.3f} (won 0/3) |"
+    )

@@ -30,6 +30,8 @@ NOT_SHAPING_NAMES = ("root", "download", "seed")
 # Groups with a place of their own in the report: the method leads every name, the dataset
 # has its own section.
 NAMED_ELSEWHERE = ("method", "dataset")
+# A group's option that the others depart from, whatever the run counts (conf/ablation/recipe).
+BASELINE_OPTIONS = {"ablation": "recipe"}
 ABSENT = "unset"
 
 
@@ -141,8 +143,14 @@ def _choice_parts(runs: list[Run]) -> list[tuple[str, ...]]:
         if len(options) < 2:
             continue
         # A backbone comparison names every backbone; other groups name only the departures
-        # from the option most runs use (on a tie, the first by name).
-        usual = None if group == "backbone" else min(options.items(), key=lambda o: (-o[1], o[0]))
+        # from their baseline option where they have one (`ablation=recipe`), else from the
+        # option most runs use (on a tie, the first by name).
+        if group == "backbone":
+            usual = None
+        elif BASELINE_OPTIONS.get(group) in options:
+            usual = (BASELINE_OPTIONS[group], options[BASELINE_OPTIONS[group]])
+        else:
+            usual = min(options.items(), key=lambda o: (-o[1], o[0]))
         for run, run_parts in zip(runs, parts):
             option = run.choices.get(group, ABSENT)
             if usual is None or option != usual[0]:
