@@ -303,6 +303,13 @@ def test_published_reference_row_and_citation(tmp_path):
     assert _row(table, "published reference (all labels)").endswith("| 0.901 | 0.901 |")
     assert f"Published reference: {SOURCE}." in markdown
     assert (tmp_path / "label_efficiency_auroc.png").exists()
+    # The papers report test: a val metric's table carries no reference row.
+    for path in tmp_path.glob("*/results.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "val/linear/auroc": record["test/linear/auroc"]}))
+    val = write_report(tmp_path, ["val/linear/auroc"], out=tmp_path / "val").read_text()
+    assert "published" not in _table(val, "#### val/linear/auroc (AUROC)")[-1]
+    assert "Published reference" not in val
 
 
 def test_cli_with_chosen_metric_and_output_folder(tmp_path, capsys):

@@ -125,7 +125,9 @@ class Study(RunGroup):
 
     def references(self, dataset: str, metric: str) -> list[Reference]:
         """Published all-labels results for `metric` the runs carry, in the order their dataset
-        config lists them."""
+        config lists them; none for a val metric (the papers report test)."""
+        if not metric.startswith("test/"):
+            return []
         found: dict[Reference, None] = {}
         for run in self.finished:
             if run.dataset == dataset:
