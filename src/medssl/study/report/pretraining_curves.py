@@ -80,11 +80,15 @@ def pretraining_curves_png(study: Study, dataset: str) -> bytes | None:
             n = max(s.n for s in by_epoch.values())
             ax.plot(epochs, means, marker="o", color=colour, linestyle=style,
                     label=f"{variant.label} (n={n})")  # fmt: skip
-            ax.fill_between(epochs, [by_epoch[e].low for e in epochs],
-                            [by_epoch[e].high for e in epochs], color=colour, alpha=0.12)  # fmt: skip
+            low = [max(by_epoch[e].low, 0.0) for e in epochs]  # AUROC lies in [0, 1]
+            high = [min(by_epoch[e].high, 1.0) for e in epochs]
+            ax.fill_between(epochs, low, high, color=colour, alpha=0.12)
         ax.set_title(f"{PROTOCOLS[protocol]} on the labelled subset", fontsize=FONT_SIZE)
         ax.set_xlabel("pretraining epoch", fontsize=FONT_SIZE)
         ax.grid(True, alpha=0.3)
+    # Scaled to the means: a two-seed band (t = 12.7) would otherwise flatten every line.
+    means = [e.mean for c in drawn.values() for by_epoch in c.values() for e in by_epoch.values()]
+    axes[0].set_ylim(max(0.0, min(means) - 0.05), min(1.0, max(means) + 0.05))
     axes[0].set_ylabel("val AUROC (higher is better)", fontsize=FONT_SIZE)
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda h: len(h[0]))
     fig.legend(handles, labels, loc="outside right center", fontsize=FONT_SIZE - 1, frameon=False)
