@@ -79,7 +79,7 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
     ax.set_xlabel("labelled training images (% of the train split, log scale)", fontsize=FONT_SIZE)
     ax.set_ylabel(_axis_label(metric), fontsize=FONT_SIZE)
     ax.set_title(
-        f"{dataset}: {display_name(metric)}, {protocol_of(metric)} protocol\n"
+        f"{dataset}: {_shown(metric)}, {protocol_of(metric)} protocol\n"
         "mean over seeds, band: 95 % t-interval",
         fontsize=FONT_SIZE + 1,
     )
@@ -144,7 +144,7 @@ def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> 
     axes[0].set_yticks(rows, [v.label for v in variants])
     axes[0].invert_yaxis()
     fig.suptitle(
-        f"{dataset}: {display_name(metric)}, {protocol_of(metric)} protocol "
+        f"{dataset}: {_shown(metric)}, {protocol_of(metric)} protocol "
         f"(mean, 95 % t-interval over seeds; dashed: {baseline.label})",
         fontsize=FONT_SIZE + 1,
     )
@@ -166,7 +166,13 @@ def _clip(metric: str, value: float) -> float:
 
 def _axis_label(metric: str) -> str:
     direction = "lower is better" if lower_is_better(metric) else "higher is better"
-    return f"{display_name(metric)} ({direction})"
+    return f"{_shown(metric)} ({direction})"
+
+
+def _shown(metric: str) -> str:
+    """`val/linear/auroc` -> `val AUROC`: which split a figure shows is never left to guess."""
+    split = metric.split("/", 1)[0]
+    return f"{split} {display_name(metric)}" if split in ("val", "test") else display_name(metric)
 
 
 def reference_label(reference) -> str:
