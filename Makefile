@@ -23,8 +23,8 @@ test-all: install  ## everything, slow tests included
 train: install  ## the default experiment; pass overrides with ARGS="method=vicreg ..."
 	$(BIN)/python train.py $(ARGS)
 
-report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist
-	$(BIN)/python -m medssl.sweep_report $(SWEEP)
+report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"]
+	$(BIN)/python -m medssl.sweep_report $(SWEEP) $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
