@@ -65,11 +65,7 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
             if not variant.is_supervised:
                 unmatched.append(variant.label)
             continue
-        row = [variant.label]
-        for frac in fractions:
-            pairs = study.paired_values(dataset, variant, baseline, frac, metric)
-            row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
-        table.rows.append(row)
+        table.rows.append(_paired_row(study, dataset, variant, baseline, fractions, metric))
     if not table.rows:
         return None
     better = "lower" if lower_is_better(metric) else "higher"
@@ -96,11 +92,7 @@ def paired_against_table(
     for variant in study.variants_in(dataset):
         if variant == baseline:
             continue
-        row = [variant.label]
-        for frac in fractions:
-            pairs = study.paired_values(dataset, variant, baseline, frac, metric)
-            row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
-        table.rows.append(row)
+        table.rows.append(_paired_row(study, dataset, variant, baseline, fractions, metric))
     if not table.rows:
         return None
     name = display_name(metric)
@@ -111,6 +103,22 @@ def paired_against_table(
         f"({better} is better); 'won k/n': seeds where the variant was better."
     )
     return table
+
+
+def _paired_row(
+    study: Study,
+    dataset: str,
+    variant: Variant,
+    baseline: Variant,
+    fractions: list[float],
+    metric: str,
+) -> list[str]:
+    """The variant's label, then its paired difference against `baseline` at each fraction."""
+    row = [variant.label]
+    for frac in fractions:
+        pairs = study.paired_values(dataset, variant, baseline, frac, metric)
+        row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
+    return row
 
 
 def _difference_text(paired: PairedDifference | None) -> str:
