@@ -108,7 +108,12 @@ def test_selection_keeps_the_epoch_where_val_auroc_peaks(tmp_path):
 def _supervised(die_at=None) -> KilledSupervised:
     torch.manual_seed(0)
     method = KilledSupervised(
-        SmallCNN(1, width=8), "binary", 2, label_smoothing=0.0, select_on_val=True
+        SmallCNN(1, width=8),
+        "binary",
+        2,
+        label_smoothing=0.0,
+        select_on_val=True,
+        class_weight=None,
     )
     method.die_at = die_at
     return method

@@ -31,7 +31,7 @@ class Supervised(Method):
         *,
         label_smoothing: float,
         select_on_val: bool,
-        class_weight: str | None = None,
+        class_weight: str | None,
         train_labels: torch.Tensor | np.ndarray | None = None,
     ) -> None:
         super().__init__(backbone)
