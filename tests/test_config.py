@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import get_class, instantiate
@@ -94,7 +95,7 @@ def test_every_method_builds_and_gives_a_loss(name):
     cfg = compose_config([f"method={name}", "backbone=smallcnn"])
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
-    task = task_arguments(cls, Task.BINARY, 2)
+    task = task_arguments(cls, Task.BINARY, 2, train_labels=np.arange(8) % 2)
     method = instantiate(cfg.method)(backbone=encoder, **task)
     assert isinstance(method, Method)
     views = [torch.randn(8, 1, 28, 28) for _ in range(2)]

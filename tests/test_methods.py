@@ -89,7 +89,7 @@ def check_loss_falls(name, backbone, breast_batch, backbone_overrides):
     )
     encoder = instantiate(cfg.backbone, in_chans=1, input_size=28)
     cls = get_class(cfg.method._target_)
-    task = task_arguments(cls, "binary", 2)
+    task = task_arguments(cls, "binary", 2, train_labels=labels.numpy())
     method = instantiate(cfg.method)(backbone=encoder, **task)
     method.prepare(n_images=546, batch_size=BATCH)
     optimizer = instantiate(cfg.optimizer)(method, batch_size=BATCH)
