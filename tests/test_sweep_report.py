@@ -21,14 +21,14 @@ T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 
 SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"
 
 
-def _config(method, frac, seed, augmentation, backbone, blur):
+def _config(method, frac, seed, augmentation, backbone, blur, temperature=0.2):
     """A small resolved config: what differs by method (optimizer) comes with the method."""
     return {
         "label_frac": frac,
         "seed": seed,
         "label_seed": seed,
         "skip_done": True,
-        "method": {"_target_": f"medssl.methods.{method}.Method", "temperature": 0.2},
+        "method": {"_target_": f"medssl.methods.{method}.Method", "temperature": temperature},
         "optimizer": {"name": "lars" if method == "simclr" else "adamw", "base_lr": 0.001},
         "backbone": {"name": backbone},
         "dataset": {"name": "breastmnist", "root": f"/data/user{seed}", "download": True},
@@ -57,13 +57,17 @@ def _job(
     error=None,
     reference=False,
     dataset="breastmnist",
+    temperature=0.2,
+    overrides=(),
 ):
     path = sweep / folder
     path.mkdir(parents=True)
     if blur == "default":
         blur = {"_target_": "medssl.augment.blur.GaussianBlur", "sigma": [0.1, 1.0], "p": 0.2}
-    config = _config(method, frac, seed, augmentation, backbone, blur)
+    config = _config(method, frac, seed, augmentation, backbone, blur, temperature)
     OmegaConf.save(OmegaConf.create(config), path / "config.yaml")
+    (path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create([f"seed={seed}", *overrides]), path / ".hydra/overrides.yaml")
     record = {
         "config/method": method,
         "config/backbone": backbone,
@@ -195,6 +199,32 @@ def test_an_ablation_keeps_each_recipe_in_its_own_readable_row(tmp_path):
         "| simclr, augmentation=byol | -0.310 ± 0.127 (won 0/2) |"
     )
     assert "against supervised" not in markdown
+
+
+def test_on_a_tie_the_recipe_left_at_its_config_defaults_is_the_unnamed_one(tmp_path):
+    # Three runs each: the overridden temperature sorts first by value, the default must still
+    # be the plain `simclr` row and the reference the other is paired against.
+    for seed in range(3):
+        _job(
+            tmp_path,
+            f"t05/{seed}",
+            seed=seed,
+            auroc=0.7 + seed / 100,
+            temperature=0.05,
+            overrides=("method.temperature=0.05",),
+        )
+        _job(tmp_path, f"default/{seed}", seed=seed, auroc=0.8 + seed / 100)
+    markdown = write_report(tmp_path).read_text()
+    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| simclr",
+        "| simclr, method.temperature=0.05",
+    ]
+    assert _row(table, "simclr").startswith("| simclr | **0.810 ± ")
+    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
+    assert _row(paired, "simclr, method.temperature=0.05").startswith(
+        "| simclr, method.temperature=0.05 | -0.100 ± 0.000 (won 0/3)"
+    )
 
 
 def test_a_backbone_comparison_names_every_backbone(tmp_path):

@@ -34,6 +34,7 @@ class Run:
     status: str  # "finished" or "failed"
     record: dict
     config: dict | None = field(default=None)  # nested config.yaml, None when it is missing
+    overrides: tuple[str, ...] = ()  # the command line's `key=value`s (.hydra/overrides.yaml)
 
     @property
     def finished(self) -> bool:
@@ -127,7 +128,19 @@ def _read_job(sweep: Path, job: Path) -> Run | None:
     if not isinstance(record, dict):
         log.warning("Skipping %s: it is not a JSON object", path)
         return None
-    return Run(job.relative_to(sweep).as_posix(), status, record, _read_config(job))
+    return Run(
+        job.relative_to(sweep).as_posix(), status, record, _read_config(job), _read_overrides(job)
+    )
+
+
+def _read_overrides(job: Path) -> tuple[str, ...]:
+    path = job / ".hydra" / "overrides.yaml"
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(path)) if path.exists() else []
+    except Exception as error:  # only the report's naming reads them
+        log.warning("Ignoring unreadable %s: %s", path, error)
+        return ()
+    return tuple(str(o) for o in overrides) if isinstance(overrides, list) else ()
 
 
 def _read_config(job: Path) -> dict | None:

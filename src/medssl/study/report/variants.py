@@ -76,7 +76,7 @@ def label_variants(runs: list[Run]) -> list[Variant]:
     """The variant of each run, in the order of `runs`."""
     contexts = [tuple(sorted(run.choices.items())) for run in runs]
     recipes = [_recipe(run) for run in runs]
-    references = _reference_recipes(contexts, recipes)
+    references = _reference_recipes(runs, contexts, recipes)
     choice_parts = _choice_parts(runs)
     variants = []
     for run, context, recipe, parts in zip(runs, contexts, recipes, choice_parts):
@@ -104,18 +104,32 @@ def _recipe(run: Run) -> tuple | None:
     return tuple(sorted((k, v) for k, v in flat.items() if shapes_results(k)))
 
 
-def _reference_recipes(contexts: list[tuple], recipes: list[tuple | None]) -> dict:
+def _reference_recipes(runs: list[Run], contexts: list[tuple], recipes: list[tuple | None]) -> dict:
     counts: dict[tuple, Counter] = defaultdict(Counter)
-    for context, recipe in zip(contexts, recipes):
+    overridden: dict[tuple, int] = {}
+    for run, context, recipe in zip(runs, contexts, recipes):
         if recipe is not None:
             counts[context][recipe] += 1
+            key = (context, recipe)
+            overridden[key] = min(overridden.get(key, 10**6), _key_overrides(run))
 
-    # Most runs first; on a tie the recipe with fewer nulls, since `null` switches a part off.
-    def rank(item):
-        recipe, count = item
-        return (-count, sum(value is None for _, value in recipe), repr(recipe))
+    # Most runs first; on a tie the recipe whose runs set fewer keys on the command line (the
+    # config's defaults), then the one with fewer nulls, since `null` switches a part off.
+    def rank(context):
+        def of(item):
+            recipe, count = item
+            nulls = sum(value is None for _, value in recipe)
+            return (-count, overridden[(context, recipe)], nulls, repr(recipe))
 
-    return {context: min(counter.items(), key=rank)[0] for context, counter in counts.items()}
+        return of
+
+    return {c: min(counter.items(), key=rank(c))[0] for c, counter in counts.items()}
+
+
+def _key_overrides(run: Run) -> int:
+    """How many config keys (not group options, not seeds or fractions) the run's command set."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in run.overrides if "=" in o]
+    return sum("." in key and shapes_results(key) for key in keys)
 
 
 def _differences(recipe: dict, reference: dict) -> tuple[str, ...]:
