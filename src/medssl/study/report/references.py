@@ -53,7 +53,11 @@ def _rows(study: Study, dataset: str, keys: list[str]):
     for key in keys:
         for variant in study.variants_in(dataset):
             cell = study.cell(dataset, variant, ALL_LABELS)
-            if cell is not None and study.has_metric(dataset, key):
+            # A variant without the protocol (an SSL encoder has no `classifier`) has no row;
+            # a cell whose runs all failed keeps one, to show it.
+            if cell is not None and (
+                not cell.finished or any(key in run.record for run in cell.finished)
+            ):
                 yield f"{variant.label}, {protocol_of(key)}", cell, key
 
 
@@ -78,34 +82,37 @@ def _table(study: Study, dataset: str, keys: list[str]) -> Table:
 
 
 def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -> bytes | None:
-    """A panel per metric: seeds (dots), mean and 95 % interval per variant and protocol, and
-    each reference as a horizontal line."""
-    fig = Figure(figsize=(3.6 * len(compared) + 3.0, 4.4), layout="constrained")
+    """A panel per metric, a row per variant and protocol: seeds (dots), mean and 95 % interval,
+    coloured by protocol, and each reference as a vertical line."""
+    rows_of = {name: list(_rows(study, dataset, keys)) for name, keys in compared.items()}
+    height = 1.2 + 0.28 * max(len(rows) for rows in rows_of.values())
+    fig = Figure(figsize=(3.4 * len(compared) + 4.6, height), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(compared), squeeze=False)[0]
+    axes = fig.subplots(1, len(compared), squeeze=False, sharey=True)[0]
+    protocols = list(dict.fromkeys(protocol_of(k) for keys in compared.values() for k in keys))
     drawn = False
     for ax, (name, keys) in zip(axes, compared.items()):
-        rows = list(_rows(study, dataset, keys))
-        for x, (_, cell, key) in enumerate(rows):
+        rows = rows_of[name]
+        for y, (_, cell, key) in enumerate(rows):
             values, summary = cell.values(key), cell.estimate(key)
             if summary is None:
                 continue
             drawn = True
-            colour = COLOURS[x % len(COLOURS)]
-            ax.scatter([x - 0.12] * len(values), values, color=colour, alpha=0.6, s=18, zorder=3)
-            ax.errorbar(x + 0.12, summary.mean, yerr=summary.half_width, fmt="o", color=colour,
-                        capsize=4, zorder=4)  # fmt: skip
+            colour = COLOURS[protocols.index(protocol_of(key)) % len(COLOURS)]
+            ax.scatter(values, [y + 0.15] * len(values), color=colour, alpha=0.5, s=16, zorder=3)
+            ax.errorbar(summary.mean, y - 0.1, xerr=summary.half_width, fmt="o", color=colour,
+                        capsize=3, zorder=4)  # fmt: skip
         for index, reference in enumerate(study.references(dataset, keys[0])):
-            ax.axhline(
+            ax.axvline(
                 reference.value,
                 linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
                 color="0.3",
                 label=reference_label(reference) if ax is axes[-1] else None,
             )
-        ax.set_xticks(range(len(rows)), [label for label, _, _ in rows], rotation=20, ha="right")
-        ax.set_xlim(-0.6, len(rows) - 0.4)
-        ax.set_title(f"test {display_name(name)}", fontsize=FONT_SIZE)
-        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's order, top to bottom
+        ax.set_xlabel(f"test {display_name(name)}", fontsize=FONT_SIZE)
+        ax.grid(True, axis="x", alpha=0.3)
         ax.tick_params(labelsize=FONT_SIZE - 1)
     if not drawn:
         return None
