@@ -75,3 +75,22 @@ def test_no_reference_section_without_full_label_runs(tmp_path):
     markdown = write_report(tmp_path).read_text()
     assert "Against the published references" not in markdown
     assert not (tmp_path / "references.png").exists()
+
+
+def test_a_method_without_the_protocol_has_no_row_against_the_references(tmp_path):
+    # An SSL encoder is scored by probes only: it has no `classifier` row, but a `linear` one.
+    _reproduction(tmp_path / "supervised")
+    for path in (tmp_path / "supervised").glob("*/results.json"):
+        record = json.loads(path.read_text())
+        record = {k: v for k, v in record.items() if not k.startswith("test/classifier/")}
+        target = tmp_path / "simclr" / path.parent.name / "results.json"
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps(record | {"config/method": "simclr"}))
+    markdown = write_report(tmp_path).read_text()
+    section = markdown.split("### Against the published references (all labels)", 1)[1]
+    labels = [line.split(" | ")[0] for line in _table(section, "#### test AUROC")[2:]]
+    assert labels == [
+        "| supervised, classifier",
+        "| simclr, linear",
+        "| supervised, linear",
+    ]

@@ -106,24 +106,20 @@ def _recipe(run: Run) -> tuple | None:
 
 def _reference_recipes(runs: list[Run], contexts: list[tuple], recipes: list[tuple | None]) -> dict:
     counts: dict[tuple, Counter] = defaultdict(Counter)
-    overridden: dict[tuple, int] = {}
+    overridden: dict[tuple, int] = {}  # (context, recipe): fewest keys its runs set by hand
     for run, context, recipe in zip(runs, contexts, recipes):
         if recipe is not None:
             counts[context][recipe] += 1
-            key = (context, recipe)
-            overridden[key] = min(overridden.get(key, 10**6), _key_overrides(run))
+            n = _key_overrides(run)
+            overridden[(context, recipe)] = min(overridden.get((context, recipe), n), n)
 
     # Most runs first; on a tie the recipe whose runs set fewer keys on the command line (the
     # config's defaults), then the one with fewer nulls, since `null` switches a part off.
-    def rank(context):
-        def of(item):
-            recipe, count = item
-            nulls = sum(value is None for _, value in recipe)
-            return (-count, overridden[(context, recipe)], nulls, repr(recipe))
+    def rank(context: tuple, recipe: tuple) -> tuple:
+        nulls = sum(value is None for _, value in recipe)
+        return (-counts[context][recipe], overridden[(context, recipe)], nulls, repr(recipe))
 
-        return of
-
-    return {c: min(counter.items(), key=rank(c))[0] for c, counter in counts.items()}
+    return {c: min(counter, key=lambda r, c=c: rank(c, r)) for c, counter in counts.items()}
 
 
 def _key_overrides(run: Run) -> int:
