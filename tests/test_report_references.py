@@ -94,3 +94,12 @@ def test_a_method_without_the_protocol_has_no_row_against_the_references(tmp_pat
         "| simclr, linear",
         "| supervised, linear",
     ]
+    # Nor a row of n/a in the per-protocol table of a protocol it does not have.
+    classifier = _table(markdown, "#### test/classifier/auroc (AUROC)")
+    assert not any(line.startswith("| simclr |") for line in classifier)
+    assert any(line.startswith("| supervised |") for line in classifier)
+    linear = _table(markdown, "#### test/linear/auroc (AUROC)")
+    assert any(line.startswith("| simclr |") for line in linear)
+    # And no paired difference to draw from runs that never had the protocol.
+    assert "#### test/classifier/auroc: paired difference" not in markdown
+    assert "#### test/linear/auroc: paired difference" in markdown

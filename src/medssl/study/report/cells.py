@@ -105,6 +105,17 @@ class Study(RunGroup):
     def cell(self, dataset: str, variant: Variant, label_frac: float) -> Cell | None:
         return self.cells.get((dataset, variant, label_frac))
 
+    def reports(self, dataset: str, variant: Variant, metric: str) -> bool:
+        """Whether a finished run of the variant has the metric (or none finished at all): a
+        method without a protocol, such as an SSL encoder under `classifier`, reports nothing."""
+        finished = [
+            run
+            for (d, v, _), cell in self.cells.items()
+            if d == dataset and v == variant
+            for run in cell.finished
+        ]
+        return not finished or any(metric in run.record for run in finished)
+
     def has_metric(self, dataset: str, metric: str) -> bool:
         """Whether a finished run of the dataset reports the metric (or none finished at all)."""
         finished = [run for run in self.finished if run.dataset == dataset]

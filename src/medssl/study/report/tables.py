@@ -19,7 +19,7 @@ def percent(label_frac: float) -> str:
 def metric_table(study: Study, dataset: str, metric: str) -> Table:
     """Rows: variants; columns: label fractions; cells: mean ± 95 % t half-width (n=seeds)."""
     fractions = study.fractions_in(dataset)
-    variants = study.variants_in(dataset)
+    variants = [v for v in study.variants_in(dataset) if study.reports(dataset, v, metric)]
     table = Table(header=["variant", *map(percent, fractions)], rows=[])
     estimates: dict[tuple[int, int], Estimate] = {}
     for r, variant in enumerate(variants):
@@ -60,6 +60,8 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
     table = Table(header=["variant − supervised", *map(percent, fractions)], rows=[])
     unmatched = []
     for variant in study.variants_in(dataset):
+        if not study.reports(dataset, variant, metric):
+            continue
         baseline = study.baseline_of(dataset, variant)
         if baseline is None:
             if not variant.is_supervised:
@@ -90,7 +92,7 @@ def paired_against_table(
     fractions = study.fractions_in(dataset)
     table = Table(header=[f"variant − {baseline.label}", *map(percent, fractions)], rows=[])
     for variant in study.variants_in(dataset):
-        if variant == baseline:
+        if variant == baseline or not study.reports(dataset, variant, metric):
             continue
         table.rows.append(_paired_row(study, dataset, variant, baseline, fractions, metric))
     if not table.rows:
