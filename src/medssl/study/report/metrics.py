@@ -31,29 +31,38 @@ DISPLAY_NAMES = {
 
 def protocol_of(key: str) -> str:
     parts = key.split("/")
-    return parts[1] if len(parts) == 3 else "other"
+    return parts[1] if len(parts) >= 3 else "other"
 
 
 def name_of(key: str) -> str:
-    return key.rsplit("/", 1)[-1]
+    """The metric after split and protocol: `auroc`, or `recall/1` for a per-class recall."""
+    parts = key.split("/")
+    return "/".join(parts[2:]) if len(parts) >= 3 else parts[-1]
 
 
 def display_name(key: str) -> str:
-    return DISPLAY_NAMES.get(name_of(key), name_of(key))
+    """`AUROC`; `recall of class 1`; `AUROC (corrupt/noise/3)` for a key below the protocol."""
+    name = name_of(key)
+    if name.startswith("recall/"):
+        return f"recall of class {name.split('/', 1)[1]}"
+    if name in DISPLAY_NAMES or "/" not in name:
+        return DISPLAY_NAMES.get(name, name)
+    where, leaf = name.rsplit("/", 1)
+    return f"{DISPLAY_NAMES.get(leaf, leaf)} ({where})"
 
 
 def file_stem(key: str) -> str:
     """`test/linear/auroc` -> `auroc`: figures only show the test split of one protocol."""
-    return name_of(key) if key.startswith("test/") else key.replace("/", "_")
+    return name_of(key).replace("/", "_") if key.startswith("test/") else key.replace("/", "_")
 
 
 def in_unit_interval(key: str) -> bool:
     """Rates, AUROC, ECE and AURC lie in [0, 1]; NLL and losses do not."""
-    return not name_of(key).startswith(("nll", "loss"))
+    return not key.rsplit("/", 1)[-1].startswith(("nll", "loss"))
 
 
 def lower_is_better(key: str) -> bool:
-    return name_of(key).startswith(LOWER_IS_BETTER)
+    return key.rsplit("/", 1)[-1].startswith(LOWER_IS_BETTER)
 
 
 def report_metrics(result_keys: set[str], requested: Sequence[str] | None) -> list[str]:
