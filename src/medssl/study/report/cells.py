@@ -41,6 +41,13 @@ def run_references(record: dict, metric: str) -> list[Reference]:
     return found
 
 
+def reported(runs: list[Run], metric: str) -> bool:
+    """Whether a finished one of `runs` has the metric, or none finished (failures stay shown):
+    a method without a protocol, such as an SSL encoder under `classifier`, reports nothing."""
+    finished = [run for run in runs if run.finished]
+    return not finished or any(metric in run.record for run in finished)
+
+
 class RunGroup:
     """Runs, split into the finished and the failed."""
 
@@ -106,20 +113,13 @@ class Study(RunGroup):
         return self.cells.get((dataset, variant, label_frac))
 
     def reports(self, dataset: str, variant: Variant, metric: str) -> bool:
-        """Whether a finished run of the variant has the metric (or none finished at all): a
-        method without a protocol, such as an SSL encoder under `classifier`, reports nothing."""
-        finished = [
-            run
-            for (d, v, _), cell in self.cells.items()
-            if d == dataset and v == variant
-            for run in cell.finished
-        ]
-        return not finished or any(metric in run.record for run in finished)
+        """`reported` over the variant's runs of the dataset."""
+        runs = [r for r in self.runs if r.dataset == dataset and self.variant(r) == variant]
+        return reported(runs, metric)
 
     def has_metric(self, dataset: str, metric: str) -> bool:
-        """Whether a finished run of the dataset reports the metric (or none finished at all)."""
-        finished = [run for run in self.finished if run.dataset == dataset]
-        return not finished or any(metric in run.record for run in finished)
+        """`reported` over every run of the dataset."""
+        return reported([run for run in self.runs if run.dataset == dataset], metric)
 
     def cells_missing_seeds(self) -> list[Cell]:
         """Cells holding neither a result nor an error for some seed the others ran."""

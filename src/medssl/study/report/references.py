@@ -11,7 +11,7 @@ from __future__ import annotations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medssl.study.report.cells import Study
+from medssl.study.report.cells import Study, reported
 from medssl.study.report.document import Block, Heading, Table
 from medssl.study.report.document import Figure as FigureBlock
 from medssl.study.report.figures import COLOURS, FONT_SIZE, REFERENCE_STYLES, _png, reference_label
@@ -55,9 +55,7 @@ def _rows(study: Study, dataset: str, keys: list[str]):
             cell = study.cell(dataset, variant, ALL_LABELS)
             # A variant without the protocol (an SSL encoder has no `classifier`) has no row;
             # a cell whose runs all failed keeps one, to show it.
-            if cell is not None and (
-                not cell.finished or any(key in run.record for run in cell.finished)
-            ):
+            if cell is not None and reported(cell.runs, key):
                 yield f"{variant.label}, {protocol_of(key)}", cell, key
 
 
