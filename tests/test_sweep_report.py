@@ -483,3 +483,22 @@ def test_an_ablation_sweep_is_named_and_paired_against_its_recipe_whatever_the_c
     assert _row(paired, "simclr, ablation=no_blur") == (
         f"| simclr, ablation=no_blur | {mean:+.3f} ± {half:.3f} (won 0/3) |"
     )
+
+
+def test_figures_tell_several_supervised_variants_apart_and_keep_them_black():
+    from medssl.study.report.figures import line_style
+    from medssl.study.report.variants import Variant
+
+    variants = [
+        Variant("simclr"),
+        Variant("supervised", ("augmentation=finetune",)),
+        Variant("supervised", ("augmentation=medical",)),
+        Variant("supervised", ("augmentation=none",)),
+        Variant("vicreg"),
+    ]
+    styles = [line_style(v, variants) for v in variants]
+    supervised = styles[1:4]
+    assert {colour for colour, _ in supervised} == {"black"}
+    assert len({style for _, style in supervised}) == 3
+    assert styles[0][0] != styles[4][0] and "black" not in (styles[0][0], styles[4][0])
+    assert line_style(Variant("supervised"), [Variant("supervised")]) == ("black", "-")

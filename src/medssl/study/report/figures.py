@@ -25,6 +25,7 @@ from medssl.study.report.variants import Variant
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 FONT_SIZE = 10
 REFERENCE_STYLES = ("--", ":", "-.")
+SUPERVISED_STYLES = ("-", "--", ":", "-.")
 
 
 def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | None:
@@ -36,7 +37,8 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     drawn = False
-    for index, variant in enumerate(study.variants_in(dataset)):
+    variants = study.variants_in(dataset)
+    for variant in variants:
         points = [
             (100 * frac, summary)
             for frac in fractions
@@ -46,7 +48,7 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
         if not points:
             continue
         drawn = True
-        colour, style = _style(variant, index)
+        colour, style = line_style(variant, variants)
         xs = [x for x, _ in points]
         ax.plot(
             xs,
@@ -151,13 +153,16 @@ def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> 
     return _png(fig)
 
 
-def _style(variant: Variant, index: int) -> tuple[str, str]:
-    """The baselines look the same in every study: from-scratch black, random floor grey dashed."""
+def line_style(variant: Variant, variants: list[Variant]) -> tuple[str, str]:
+    """The baselines look the same in every study: from-scratch black, random floor grey dashed.
+    Several from-scratch variants (an augmentation or weighting search) stay black and differ
+    by line style, so they can be told apart."""
     if variant.is_supervised:
-        return "black", "-"
+        supervised = [v for v in variants if v.is_supervised]
+        return "black", SUPERVISED_STYLES[supervised.index(variant) % len(SUPERVISED_STYLES)]
     if variant.method == "random" and not variant.parts:
         return "0.55", "--"
-    return COLOURS[index % len(COLOURS)], "-"
+    return COLOURS[variants.index(variant) % len(COLOURS)], "-"
 
 
 def _clip(metric: str, value: float) -> float:

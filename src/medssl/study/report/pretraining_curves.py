@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from medssl.study.report.cells import Study
 from medssl.study.report.collect import Run
 from medssl.study.report.document import Table
-from medssl.study.report.figures import FONT_SIZE, _png, _style
+from medssl.study.report.figures import FONT_SIZE, _png, line_style
 from medssl.study.report.stats import Estimate, estimate
 from medssl.study.report.variants import Variant
 
@@ -76,7 +76,7 @@ def pretraining_curves_png(study: Study, dataset: str) -> bytes | None:
         for variant, by_epoch in curves.items():
             epochs = list(by_epoch)
             means = np.array([by_epoch[e].mean for e in epochs])
-            colour, style = _style(variant, variants.index(variant))
+            colour, style = line_style(variant, variants)
             n = max(s.n for s in by_epoch.values())
             ax.plot(epochs, means, marker="o", color=colour, linestyle=style,
                     label=f"{variant.label} (n={n})")  # fmt: skip

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from medssl.study.report.cells import Study
 from medssl.study.report.collect import Run
-from medssl.study.report.figures import FONT_SIZE, _png, _style
+from medssl.study.report.figures import FONT_SIZE, _png, line_style
 from medssl.study.report.tables import percent
 
 
@@ -41,8 +41,9 @@ def robustness_png(study: Study, dataset: str, protocol: str) -> bytes | None:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(fractions), sharey=True, squeeze=False)[0]
     drawn = False
+    variants = study.variants_in(dataset)
     for ax, frac in zip(axes, fractions):
-        for index, variant in enumerate(study.variants_in(dataset)):
+        for variant in variants:
             cell = study.cell(dataset, variant, frac)
             curves = [severities_of(run, protocol) for run in cell.finished] if cell else []
             curves = [c for c in curves if c]
@@ -51,7 +52,7 @@ def robustness_png(study: Study, dataset: str, protocol: str) -> bytes | None:
             drawn = True
             severities = sorted(set.intersection(*(set(c) for c in curves)))
             means = [float(np.mean([c[s] for c in curves])) for s in severities]
-            colour, style = _style(variant, index)
+            colour, style = line_style(variant, variants)
             ax.plot(
                 severities,
                 means,
