@@ -227,6 +227,32 @@ def test_on_a_tie_the_recipe_left_at_its_config_defaults_is_the_unnamed_one(tmp_
     )
 
 
+def test_when_every_run_chooses_a_group_its_config_default_is_the_unnamed_one(tmp_path):
+    # Every command line sets `augmentation`; `finetune` would come first by name, but the
+    # config's default for supervised is `medical`, so that is the plain `supervised` row.
+    for augmentation in ("finetune", "medical", "none"):
+        for seed in range(2):
+            _job(
+                tmp_path,
+                f"{augmentation}/{seed}",
+                method="supervised",
+                seed=seed,
+                augmentation=augmentation,
+                overrides=("method=supervised", f"augmentation={augmentation}"),
+            )
+    write_report(tmp_path)
+    summary = _csv_rows(tmp_path / "summary.csv")
+    assert sorted({r["variant"] for r in summary}) == [
+        "supervised",
+        "supervised, augmentation=finetune",
+        "supervised, augmentation=none",
+    ]
+    plain = [r for r in summary if r["variant"] == "supervised"]
+    runs = _csv_rows(tmp_path / "runs.csv")
+    medical = {r["folder"] for r in runs if r["folder"].startswith("medical/")}
+    assert plain and medical == {r["folder"] for r in runs if r["variant"] == "supervised"}
+
+
 def test_a_backbone_comparison_names_every_backbone(tmp_path):
     for backbone in ("resnet18", "resnet50"):
         _job(tmp_path, backbone, backbone=backbone)

@@ -6,10 +6,13 @@ config group's option differs (not the dozen keys that come with that option), a
 `augmentation.blur=None` for a key that differs between runs of the *same* options. Within one
 set of options the recipe most runs share is the reference and shows no key at all, so an
 ablation reads `simclr`, `simclr, augmentation.blur=None`, `simclr, augmentation=byol`.
+A group's option is named where it departs from the config's default for that group, so a
+sweep that sets `augmentation=` on every command line still names its default plainly.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -153,19 +156,62 @@ def _choice_parts(runs: list[Run]) -> list[tuple[str, ...]]:
         if len(options) < 2:
             continue
         # A backbone comparison names every backbone; other groups name only the departures
-        # from their baseline option where they have one (`ablation=recipe`), else from the
-        # option most runs use (on a tie, the first by name).
-        if group == "backbone":
-            usual = None
-        elif BASELINE_OPTIONS.get(group) in options:
-            usual = (BASELINE_OPTIONS[group], options[BASELINE_OPTIONS[group]])
-        else:
-            usual = min(options.items(), key=lambda o: (-o[1], o[0]))
+        # from their usual option.
+        usual = None if group == "backbone" else _usual_option(group, runs, options)
         for run, run_parts in zip(runs, parts):
             option = run.choices.get(group, ABSENT)
-            if usual is None or option != usual[0]:
+            if option != usual:
                 run_parts.append(f"{group}={option}")
     return [tuple(p) for p in parts]
+
+
+def _usual_option(group: str, runs: list[Run], options: Counter) -> str:
+    """The group's baseline option where it has one (`ablation=recipe`), else the config's
+    own default, else the option most runs use (on a tie, the first by name)."""
+    if BASELINE_OPTIONS.get(group) in options:
+        return BASELINE_OPTIONS[group]
+    defaults = Counter(
+        run.choices.get(group, ABSENT) for run in runs if not _sets_group(run.overrides, group)
+    )
+    if not defaults:  # every command line chose this group: ask the config what it picks
+        defaults = Counter(filter(None, map(_default_option_of(group), runs)))
+    found = [option for option in defaults if option in options]
+    ranked = sorted(found or options, key=lambda o: (-defaults.get(o, 0), -options[o], o))
+    return ranked[0]
+
+
+def _sets_group(overrides: tuple[str, ...], group: str) -> bool:
+    return any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides if "=" in o)
+
+
+def _default_option_of(group: str):
+    """A run's option for `group` had its command line left the group alone, composed from
+    medssl's config; None where that config no longer composes with the run's overrides."""
+
+    def default_option(run: Run) -> str | None:
+        kept = tuple(
+            o
+            for o in run.overrides
+            if not _sets_group((o,), group) and shapes_results(o.split("=", 1)[0].lstrip("+~"))
+        )
+        return _composed_choice(group, kept)
+
+    return default_option
+
+
+@functools.lru_cache(maxsize=64)
+def _composed_choice(group: str, overrides: tuple[str, ...]) -> str | None:
+    from hydra import compose, initialize_config_dir
+
+    from medssl.configs import config_dir
+
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        option = cfg.hydra.runtime.choices.get(group)
+    except Exception:  # a config changed since the run, or Hydra already initialised
+        return None
+    return None if option is None else str(option)
 
 
 def _kept_apart(runs, variants, contexts, recipes) -> list[Variant]:
