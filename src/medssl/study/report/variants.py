@@ -127,7 +127,7 @@ def _reference_recipes(runs: list[Run], contexts: list[tuple], recipes: list[tup
 
 def _key_overrides(run: Run) -> int:
     """How many config keys (not group options, not seeds or fractions) the run's command set."""
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in run.overrides if "=" in o]
+    keys = [_override_key(o) for o in run.overrides if "=" in o]
     return sum("." in key and shapes_results(key) for key in keys)
 
 
@@ -174,29 +174,28 @@ def _usual_option(group: str, runs: list[Run], options: Counter) -> str:
         run.choices.get(group, ABSENT) for run in runs if not _sets_group(run.overrides, group)
     )
     if not defaults:  # every command line chose this group: ask the config what it picks
-        defaults = Counter(filter(None, map(_default_option_of(group), runs)))
+        defaults = Counter(filter(None, (_config_default(group, run) for run in runs)))
     found = [option for option in defaults if option in options]
     ranked = sorted(found or options, key=lambda o: (-defaults.get(o, 0), -options[o], o))
     return ranked[0]
 
 
+def _override_key(override: str) -> str:
+    """`+experiment=x` -> `experiment`, `~augmentation.blur` -> `augmentation.blur`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def _sets_group(overrides: tuple[str, ...], group: str) -> bool:
-    return any(o.split("=", 1)[0].lstrip("+~") == group for o in overrides if "=" in o)
+    return any(_override_key(o) == group for o in overrides if "=" in o)
 
 
-def _default_option_of(group: str):
-    """A run's option for `group` had its command line left the group alone, composed from
-    medssl's config; None where that config no longer composes with the run's overrides."""
-
-    def default_option(run: Run) -> str | None:
-        kept = tuple(
-            o
-            for o in run.overrides
-            if not _sets_group((o,), group) and shapes_results(o.split("=", 1)[0].lstrip("+~"))
-        )
-        return _composed_choice(group, kept)
-
-    return default_option
+def _config_default(group: str, run: Run) -> str | None:
+    """The option medssl's config picks for `group` with the run's command line minus its
+    choice of that group; None where that config no longer composes with those overrides."""
+    kept = tuple(
+        o for o in run.overrides if _override_key(o) != group and shapes_results(_override_key(o))
+    )
+    return _composed_choice(group, kept)
 
 
 @functools.lru_cache(maxsize=64)
