@@ -27,7 +27,8 @@ from hydra import compose, initialize_config_dir
 
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
-from medssl.pretraining_job import assemble_pretraining, build
+from medssl.components import build
+from medssl.pretraining_job import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device
 

@@ -32,7 +32,7 @@ from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.pretraining_job import build
+from medssl.components import build
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.training.checkpoint import differing_keys

@@ -22,7 +22,7 @@ from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.inspection.document import write_inspection
-from medssl.pretraining_job import build
+from medssl.components import build
 
 
 def inspect_dataset(cfg: DictConfig) -> dict:

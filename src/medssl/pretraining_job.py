@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
-from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method, task_arguments
@@ -37,17 +36,6 @@ from medssl.training.speed import SpeedOptions
 from medssl.training.val_selection import ValSelection
 
 log = logging.getLogger(__name__)
-
-
-def build(cfg: DictConfig, key: str, **kwargs):
-    log.info("Instantiating %s <%s>", key, cfg[key]._target_)
-    try:
-        return instantiate(cfg[key], **kwargs)
-    except InstantiationException as error:
-        # Hydra wraps what the target raised; a user error should reach the user unwrapped.
-        if isinstance(error.__cause__, MedsslError):
-            raise error.__cause__ from None
-        raise
 
 
 @dataclass

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from medssl.configs import config_dir
 from medssl.data.model_input import MEAN, STD
 from medssl.errors import MedsslError
-from medssl.pretraining_job import build
+from medssl.components import build
 
 log = logging.getLogger("medssl.preview")
 

@@ -20,7 +20,8 @@ from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.pretraining_job import assemble_pretraining, build
+from medssl.components import build
+from medssl.pretraining_job import assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
