@@ -46,6 +46,9 @@ class TrainerConfig:
     device: str = MISSING
     precision: str = MISSING
     deterministic: bool = MISSING
+    feed: str = MISSING
+    resident_budget_gib: float | None = MISSING
+    checkpoint_every: float | None = MISSING
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
 

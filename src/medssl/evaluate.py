@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from medssl.components import build
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.data.label_subset import check_label_frac, labelled_subset
@@ -32,7 +33,6 @@ from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.components import build
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.training.checkpoint import differing_keys

@@ -18,11 +18,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from medssl.components import build
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.inspection.document import write_inspection
-from medssl.components import build
 
 
 def inspect_dataset(cfg: DictConfig) -> dict:

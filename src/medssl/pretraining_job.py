@@ -27,6 +27,7 @@ from medssl.data.splits import DatasetSplits, Split
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method, task_arguments
+from medssl.training.batch_feed import make_feed
 from medssl.training.distributed import Distributed
 from medssl.training.kept_encoders import link_kept_encoders
 from medssl.training.online_probe import ProbeData, online_probe_data
@@ -54,6 +55,8 @@ class PretrainingJob:
     speed: SpeedOptions
     selection: ValSelection | None = None  # model selection on val (methods that select)
     curve: PretrainingCurve | None = None  # trainer.eval_every's probes
+    feed: str = "auto"  # trainer.feed: resident | streamed | auto (by size against the budget)
+    resident_budget_gib: float | None = None  # null: a share of the device's memory
 
     @property
     def trains(self) -> bool:
@@ -102,15 +105,17 @@ class PretrainingJob:
         """Pretrain (or resume) with checkpoints and the epoch log in `run_dir`; a checkpoint
         there resumes only when it was written with the same `fingerprint`. The encoders kept
         at `settings.keep_epochs` go to `run_dir/encoders/`, built with `encoder_record`."""
-        train = self.train.to(device)
         kept = None
         if encoder_record is not None:
             kept = functools.partial(self.saved_encoder, encoder_record)
+        feed = None
+        if self.trains:
+            feed = make_feed(self.train.images, device, self.feed, self.resident_budget_gib)
         return pretrain(
             self.method,
             self.augmentation,
-            train.images,
-            train.labels if self.uses_labels else None,
+            self.train.images,
+            self.train.labels if self.uses_labels else None,
             self.settings,
             optimizer_factory=self.optimizer_factory,
             scheduler_factory=self.scheduler_factory,
@@ -124,6 +129,7 @@ class PretrainingJob:
             curve=self.curve,
             kept_encoder=kept,
             on_epoch_end=on_epoch_end,
+            feed=feed,
         )
 
 
@@ -194,6 +200,8 @@ def assemble_pretraining(
         speed=instantiate(cfg.trainer.speed),
         selection=selection,
         curve=pretraining_curve(cfg, data, labelled) if settings.eval_every is not None else None,
+        feed=cfg.trainer.feed,
+        resident_budget_gib=cfg.trainer.resident_budget_gib,
     )
     return job, data
 
@@ -210,6 +218,7 @@ def pretrain_settings(cfg: DictConfig, precision: str) -> PretrainSettings:
         collapse_min_rank=trainer.collapse_min_rank,
         eval_every=trainer.eval_every,
         keep_epochs=tuple(trainer.keep_epochs),
+        checkpoint_every=trainer.checkpoint_every,
     )
 
 

@@ -21,10 +21,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.model_input import MEAN, STD
 from medssl.errors import MedsslError
-from medssl.components import build
 
 log = logging.getLogger("medssl.preview")
 

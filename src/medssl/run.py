@@ -15,12 +15,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import write_json
+from medssl.components import build
 from medssl.data.label_subset import check_label_frac, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.components import build
 from medssl.pretraining_job import assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything

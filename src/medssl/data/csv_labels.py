@@ -30,7 +30,7 @@ def _sorted_labels(labels: set[str]) -> list[str]:
 def read_label_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """`(line number, row)` for every data row; the header must name filename and label."""
     if not csv_path.is_file():
-        raise MedsslError(f"the label file {csv_path} does not exist; set dataset.csv to its path.")
+        raise MedsslError(f"the label file {csv_path} does not exist; set dataset.csv_file to its path (relative to dataset.root).")
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in reader.fieldnames or []]
@@ -96,7 +96,7 @@ def load_csv_labels(
     root: str, csv_file: str = "labels.csv", classes: list[str] | None = None, **folder_options
 ) -> DatasetSplits:
     """A folder listed by `csv_file`; `folder_options` are `load_image_folder`'s (size,
-    channels, val_frac, test_frac, split_seed, task, name, cache), so both loaders decode,
+    channels, val_frac, test_frac, split_seed, task, name, cache, dtype, store_dir), so both loaders decode,
     cache and split the same way."""
     return load_image_folder(
         root,

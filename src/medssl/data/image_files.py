@@ -1,9 +1,10 @@
-"""Image files decoded once with OpenCV, resized to a square, and cached as one uint8 array.
+"""Image files listed by a loader, decoded once into the on-disk image store (`image_store`).
 
-The cache is an `.npz` in `<root>/.medssl-cache/`, keyed by the image size and channels and
-tagged with a fingerprint of the file list (relative paths, byte sizes, modification times)
-plus whatever else defines the dataset (the CSV's text). A second run with the same files
-reads the array back without decoding anything; a changed, added or removed file rebuilds it.
+The store lives in `<root>/.medssl-cache/` (or `dataset.store_dir`), keyed by the image size,
+channels and dtype and by a fingerprint of the file list in split order (relative paths, byte
+sizes, modification times) plus whatever else defines the dataset (the CSV's text). A second
+run with the same files opens the store without decoding anything; a changed, added or removed
+file builds a new one. `cache: false` decodes into memory instead (small sets, no disk).
 """
 
 from __future__ import annotations
@@ -11,20 +12,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
+import torch
 
+from medssl.data.decode import IMAGE_SUFFIXES, decode_image, source_dtype
+from medssl.data.image_store import (
+    CACHE_DIR,
+    StoreSpec,
+    decode_into,
+    stored_splits,
+    writable_store_dir,
+)
 from medssl.errors import MedsslError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-CACHE_DIR = ".medssl-cache"
+DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
 
 
 def is_image(path: Path) -> bool:
@@ -45,34 +52,14 @@ def check_channels(channels: int) -> int:
     return channels
 
 
-def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """uint8 `(channels, size, size)`: the shorter side resized to `size`, then a centre crop."""
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    image = cv2.imread(str(path), flag)
-    if image is None:
-        raise MedsslError(f"{path} could not be read as an image; delete or replace it.")
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    # INTER_AREA averages when shrinking (no aliasing); bilinear when enlarging.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    image = image[top : top + size, left : left + size]
-    if channels == 1:
-        return image[None]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
-
-
-def decode_images(paths: Sequence[Path], size: int, channels: int) -> np.ndarray:
-    """All `paths` as one uint8 `(N, channels, size, size)` array, decoded on a thread pool
-    (OpenCV releases the GIL while it decodes)."""
-    out = np.empty((len(paths), channels, size, size), dtype=np.uint8)
-    workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, image in enumerate(pool.map(lambda p: decode_image(p, size, channels), paths)):
-            out[i] = image
-    return out
+def resolve_dtype(dtype: str, first_image: Path) -> np.dtype:
+    """`dataset.dtype`: uint8, uint16, or auto (uint16 when the first image holds more than
+    8 bits, as 16-bit PNG/TIFF and most DICOM do)."""
+    if dtype == "auto":
+        return np.dtype(source_dtype(first_image))
+    if dtype not in DTYPES:
+        raise MedsslError(f"dataset.dtype must be auto, uint8 or uint16, got {dtype!r}.")
+    return np.dtype(DTYPES[dtype])
 
 
 def fingerprint(
@@ -85,50 +72,50 @@ def fingerprint(
     return digest.hexdigest()
 
 
-def load_images_cached(
-    paths: Sequence[Path],
+def _pool() -> ThreadPoolExecutor:
+    # OpenCV and pydicom's decoders release the GIL for most of their work.
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+
+
+def load_split_images(
+    paths: dict[str, Sequence[Path]],
     root: Path,
     size: int,
     channels: int,
     *,
+    dtype: str = "auto",
     kind: str,
     extra: str = "",
     cache: bool = True,
-) -> np.ndarray:
-    """`decode_images(paths, ...)` through the cache file `<root>/.medssl-cache/<kind>-...npz`."""
+    store_dir: str | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, str | None]]:
+    """Each split's images `(N, channels, size, size)` and content digest: memory-mapped from
+    the store (`cache`), else decoded into memory (digest None: computed when needed)."""
     check_channels(channels)
-    if not cache:
-        return decode_images(paths, size, channels)
-    path = root / CACHE_DIR / f"{kind}-{size}px-{channels}ch.npz"
-    key = fingerprint(paths, root, size, channels, extra)
-    if path.exists():
-        try:
-            with np.load(path) as stored:
-                if str(stored["fingerprint"]) == key:
-                    log.info("Read %d cached images from %s", len(paths), path)
-                    return stored["images"]
-        except (OSError, ValueError, KeyError, EOFError) as error:
-            log.warning("Ignoring unreadable image cache %s (%s)", path, type(error).__name__)
-        log.info("Image files changed since %s was written; decoding again", path)
-    images = decode_images(paths, size, channels)
-    try:
-        _write_cache(path, images, key)
-        log.info("Decoded %d images and cached them in %s", len(paths), path)
-    except OSError as error:
-        log.warning(
-            "Could not write the image cache %s (%s); the next run decodes again", path, error
+    every = [p for split_paths in paths.values() for p in split_paths]
+    resolved = resolve_dtype(dtype, every[0])
+
+    def decode(path: Path) -> np.ndarray:
+        return decode_image(path, size, channels, resolved)
+
+    spec = StoreSpec({s: len(p) for s, p in paths.items()}, channels, size, resolved)
+    with _pool() as pool:
+        if not cache:
+            images = {}
+            for split, split_paths in paths.items():
+                out = np.empty((len(split_paths), channels, size, size), dtype=resolved)
+                decode_into(split_paths, decode, pool)(out, 0)
+                images[split] = torch.from_numpy(out)
+            return images, dict.fromkeys(paths)
+        folder = writable_store_dir(store_dir, root, str(root))
+        counts = "|".join(f"{s}:{len(p)}" for s, p in paths.items())
+        key = fingerprint(every, root, size, channels, f"{extra}|{resolved.name}|{counts}")
+        fills = {s: decode_into(p, decode, pool) for s, p in paths.items()}
+        return stored_splits(
+            folder,
+            f"{kind}-{size}px-{channels}ch-{resolved.name}",
+            key,
+            spec,
+            str(root),
+            lambda split, out, start: fills[split](out, start),
         )
-    return images
-
-
-def _write_cache(path: Path, images: np.ndarray, key: str) -> None:
-    # Written beside the target and renamed over it, so a killed run leaves no torn cache.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=images, fingerprint=np.array(key))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

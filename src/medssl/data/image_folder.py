@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
+from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_split_images
 from medssl.data.ratio_split import stratified_split
 from medssl.data.splits import DatasetSplits, Split
 from medssl.data.task import Task
@@ -44,15 +44,16 @@ def existing_root(root: str | Path) -> Path:
     return path
 
 
-def splits_from_arrays(
-    images: np.ndarray,
+def split_assignment(
     labels: np.ndarray,
-    assigned: dict[str, np.ndarray | None],
+    owner: np.ndarray,
     val_frac: float,
     test_frac: float,
     split_seed: int,
-) -> dict[str, Split]:
-    """Train/val/test `Split`s; a split whose indices are `None` is carved out of train."""
+) -> dict[str, np.ndarray]:
+    """Indices of each split's images: those whose `owner` names it, and a split that owns
+    none carved out of train by a stratified ratio split (before any image is decoded)."""
+    assigned = {s: np.flatnonzero(owner == s) if (owner == s).any() else None for s in SPLITS}
     train = assigned["train"]
     need_val, need_test = assigned["val"] is None, assigned["test"] is None
     if need_val or need_test:
@@ -67,10 +68,7 @@ def splits_from_arrays(
             "val": train[carved["val"]] if need_val else assigned["val"],
             "test": train[carved["test"]] if need_test else assigned["test"],
         }
-    return {
-        name: Split(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx].astype(np.int64)))
-        for name, idx in assigned.items()
-    }
+    return assigned
 
 
 @dataclass
@@ -131,65 +129,46 @@ def load_image_folder(
     task: str | None = None,
     name: str | None = None,
     cache: bool = True,
+    dtype: str = "auto",
+    store_dir: str | None = None,
     *,
     listing: Callable[[Path], Listing] = class_folder_listing,
 ) -> DatasetSplits:
-    """A labelled folder, decoded (through the cache) and split; `listing` finds its images and
-    labels: class folders here, a CSV for `csv_labels.load_csv_labels`."""
+    """A labelled folder, split, then decoded into the image store (one file per split);
+    `listing` finds its images and labels: class folders here, a CSV for
+    `csv_labels.load_csv_labels`."""
     folder = existing_root(root)
     found = listing(folder)
-    images = load_images_cached(
-        found.paths,
+    labels = np.asarray(found.labels, dtype=np.int64)
+    assigned = split_assignment(labels, np.asarray(found.owner), val_frac, test_frac, split_seed)
+    images, digests = load_split_images(
+        {s: [found.paths[i] for i in idx] for s, idx in assigned.items()},
         folder,
         size,
         channels,
+        dtype=dtype,
         kind=found.cache_kind,
         extra=found.cache_extra,
         cache=cache,
+        store_dir=store_dir,
     )
-    return labelled_dataset(
-        found.source,
-        name or folder.name,
-        task,
-        found.class_names,
-        images,
-        found.labels,
-        found.owner,
-        val_frac=val_frac,
-        test_frac=test_frac,
-        split_seed=split_seed,
-    )
-
-
-def labelled_dataset(
-    source: str,
-    name: str,
-    task: str | None,
-    class_names: list[str],
-    images: np.ndarray,
-    labels: list[int],
-    owner: list[str],
-    *,
-    val_frac: float,
-    test_frac: float,
-    split_seed: int,
-) -> DatasetSplits:
-    """Splits from decoded images whose `owner` names their split (`train`, `val`, `test`);
-    a split that owns no image is carved out of train by ratio, stratified."""
-    labels_arr, owner_arr = np.asarray(labels, dtype=np.int64), np.asarray(owner)
-    assigned = {
-        s: (np.flatnonzero(owner_arr == s) if (owner_arr == s).any() else None) for s in SPLITS
+    splits = {
+        s: Split(images[s], torch.from_numpy(labels[idx]), digests[s])
+        for s, idx in assigned.items()
     }
-    splits = splits_from_arrays(images, labels_arr, assigned, val_frac, test_frac, split_seed)
     log.info(
-        "Loaded %s at %d px: %d classes, %d train / %d val / %d test images",
-        source,
-        images.shape[-1],
-        len(class_names),
+        "Loaded %s at %d px (%s): %d classes, %d train / %d val / %d test images",
+        found.source,
+        size,
+        images["train"].dtype,
+        len(found.class_names),
         len(splits["train"]),
         len(splits["val"]),
         len(splits["test"]),
     )
     return DatasetSplits(
-        name=name, task=resolve_task(task, len(class_names)), class_names=class_names, **splits
+        name=name or folder.name,
+        task=resolve_task(task, len(found.class_names)),
+        class_names=found.class_names,
+        **splits,
     )

@@ -1,12 +1,16 @@
-"""MedMNIST 2D datasets from the medmnist package's `.npz` cache, held in memory as uint8.
+"""MedMNIST 2D datasets from the medmnist package's `.npz` cache, memory-mapped from the store.
 
 The cache folder is `root` (config: `${oc.env:MEDMNIST_ROOT,~/.medmnist}`). A missing file is
 downloaded by the medmnist package when the network allows; otherwise the run stops with one
-sentence naming the file and the folder it belongs in.
+sentence naming the file and the folder it belongs in. Each file is converted once, streaming,
+into the image store (`image_store`) in `store_dir` (null: `<root>/.medssl-cache`, or the
+user's cache folder when `root` is read-only); its
+labels are small and read from the `.npz` each time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zipfile
 import zlib
@@ -15,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medssl.data.image_store import StoreSpec, stored_splits, writable_store_dir
+from medssl.data.npz_rows import NpzRows, npz_header
 from medssl.data.splits import DatasetSplits, Split
 from medssl.data.task import Task
 from medssl.errors import MedsslError
@@ -22,6 +28,7 @@ from medssl.errors import MedsslError
 log = logging.getLogger(__name__)
 
 SIZES = (28, 64, 128, 224)
+SPLITS = ("train", "val", "test")
 _TASKS = {
     "binary-class": Task.BINARY,
     "multi-class": Task.MULTICLASS,
@@ -54,6 +61,7 @@ def load_medmnist(
     *,
     positive_class: int | None,
     references: list[dict] | None = None,
+    store_dir: str | None = None,
 ) -> DatasetSplits:
     """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`.
 
@@ -69,8 +77,7 @@ def load_medmnist(
     path = folder / npz_filename(name, size)
     if not path.exists():
         _download(name, size, folder, path, download)
-    arrays = _read_npz(path, name, size)
-    splits = {s: _to_split(arrays, s) for s in ("train", "val", "test")}
+    splits = _read_splits(path, name, size, store_dir)
     task = _TASKS[info["task"]]
     if task is Task.BINARY and positive_class not in (0, 1):
         raise MedsslError(
@@ -120,14 +127,15 @@ def _download(name: str, size: int, folder: Path, path: Path, allowed: bool) -> 
         raise MedsslError(hint)
 
 
-def _read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
-    keys = [f"{s}_{kind}" for s in ("train", "val", "test") for kind in ("images", "labels")]
+def _read_splits(path: Path, name: str, size: int, store_dir: str | None) -> dict[str, Split]:
+    keys = [f"{s}_{kind}" for s in SPLITS for kind in ("images", "labels")]
     try:
         with np.load(path) as npz:
             missing = [k for k in keys if k not in npz.files]
             if missing:
                 raise MedsslError(f"{path} lacks the arrays {missing}; it is not a MedMNIST file.")
-            return {k: npz[k] for k in keys}
+            labels = {s: _labels(npz[f"{s}_labels"]) for s in SPLITS}
+        images, digests = _stored_images(path, store_dir)
     except MedsslError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as error:
@@ -135,15 +143,33 @@ def _read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
             f"{path} is corrupt or truncated ({type(error).__name__}); delete it and download "
             f"{npz_filename(name, size)} again."
         ) from None
+    return {s: Split(images[s], labels[s], digests[s]) for s in SPLITS}
 
 
-def _to_split(arrays: dict[str, np.ndarray], split: str) -> Split:
-    images = arrays[f"{split}_images"]
-    # Grayscale files hold (N, H, W), colour ones (N, H, W, C).
-    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-    labels = arrays[f"{split}_labels"]
+def _labels(labels: np.ndarray) -> torch.Tensor:
     labels = labels[:, 0] if labels.shape[1] == 1 else labels
-    return Split(
-        images=torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
-        labels=torch.from_numpy(labels.astype(np.int64)),
-    )
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def _stored_images(path: Path, store_dir: str | None):
+    """Each split's images from the store, converted from the `.npz` a chunk at a time."""
+    headers = {s: npz_header(path, f"{s}_images") for s in SPLITS}
+    shape = headers["train"][0]
+    channels = 1 if len(shape) == 3 else shape[3]
+    spec = StoreSpec({s: h[0][0] for s, h in headers.items()}, channels, shape[1], np.uint8)
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    readers: dict[str, NpzRows] = {}
+
+    def fill(split: str, out: np.ndarray, start: int) -> None:
+        reader = readers.setdefault(split, NpzRows(path, f"{split}_images"))
+        rows = reader.read(len(out))
+        # Grayscale files hold (N, H, W), colour ones (N, H, W, C).
+        out[:] = rows[:, None] if rows.ndim == 3 else rows.transpose(0, 3, 1, 2)
+
+    folder = writable_store_dir(store_dir, path.parent, str(path))
+    try:
+        return stored_splits(folder, path.stem, key, spec, str(path), fill)
+    finally:
+        for reader in readers.values():
+            reader.close()

@@ -1,4 +1,5 @@
-"""In-memory labelled image splits: the one data type every loader returns."""
+"""Labelled image splits, the one data type every loader returns: images in memory or
+memory-mapped from the on-disk store (`image_store`), labels in memory."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ import torch
 
 from medssl.data.task import Task
 
+IMAGE_DTYPES = (torch.uint8, torch.uint16)
+
 
 @dataclass
 class Split:
-    """Images as uint8 `(N, C, H, W)` and labels: `(N,)` int64, or `(N, L)` 0/1 for multi-label."""
+    """Images as uint8 or uint16 `(N, C, H, W)` and labels: `(N,)` int64, or `(N, L)` 0/1 for
+    multi-label. `digest` is the images' content digest when the store already knows it (so a
+    memory-mapped split is not read whole to key the encoder cache)."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    digest: str | None = None
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+        if self.images.dtype not in IMAGE_DTYPES or self.images.ndim != 4:
             raise ValueError(
-                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+                f"images must be uint8 or uint16 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
             )
         if len(self.labels) != len(self.images):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
@@ -31,7 +37,11 @@ class Split:
         return Split(self.images[indices], self.labels[indices])
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.images.to(device), self.labels.to(device))
+        return Split(self.images.to(device), self.labels.to(device), self.digest)
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.numel() * self.images.element_size()
 
 
 class ImageShape:

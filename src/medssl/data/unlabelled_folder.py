@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_images_cached
+from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_split_images
 from medssl.data.image_folder import existing_root
 from medssl.data.splits import ImageShape, Split
 from medssl.errors import MedsslError
@@ -27,7 +27,13 @@ class UnlabelledImages(ImageShape):
 
 
 def load_unlabelled_folder(
-    root: str, size: int = 64, channels: int = 3, name: str | None = None, cache: bool = True
+    root: str,
+    size: int = 64,
+    channels: int = 3,
+    name: str | None = None,
+    cache: bool = True,
+    dtype: str = "auto",
+    store_dir: str | None = None,
 ) -> UnlabelledImages:
     folder = existing_root(root)
     paths = list_images(folder, recursive=True)
@@ -35,11 +41,23 @@ def load_unlabelled_folder(
         raise MedsslError(
             f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders."
         )
-    images = torch.from_numpy(
-        load_images_cached(paths, folder, size, channels, kind="unlabelled", cache=cache)
+    images, digests = load_split_images(
+        {"train": paths},
+        folder,
+        size,
+        channels,
+        dtype=dtype,
+        kind="unlabelled",
+        cache=cache,
+        store_dir=store_dir,
     )
-    log.info("Loaded %d unlabelled images from %s at %d px", len(images), folder, size)
+    train = images["train"]
+    log.info(
+        "Loaded %d unlabelled images from %s at %d px (%s)", len(train), folder, size, train.dtype
+    )
     return UnlabelledImages(
         name=name or folder.name,
-        train=Split(images, torch.full((len(images),), NO_LABEL, dtype=torch.int64)),
+        train=Split(
+            train, torch.full((len(train),), NO_LABEL, dtype=torch.int64), digests["train"]
+        ),
     )

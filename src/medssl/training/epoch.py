@@ -1,6 +1,7 @@
 """One pretraining epoch: its optimiser steps, each of `accumulate` batches, and its record.
 
-Batches are drawn from uint8 images already on the device and augmented there, so no
+Batches come from the feed (`batch_feed`: the split resident on the device, or streamed from
+the memory-mapped store by a background thread) and are augmented on the device, so no
 DataLoader workers compete with the model for CPU cores. A stop signal is honoured between
 steps with a checkpoint at the step reached; a non-finite loss stops the run at once.
 
@@ -11,6 +12,7 @@ nor the batch over which VICReg/Barlow statistics or BatchNorm are computed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -18,7 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from medssl.errors import MedsslError
+from medssl.training.batch_feed import ResidentFeed, StreamedFeed
 from medssl.training.budget import checked_batch, out_of_memory_explained, steps_per_epoch
+from medssl.training.checkpoint_clock import CheckpointClock
 from medssl.training.device import autocast
 from medssl.training.distributed import Distributed
 from medssl.training.features import extract_features
@@ -56,8 +60,8 @@ class EpochTrainer:
     model: torch.nn.Module
     augmentation: torch.nn.Module
     state: TrainingState
-    images: torch.Tensor
-    labels: torch.Tensor | None
+    feed: ResidentFeed | StreamedFeed
+    labels: torch.Tensor | None  # on the device
     probe_data: ProbeData | None
     plan: StepPlan
     scheduler: object
@@ -67,6 +71,7 @@ class EpochTrainer:
     distributed: Distributed
     memory_format: torch.memory_format | None
     checkpoint: RunCheckpoint
+    clock: CheckpointClock
 
     def train(
         self, epoch: int, progress: EpochProgress | None, stop: StopSignals
@@ -77,19 +82,29 @@ class EpochTrainer:
         method.train()
         if progress is None:
             order = torch.randperm(
-                len(self.images), generator=self.state.generator, device=self.device
+                len(self.feed), generator=self.state.generator, device=self.device
             )
             progress = EpochProgress(order=order)
         started = time.perf_counter() - progress.seconds
-        with out_of_memory_explained(self.plan.batch, self.plan.accumulate, self.device):
+        accumulate = self.plan.accumulate
+        micro = range(progress.step * accumulate, steps * accumulate)
+        batches = self.feed.batches(progress.order, micro, self.plan.batch, self.distributed.shard)
+        with (
+            out_of_memory_explained(self.plan.batch, accumulate, self.device),
+            contextlib.closing(batches),
+        ):
             while progress.step < steps:
                 if not self.distributed.all_true(not stop.requested, self.device):
                     progress.seconds = time.perf_counter() - started
                     self.checkpoint.save(epoch, progress)
                     stop.stop(str(self.checkpoint.path))
+                if progress.step and self.clock.due_in_epoch(self.distributed, self.device):
+                    progress.seconds = time.perf_counter() - started
+                    self.checkpoint.save(epoch, progress)
+                    self.clock.saved()
                 global_step = epoch * steps + progress.step
                 self.scheduler.step_update(global_step)
-                self._step(progress, epoch)
+                self._step(progress, epoch, batches)
                 method.on_step_end((global_step + 1) / (self.epochs * steps))
                 progress.step += 1
         return progress, time.perf_counter() - started
@@ -122,15 +137,14 @@ class EpochTrainer:
             )
         return record
 
-    def _step(self, progress: EpochProgress, epoch: int) -> None:
+    def _step(self, progress: EpochProgress, epoch: int, batches) -> None:
         """One optimiser step of `accumulate` batches; stops the run on a non-finite loss."""
-        state, batch, accumulate = self.state, self.plan.batch, self.plan.accumulate
+        state, accumulate = self.state, self.plan.accumulate
         state.optimizer.zero_grad(set_to_none=True)
-        for micro in range(accumulate):
-            start = (progress.step * accumulate + micro) * batch
-            idx = self.distributed.shard(progress.order[start : start + batch])
+        for _ in range(accumulate):
+            images, idx = next(batches)
             views = in_memory_format(
-                self.augmentation(self.images[idx], state.view_generator), self.memory_format
+                self.augmentation(images, state.view_generator), self.memory_format
             )
             with autocast(self.device, self.precision):
                 out = self.model(views, self.labels[idx] if self.labels is not None else None)

@@ -4,8 +4,9 @@ Each epoch (`epoch.EpochTrainer`) ends with the online probe's val accuracy and 
 monitors, model selection on val (`ValSelection`, when given), the pretraining curve's probes
 (`PretrainingCurve`, every `eval_every` epochs), the encoders kept at `keep_epochs`, a
 checkpoint and the epoch log train_log.jsonl. A killed run resumes from the last checkpoint in
-its run folder (`resume.RunCheckpoint`); a stop signal writes one inside the epoch, at the step
-reached, and the run resumes there.
+its run folder (`resume.RunCheckpoint`), written every `checkpoint_every` seconds
+(`checkpoint_clock`) at a step boundary and after the last epoch; a stop signal writes one at
+the step reached, and the run resumes there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tqdm.auto import tqdm
 from medssl.atomic_files import save_torch, write_jsonl
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
+from medssl.training.batch_feed import ResidentFeed, StreamedFeed
+from medssl.training.checkpoint_clock import CheckpointClock
 from medssl.training.distributed import Distributed
 from medssl.training.epoch import EpochTrainer, StepPlan
 from medssl.training.kept_encoders import check_keep_epochs, kept_encoder_path
@@ -49,6 +52,7 @@ class PretrainSettings:
     collapse_min_rank: float = 2.0
     eval_every: int | None = None
     keep_epochs: tuple[int, ...] = field(default=())
+    checkpoint_every: float | None = None  # seconds between checkpoints; None: every epoch
 
     def __post_init__(self) -> None:
         if self.eval_every is not None and not (
@@ -58,6 +62,7 @@ class PretrainSettings:
                 f"trainer.eval_every must be a number of epochs (1 or more) or null, got {self.eval_every!r}."
             )
         object.__setattr__(self, "keep_epochs", check_keep_epochs(self.keep_epochs, self.epochs))
+        CheckpointClock(self.checkpoint_every)  # refuses a bad interval before anything runs
 
     def scores_curve(self, epoch: int) -> bool:
         """Whether epoch `epoch` (1-based) is scored for the pretraining curve (and the last is)."""
@@ -85,8 +90,12 @@ def pretrain(
     curve: PretrainingCurve | None = None,
     kept_encoder: Callable[[int], dict] | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
+    feed: ResidentFeed | StreamedFeed | None = None,
 ) -> list[dict]:
-    """Train `method` on `images` (uint8 `(N, C, H, W)` on `device`); returns per-epoch stats.
+    """Train `method` on `images` (uint8 or uint16 `(N, C, H, W)`); returns per-epoch stats.
+
+    `feed` brings each step's images to `device` (`batch_feed.make_feed`); None: `images`
+    resident on `device`. `labels` (None for methods that train without them) go to `device`.
 
     `selection` scores `method.classify` on val after every epoch and leaves `method` at the
     best epoch when training ends. `curve` scores the encoder every `settings.eval_every`
@@ -104,8 +113,11 @@ def pretrain(
         raise ValueError("settings.keep_epochs needs kept_encoder, the content of each file")
     if settings.eval_every is not None and curve is None:
         raise ValueError("settings.eval_every needs the curve that scores the encoder")
-    plan = StepPlan.of(len(images), settings, labelled=labels is not None)
-    method.prepare(len(images), plan.batch)
+    if feed is None:
+        feed = ResidentFeed(images, device)
+    labels = labels.to(device) if labels is not None else None
+    plan = StepPlan.of(len(feed), settings, labelled=labels is not None)
+    method.prepare(len(feed), plan.batch)
     optimizer = optimizer_factory(method, batch_size=plan.batch * plan.accumulate)
     state = new_training_state(
         method, optimizer, settings, device, distributed, probe_data, selection
@@ -121,9 +133,9 @@ def pretrain(
     )  # fmt: skip
     memory_format = speed.apply(method, device) if speed is not None else None
     trainer = EpochTrainer(
-        distributed.wrap(method, device), augmentation, state, images, labels, probe_data, plan,
+        distributed.wrap(method, device), augmentation, state, feed, labels, probe_data, plan,
         scheduler, settings.epochs, settings.precision, device, distributed, memory_format,
-        checkpoint,
+        checkpoint, clock := CheckpointClock(settings.checkpoint_every),
     )  # fmt: skip
     main = distributed.is_main
     epochs = range(start_epoch, settings.epochs)
@@ -142,10 +154,14 @@ def pretrain(
                 log.info("Kept the encoder of epoch %d: %s", done, kept_encoder_path(run_dir, done))
             history.append(record)
             progress = None
-            checkpoint.save(done, None)
+            saved = clock.due_at_epoch_end(done == settings.epochs, distributed, device)
+            if saved:
+                checkpoint.save(done, None)
+                clock.saved()
             if not main:
                 continue
-            write_jsonl(Path(run_dir) / "train_log.jsonl", history)  # never ahead of the checkpoint
+            if saved:  # never ahead of the checkpoint
+                write_jsonl(Path(run_dir) / "train_log.jsonl", history)
             if "eval/seconds" in record:
                 curve.draw(history, run_dir)
             if on_epoch_end is not None:
