@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ import medssl.configs  # noqa: F401  registers the schema conf/config.yaml names
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SHARED_MEDMNIST = REPO.parent / "shared" / "data" / "medmnist"
+# MedMNIST's image stores go to one folder for the session, not beside the shared files.
+os.environ.setdefault("MEDSSL_STORE_DIR", tempfile.mkdtemp(prefix="medssl-stores-"))
 
 
 @pytest.fixture(scope="session")

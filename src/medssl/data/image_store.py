@@ -62,9 +62,9 @@ def open_split(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
-def tensor_digest_of_array(array: np.ndarray, chunk: int = 4096) -> str:
-    """The digest `study.encoder_cache.tensor_digest` gives the same array, computed in chunks
-    so that a memory-mapped array is hashed without being held in memory."""
+def array_digest(array: np.ndarray, chunk: int = 4096) -> str:
+    """Shape, dtype and a hash of the content, computed in chunks so that a memory-mapped
+    array is hashed without being held in memory; a store's build computes the same value."""
     digest = hashlib.blake2b()
     for start in range(0, len(array), chunk):
         digest.update(np.ascontiguousarray(array[start : start + chunk]).data)

@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import save_torch, write_bytes, write_json
+from medssl.data.image_store import array_digest
 from medssl.errors import MedsslError
 from medssl.pretraining_job import PretrainingJob
 from medssl.training.distributed import Distributed
@@ -46,8 +46,13 @@ SHAPING_TRAINER_KEYS = ("epochs", "batch_size", "accumulate_steps")
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
-    array = np.ascontiguousarray(tensor.detach().cpu().numpy())
-    return f"{tuple(array.shape)}:{array.dtype}:" + hashlib.blake2b(array.data).hexdigest()[:32]
+    return array_digest(tensor.detach().cpu().numpy())
+
+
+def split_digest(split) -> str:
+    """A split's image digest: the store's (computed when it was built, so a memory-mapped
+    split is not read whole), else hashed now; the same value either way."""
+    return split.digest or tensor_digest(split.images)
 
 
 def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
@@ -59,7 +64,7 @@ def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
         "precision": job.precision,
         "seed": job.seed,
         "world_size": world_size,
-        "images": tensor_digest(job.train.images),
+        "images": split_digest(job.train),
         "labels": tensor_digest(job.train.labels) if job.uses_labels else None,
     }
     if job.selection is not None:  # only then, so other encoders keep their keys

@@ -1,0 +1,297 @@
+"""Does the data path scale past memory? The image store and the streamed feed, measured.
+
+    python benchmarks/data_scale.py --work /tmp/medssl-data-scale [--quick]
+
+Synthetic PNG folders made here (smooth random shapes plus noise, two class folders): N = 5k,
+20k and 80k images at 128 px, 1 channel, and 20k at 224 px, 3 channels. Every measurement runs
+in its own process, sampled every 50 ms for `RssAnon` (anonymous memory: what the process
+itself holds; file-backed page cache is shared and reclaimable and is not counted):
+
+1. store build: seconds and peak anonymous memory of decoding each folder into the store;
+2. one SimCLR epoch (small CNN of width 8, batch 256, fp32, the default `medical` augmentation)
+   streamed against resident, at 28 px
+   and 128 px on the 20k folder: images/s and their ratio (goal: streamed >= 0.9x resident);
+3. peak anonymous memory of a streamed epoch at N = 5k, 20k and 80k (goal: flat in N, at most
+   10 % higher at 80k than at 5k), and the same for each process of a 2-process gloo torchrun;
+4. `train.py` on the 20k 224 px folder as `dataset=image_folder`, streamed forced: it pretrains
+   and evaluates with peak anonymous memory far below the store's size.
+
+Every figure comes from this one run; the table is printed and written to `<work>/data_scale.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES_128 = (5_000, 20_000, 80_000)
+
+
+def make_folder(root: Path, n: int, size: int, channels: int, seed: int = 0) -> Path:
+    """`root/train/{a,b}/*.png`: smooth blobs on noise (PNG compresses them as it would scans)."""
+    done = root / ".complete"
+    if done.exists():
+        return root
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    for i in range(n):
+        cls = "a" if i % 2 == 0 else "b"
+        folder = root / "train" / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        cx, cy, r = rng.uniform(0.2, 0.8, 3)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (0.02 + 0.1 * r))
+        base = 60 + 120 * blob * (1.3 if cls == "a" else 1.0)
+        image = base[..., None] + rng.normal(0, 12, (size, size, channels))
+        cv2.imwrite(str(folder / f"{i:06d}.png"), np.clip(image, 0, 255).astype(np.uint8))
+    done.touch()
+    return root
+
+
+def rss_anon_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in map(int, children):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        return b"--worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Run `cmd`; its seconds, its last stdout line as JSON, and the peak RssAnon (MiB) of
+    each of its `--worker` processes (the process itself when it is one)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    peaks: dict[int, int] = {}
+    count_self = "torch.distributed.run" not in cmd  # torchrun's own process is not measured
+    while proc.poll() is None:
+        pids = [proc.pid] if count_self else []
+        for pid in [*pids, *filter(is_worker, descendants(proc.pid))]:
+            peaks[pid] = max(peaks.get(pid, 0), rss_anon_kib(pid))
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return {
+        "seconds": time.perf_counter() - started,
+        "result": json.loads(lines[-1]) if lines else {},
+        "peak_anon_mib": sorted(round(v / 1024, 1) for v in peaks.values()),
+    }
+
+
+def worker_build(root: str, size: int, channels: int, store: str) -> None:
+    from medssl.data.unlabelled_folder import load_unlabelled_folder
+
+    data = load_unlabelled_folder(root, size=size, channels=channels, store_dir=store)
+    print(json.dumps({"n": len(data.train), "bytes": data.train.nbytes}))
+
+
+def worker_epoch(root: str, size: int, channels: int, store: str, feed: str) -> None:
+    """One SimCLR epoch on the store of `root`, fed `feed`; under torchrun, one process of it."""
+    import tempfile
+
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from medssl.configs import config_dir
+    from medssl.data.unlabelled_folder import load_unlabelled_folder
+    from medssl.losses.nt_xent import NTXentLoss
+    from medssl.methods.simclr import SimCLR
+    from medssl.models.small_cnn import SmallCNN
+    from medssl.training.batch_feed import make_feed
+    from medssl.training.distributed import setup_distributed, teardown_distributed
+    from medssl.training.optim import build_optimizer, build_scheduler
+    from medssl.training.pretrain import PretrainSettings, pretrain
+
+    distributed, device = setup_distributed("cpu")
+    if distributed.enabled:
+        torch.set_num_threads(1)
+    data = load_unlabelled_folder(root, size=size, channels=channels, store_dir=store)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        augmentation = instantiate(compose(config_name="config").augmentation)  # the default
+    torch.manual_seed(0)
+    method = SimCLR(SmallCNN(channels, width=8), NTXentLoss(0.2), proj_hidden_dim=128, proj_dim=64)
+    with tempfile.TemporaryDirectory() as run_dir:
+        history = pretrain(
+            method,
+            augmentation,
+            data.train.images,
+            None,
+            PretrainSettings(epochs=1, batch_size=256, precision="fp32", seed=0),
+            optimizer_factory=functools.partial(
+                build_optimizer, name="adamw", base_lr=1e-3, ref_batch_size=256, weight_decay=1e-4
+            ),
+            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.1),
+            device=device,
+            run_dir=Path(run_dir),
+            fingerprint="data_scale",
+            distributed=distributed,
+            feed=make_feed(data.train.images, device, feed, None),
+        )
+    if distributed.is_main:
+        print(json.dumps({"images_per_s": history[-1]["images_per_s"], "n": len(data.train)}))
+    teardown_distributed()
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/medssl-data-scale"))
+    parser.add_argument("--quick", action="store_true", help="N = 1k, 2k, 4k: a smoke run")
+    parser.add_argument("--worker", choices=["build", "epoch"])
+    parser.add_argument("--root")
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--channels", type=int)
+    parser.add_argument("--store")
+    parser.add_argument("--feed")
+    args = parser.parse_args()
+    if args.worker == "build":
+        return worker_build(args.root, args.size, args.channels, args.store)
+    if args.worker == "epoch":
+        return worker_epoch(args.root, args.size, args.channels, args.store, args.feed)
+    run_benchmark(args.work, (1_000, 2_000, 4_000) if args.quick else SIZES_128)
+
+
+def _worker(kind: str, root: Path, size: int, channels: int, store: Path, feed: str = "") -> list:
+    cmd = [sys.executable, __file__, "--worker", kind, "--root", str(root), "--size", str(size)]
+    return cmd + ["--channels", str(channels), "--store", str(store), "--feed", feed]
+
+
+def run_benchmark(work: Path, sizes: tuple[int, ...]) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    store = work / "stores"
+    results: dict = {"build": {}, "epoch": {}, "flat": {}, "ddp": {}, "train_py": {}}
+    folders = {n: make_folder(work / f"png128_{n}", n, 128, 1) for n in sizes}
+    mid = sizes[1]
+    colour = make_folder(work / f"png224rgb_{mid}", mid, 224, 3, seed=1)
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(os.cpu_count())}
+
+    for name, (root, size, ch) in {
+        **{f"{n} x 128 px x 1": (folders[n], 128, 1) for n in sizes},
+        f"{mid} x 224 px x 3": (colour, 224, 3),
+    }.items():
+        got = measured(_worker("build", root, size, ch, store), env)
+        results["build"][name] = {**got, **got["result"]}
+        print(name, "build", got, flush=True)
+
+    for size in (28, 128):
+        for feed in ("resident", "streamed"):
+            got = measured(_worker("epoch", folders[mid], size, 1, store, feed), env)
+            results["epoch"][f"{size}/{feed}"] = got
+            print(size, feed, got, flush=True)
+
+    for n in sizes:
+        got = measured(_worker("epoch", folders[n], 128, 1, store, "streamed"), env)
+        results["flat"][n] = got
+        print("flat", n, got, flush=True)
+        torchrun = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+        ]
+        got = measured(torchrun + _worker("epoch", folders[n], 128, 1, store, "streamed")[1:], env)
+        results["ddp"][n] = got
+        print("ddp", n, got, flush=True)
+
+    run_dir = work / "train_py_run"
+    cmd = [
+        sys.executable, str(REPO / "train.py"), "dataset=image_folder", f"dataset.root={colour}",
+        "dataset.size=224", "dataset.channels=3", f"dataset.store_dir={store}", "backbone=smallcnn",
+        "backbone.width=8", "trainer.epochs=1", "trainer.feed=streamed", "trainer.precision=fp32",
+        "label_frac=0.1", "cache.enabled=false", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    got = measured(cmd, env)
+    results["train_py"] = {**got, "results": json.loads((run_dir / "results.json").read_text())}
+    (work / "data_scale.json").write_text(json.dumps(results, indent=1, default=str))
+    report(results, sizes)
+
+
+def report(results: dict, sizes: tuple[int, ...]) -> None:
+    build = [
+        [name, r["n"], f"{r['bytes'] / 1e9:.2f}", f"{r['seconds']:.0f}", r["peak_anon_mib"][-1]]
+        for name, r in results["build"].items()
+    ]
+    print(table(build, ["store build", "images", "store GB", "seconds", "peak anon MiB"]))
+    rows = []
+    for size in (28, 128):
+        res = results["epoch"][f"{size}/resident"]
+        stream = results["epoch"][f"{size}/streamed"]
+        r, s = res["result"]["images_per_s"], stream["result"]["images_per_s"]
+        rows.append([f"{size} px", f"{r:.0f}", f"{s:.0f}", f"{s / r:.2f}x",
+                     res["peak_anon_mib"][-1], stream["peak_anon_mib"][-1]])  # fmt: skip
+    print(table(rows, ["epoch (20k)", "resident img/s", "streamed img/s", "ratio",
+                       "resident anon MiB", "streamed anon MiB"]))  # fmt: skip
+    first, last = results["flat"][sizes[0]], results["flat"][sizes[-1]]
+    flat = [
+        [n, results["flat"][n]["peak_anon_mib"][-1], results["ddp"][n]["peak_anon_mib"]]
+        for n in sizes
+    ]
+    print(
+        table(
+            flat, ["N (128 px, streamed)", "1 process anon MiB", "2-process torchrun anon MiB each"]
+        )
+    )
+    growth = last["peak_anon_mib"][-1] / first["peak_anon_mib"][-1] - 1
+    ddp_growth = (
+        max(results["ddp"][sizes[-1]]["peak_anon_mib"])
+        / max(results["ddp"][sizes[0]]["peak_anon_mib"])
+        - 1
+    )
+    print(f"anonymous memory growth {sizes[0]} -> {sizes[-1]}: {growth:+.1%} (one process), "
+          f"{ddp_growth:+.1%} (torchrun, largest process)")  # fmt: skip
+    train = results["train_py"]
+    store_gb = results["build"][next(k for k in results["build"] if "224" in k)]["bytes"] / 1e9
+    print(f"train.py streamed, 224 px RGB folder ({store_gb:.2f} GB store): peak anon "
+          f"{train['peak_anon_mib'][-1]} MiB, {train['seconds']:.0f} s, test linear AUROC "
+          f"{train['results'].get('test/linear/auroc')}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
