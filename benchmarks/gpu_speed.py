@@ -10,7 +10,9 @@ TF32, fp32 with TF32, bf16, bf16 + channels-last, bf16 + channels-last + torch.c
 the first epoch's time (it holds cuDNN's algorithm search and compilation), the median time of
 the later epochs, and pairs of views per second in those. Then the end-to-end step against the
 model-only step on pre-made views (benchmarks/data_pipeline.py's measurement), for the default
-setup. Every figure printed comes from this run.
+setup. With `--feed-setup SETUP`, pairs per second with `trainer.feed=streamed` against
+`resident` in that setup (PneumoniaMNIST-28 and BreastMNIST-64, median of the epochs after the
+first). Every figure printed comes from this run.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
-from medssl.components import build
 from medssl.pretraining_job import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device
@@ -46,12 +48,16 @@ SETUPS = {  # name: (precision, compile, channels_last, tf32)
 }
 
 
-def epoch_times(setup: str, args, device: torch.device) -> list[dict]:
+def epoch_times(
+    setup: str, args, device: torch.device, feed: str = "auto", dataset: str = "pneumoniamnist"
+) -> list[dict]:
     precision, compiled, channels_last, tf32 = SETUPS[setup]
     overrides = [
         "method=simclr",
         f"backbone={args.backbone}",
-        "dataset=pneumoniamnist",
+        f"dataset={dataset}",
+        *(["dataset.size=64"] if dataset == "breastmnist" else []),
+        f"trainer.feed={feed}",
         f"trainer.epochs={args.epochs}",
         f"trainer.batch_size={args.batch_size}",
         f"trainer.precision={precision}",
@@ -65,8 +71,7 @@ def epoch_times(setup: str, args, device: torch.device) -> list[dict]:
     seed_everything(cfg.seed)
     data = build(cfg, "dataset")
     if args.max_images:
-        data.train.images = data.train.images[: args.max_images]
-        data.train.labels = data.train.labels[: args.max_images]
+        data.train = data.train.subset(torch.arange(min(args.max_images, len(data.train))))
     labelled = labelled_subset(data.train.labels, 1.0, cfg.label_seed, data.class_names)
     job, _ = assemble_pretraining(cfg, data, labelled, device, precision)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--ratio-repeats", type=int, default=7)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--feed-setup", default="", help="also time trainer.feed=streamed against resident"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -96,6 +104,20 @@ def main() -> None:
         seconds = statistics.median(h["seconds"] for h in later)
         pairs = statistics.median(h["images_per_s"] for h in later)
         print(f"{setup:<28}{history[0]['seconds']:>11.2f}{seconds:>15.2f}{pairs:>10,.0f}")
+    if args.feed_setup:
+        print(
+            f"\n{'feed (' + args.feed_setup + ')':<40}{'resident img/s':>16}{'streamed img/s':>16}{'ratio':>8}"
+        )
+        for dataset, label in (
+            ("pneumoniamnist", "PneumoniaMNIST-28"),
+            ("breastmnist", "BreastMNIST-64"),
+        ):
+            speed = {}
+            for feed in ("resident", "streamed"):
+                later = epoch_times(args.feed_setup, args, device, feed, dataset)[1:]
+                speed[feed] = statistics.median(h["images_per_s"] for h in later)
+            ratio = speed["streamed"] / speed["resident"]
+            print(f"{label:<40}{speed['resident']:>16,.0f}{speed['streamed']:>16,.0f}{ratio:>8.2f}")
     if args.ratio_repeats:
         precision = "bf16" if device.type == "cuda" else "fp32"
         step = step_seconds(28, device, precision, args.ratio_repeats)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 
 from medssl.data import image_files
 from medssl.data.csv_labels import load_csv_labels
-from medssl.data.image_files import CACHE_DIR, decode_image
+from medssl.data.decode import decode_image
 from medssl.data.image_folder import load_image_folder
+from medssl.data.image_store import CACHE_DIR
 from medssl.data.unlabelled_folder import NO_LABEL, load_unlabelled_folder
 from medssl.errors import MedsslError
 from tests.conftest import compose_config
@@ -42,10 +44,10 @@ def test_decode_resizes_shorter_side_and_centre_crops(tmp_path):
     image = np.zeros((40, 80, 3), dtype=np.uint8)
     image[:, 20:60] = (255, 0, 0)  # the centre 40 x 40 square is blue in BGR
     cv2.imwrite(str(tmp_path / "wide.png"), image)
-    rgb = decode_image(tmp_path / "wide.png", 20, 3)
+    rgb = decode_image(tmp_path / "wide.png", 20, 3, np.uint8)
     assert rgb.shape == (3, 20, 20) and rgb.dtype == np.uint8
     assert (rgb[2] == 255).all() and (rgb[0] == 0).all()  # RGB order, centre crop only
-    gray = decode_image(tmp_path / "wide.png", 20, 1)
+    gray = decode_image(tmp_path / "wide.png", 20, 1, np.uint8)
     assert gray.shape == (1, 20, 20)
 
 
@@ -81,16 +83,24 @@ def test_image_folder_with_val_and_test_folders(tmp_path):
     assert data.train.labels.tolist() == [0, 0, 1, 1, 2, 2]
 
 
-def test_cache_is_written_and_reused(tmp_path, monkeypatch):
+def _stores(root, kind):
+    return sorted((root / CACHE_DIR).glob(f"{kind}-*"))
+
+
+def test_store_is_written_and_reused_and_equals_decoding_in_memory(tmp_path, monkeypatch):
     make_folder(tmp_path)
     first = load_image_folder(str(tmp_path), size=12, channels=3)
-    cache = tmp_path / CACHE_DIR / "image_folder-12px-3ch.npz"
-    assert cache.exists()
+    (store,) = _stores(tmp_path, "image_folder-12px-3ch-uint8")
+    assert (store / "train.npy").exists() and (store / "manifest.json").exists()
+    in_memory = load_image_folder(str(tmp_path), size=12, channels=3, cache=False)
+    for split in ("train", "val", "test"):
+        assert torch.equal(getattr(first, split).images, getattr(in_memory, split).images)
+        assert torch.equal(getattr(first, split).labels, getattr(in_memory, split).labels)
 
     def no_decoding(*args, **kwargs):
-        raise AssertionError("the second run must read the cache")
+        raise AssertionError("the second run must open the store")
 
-    monkeypatch.setattr(image_files, "decode_images", no_decoding)
+    monkeypatch.setattr(image_files, "decode_image", no_decoding)
     second = load_image_folder(str(tmp_path), size=12, channels=3)
     assert bool((first.train.images == second.train.images).all())
     monkeypatch.undo()
@@ -129,7 +139,7 @@ def test_csv_dataset_labels_and_split_column(tmp_path):
     for split in (data.train, data.val, data.test):
         i = (split.images[:, 2, 0, 0].long() // 20).tolist()
         assert split.labels.tolist() == [k % 3 for k in i]
-    assert (tmp_path / CACHE_DIR / "csv-labels-8px-3ch.npz").exists()
+    assert _stores(tmp_path, "csv-labels-8px-3ch-uint8")
 
 
 def test_csv_errors_name_the_file_and_line(tmp_path):
@@ -158,7 +168,7 @@ def test_unlabelled_folder_recursive_and_cached(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     data = load_unlabelled_folder(str(tmp_path), size=10, channels=1)
     assert data.train.images.shape == (5, 1, 10, 10) and (data.train.labels == NO_LABEL).all()
-    assert (tmp_path / CACHE_DIR / "unlabelled-10px-1ch.npz").exists()
+    assert _stores(tmp_path, "unlabelled-10px-1ch-uint8")
     again = load_unlabelled_folder(str(tmp_path), size=10, channels=1)  # the cache is not an image
     assert len(again.train) == 5
     (tmp_path / "empty").mkdir()

@@ -54,7 +54,7 @@ def test_pretrain_on_unlabelled_folder_with_clahe(tmp_path, medmnist_root, monke
     results = run(cfg, tmp_path / "run")
     assert results["pretrain_dataset"] == "eyepacs" and results["dataset"] == "breastmnist"
     assert results["n/pretrain"] == 300 and 0.0 <= results["test/linear/auroc"] <= 1.0
-    assert (tmp_path / "eyepacs" / ".medssl-cache" / "unlabelled-28px-1ch.npz").exists()
+    assert list((tmp_path / "eyepacs" / ".medssl-cache").glob("unlabelled-28px-1ch-uint8-*"))
 
 
 def test_mismatched_pretrain_dataset_is_a_clear_error(tmp_path, medmnist_root, monkeypatch):

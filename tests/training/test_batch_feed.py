@@ -119,3 +119,15 @@ def test_an_error_while_gathering_reaches_the_training_loop(stored):
     order = torch.arange(len(stored) + 8)  # indices past the end of the split
     with pytest.raises(IndexError):
         _all_batches(feed, order, 8, first=8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_streamed_batches_equal_resident_batches(stored):
+    cuda = torch.device("cuda")
+    order = torch.randperm(len(stored), generator=torch.Generator().manual_seed(6)).to(cuda)
+    resident = _all_batches(ResidentFeed(stored, cuda), order, 16)
+    streamed = _all_batches(StreamedFeed(stored, cuda), order, 16)
+    assert all(a.is_cuda and b.is_cuda for (a, _), (b, _) in zip(resident, streamed, strict=True))
+    for (a, ia), (b, ib) in zip(resident, streamed, strict=True):
+        assert torch.equal(ia, ib) and torch.equal(a, b)
