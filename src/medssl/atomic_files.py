@@ -1,29 +1,44 @@
 """Write files so that a crash never leaves a half-written checkpoint or result.
 
 Every writer goes to a temporary file in the same folder and renames it over the target:
-a rename within one filesystem is atomic, so readers see the old file or the new one.
+a rename within one filesystem is atomic, so readers see the old file or the new one. A write
+that fails for want of space or permission leaves the old file and raises a MedsslError that
+names the file, so a full disk reads as one sentence, not as torch's `unexpected pos`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from medssl.errors import MedsslError
+
 # The process umask, for the mode of renamed files (reading it means setting it, so set it back).
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# Below this many free bytes at the moment a write failed, the disk was full (torch reports
+# a short write as a RuntimeError without the errno).
+FULL_BELOW_BYTES = 1 << 20
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _replace_atomically(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise unwritable(path, error) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -32,9 +47,31 @@ def _replace_atomically(path: Path, write) -> None:
         # mkstemp makes the file private; results are for colleagues on the cluster too.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        # Measured before the partial file is removed, which frees its space again.
+        full = isinstance(error, RuntimeError) and _free_bytes(path.parent) < FULL_BELOW_BYTES
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) or full:
+            raise unwritable(path, error, full=full) from None
         raise
+
+
+def unwritable(path: Path, error: BaseException, full: bool = False) -> MedsslError:
+    """The sentence for a file (or folder) that could not be written."""
+    if full or getattr(error, "errno", None) in FULL:
+        return MedsslError(
+            f"could not write {path}: the disk is full; free some space or write elsewhere "
+            f"(hydra.run.dir, cache.dir)."
+        )
+    reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    return MedsslError(f"could not write {path}: {reason}.")
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return FULL_BELOW_BYTES
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -8,13 +8,15 @@ weights). Everything else is the training config (conf/config.yaml): the dataset
 fraction and seed, the protocols (`eval=classifier` scores the head a supervised run saved, on
 the dataset it was trained for). The stored-image transforms (CLAHE) of the run that made the
 encoder are taken from its `config.yaml` next to the checkpoint when it is there, else from
-`augmentation`. Results, figures and summary.md go to Hydra's output folder.
+`augmentation`. Results, figures and summary.md go to Hydra's output folder, which must not
+hold a training run's results (they are never replaced: evaluate into a folder of its own).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -22,19 +24,22 @@ import hydra
 import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.components import build
+from medssl.components import build, build_node
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
-from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.data.class_check import check_classes
+from medssl.data.label_subset import check_label_frac, check_seed, labelled_subset
 from medssl.data.prepare import prepare_dataset
 from medssl.errors import MedsslError, run_or_exit
+from medssl.evaluation.interruption import EvaluationStopped, stop_on_signals
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
+from medssl.override_hints import unselected_protocol
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
+from medssl.study.job import config_hash, read_results, refusal, save_config
 from medssl.training.checkpoint import differing_keys
 from medssl.training.device import resolve_device, resolve_precision
 
@@ -58,7 +63,8 @@ def sweep_subdir(ckpt: str, override_dirname: str) -> str:
 
 OmegaConf.register_new_resolver("medssl_eval_subdir", sweep_subdir, replace=True)
 
-# The training config plus one required key, so `ckpt=PATH` needs no `+`.
+# The training config plus one required key, so `ckpt=PATH` needs no `+`; the output folder is
+# checked before Hydra writes into it (study.folder_guard).
 ConfigStore.instance().store(
     name="evaluate",
     node={
@@ -67,9 +73,28 @@ ConfigStore.instance().store(
         "hydra": {
             "job": {"name": "evaluate"},
             "sweep": {"subdir": "${medssl_eval_subdir:${ckpt},${hydra.job.override_dirname}}"},
+            "callbacks": {
+                "folder_guard": {
+                    "_target_": "medssl.study.folder_guard.FolderGuard",
+                    "refusal": "medssl.evaluate.folder_refusal",
+                }
+            },
         },
     },
 )
+
+
+def folder_refusal(run_dir: Path, cfg: DictConfig) -> str | None:
+    """Why the evaluation `cfg` must not write into `run_dir`: a training run's results there,
+    or another evaluation's; None where the folder is new or this evaluation's own."""
+    results = read_results(run_dir, quiet=True)
+    if results is not None and "ckpt" not in results:
+        return (
+            f"{run_dir} holds the results of a training run, which medssl.evaluate never "
+            f"replaces; evaluate into a folder of its own (drop hydra.run.dir=, or e.g. "
+            f"hydra.run.dir={Path(run_dir) / 'evaluations' / 'NAME'})."
+        )
+    return refusal(run_dir, cfg)
 
 
 def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -85,9 +110,9 @@ def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict]:
     missing = [k for k in ("backbone", "in_chans", "input_size", "state_dict") if k not in saved]
     if missing:
         raise MedsslError(f"{path} lacks {missing}; it is not an encoder.pt written by train.py.")
-    log.info("Instantiating backbone <%s> from %s", saved["backbone"]["_target_"], path)
-    encoder = instantiate(
-        saved["backbone"], in_chans=saved["in_chans"], input_size=saved["input_size"]
+    log.info("Building the backbone %s saves", path)
+    encoder = build_node(
+        saved["backbone"], "backbone", in_chans=saved["in_chans"], input_size=saved["input_size"]
     )
     try:
         encoder.load_state_dict(saved["state_dict"])
@@ -129,8 +154,8 @@ def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     if run_config.is_file():
         saved = OmegaConf.load(run_config)
         if "augmentation" in saved:
-            return instantiate(saved.augmentation)
-    return instantiate(cfg.augmentation)
+            return build_node(saved.augmentation, "augmentation")
+    return build(cfg, "augmentation")
 
 
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = False) -> dict:
@@ -142,9 +167,12 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
             "pass the encoder to evaluate: python -m medssl.evaluate ckpt=PATH/encoder.pt"
         )
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    refused = folder_refusal(run_dir, cfg)
+    if refused:
+        raise MedsslError(refused)
     label_frac = check_label_frac(cfg.label_frac)
+    check_seed(cfg.seed, "seed")
+    save_config(cfg, run_dir / "config.yaml")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(cfg.trainer.precision, device)
@@ -162,22 +190,29 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     augmentation = stored_image_augmentation(cfg, ckpt)
     data = prepare_dataset(augmentation, data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
-    metrics = evaluate_as_configured(
-        cfg,
-        encoder,
-        data,
-        labelled,
-        run_dir=run_dir,
-        device=device,
-        precision=precision,
-        augmentation=augmentation,
-        head=saved_head(saved, data.name),
-    )
+    check_classes(data, labelled)
+    with stop_on_signals(f"the same command evaluates {ckpt} again from the start."):
+        metrics = evaluate_as_configured(
+            cfg,
+            encoder,
+            data,
+            labelled,
+            run_dir=run_dir,
+            device=device,
+            precision=precision,
+            augmentation=augmentation,
+            head=saved_head(saved, data.name),
+        )
     results = results_record(
         metrics,
         data,
         labelled,
-        identity={"ckpt": str(ckpt), "seed": cfg.seed, "label_seed": cfg.label_seed},
+        identity={
+            "ckpt": str(ckpt),
+            "seed": cfg.seed,
+            "label_seed": cfg.label_seed,
+            "run/config_hash": config_hash(cfg),
+        },
         method="from checkpoint",
         backbone=saved["backbone"].get("name", saved["backbone"]["_target_"]),
         label_frac=label_frac,
@@ -190,12 +225,28 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
-def main(cfg: DictConfig) -> float:
+def evaluate(cfg: DictConfig) -> float:
     run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     backbone_chosen = any(o.lstrip("+~").startswith("backbone") for o in hydra_cfg.overrides.task)
-    results = run_or_exit(evaluate_checkpoint, cfg, hydra_cfg.runtime.output_dir, backbone_chosen)
+    try:
+        results = run_or_exit(
+            evaluate_checkpoint, cfg, hydra_cfg.runtime.output_dir, backbone_chosen
+        )
+    except EvaluationStopped as stopped:
+        message = str(stopped)
+        log.warning("%s%s", message[:1].upper(), message[1:])
+        raise SystemExit(stopped.exit_status) from None
     return results.get(f"val/{cfg.optimize_metric}", float("nan"))
+
+
+def main() -> None:
+    logging.raiseExceptions = False  # a full disk: the sentence, not one traceback per log line
+    hint = unselected_protocol(sys.argv[1:], "evaluate")
+    if hint:
+        log.error("%s", hint)
+        sys.exit(1)
+    evaluate()
 
 
 if __name__ == "__main__":

@@ -12,15 +12,18 @@ import logging
 import time
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import write_json
-from medssl.components import build
-from medssl.data.label_subset import check_label_frac, labelled_subset
+from medssl.components import build, call
+from medssl.data.class_check import check_classes
+from medssl.data.label_subset import check_label_frac, check_seed, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
+from medssl.evaluation.interruption import stop_on_signals
 from medssl.evaluation.run_summary import write_results
-from medssl.evaluation.runner import evaluate_as_configured
+from medssl.evaluation.runner import check_evaluation, evaluate_as_configured
 from medssl.pretraining_job import assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
@@ -31,7 +34,7 @@ from medssl.study.encoder_cache import (
     pretrain_or_reuse,
     pretraining_key,
 )
-from medssl.study.job import identity
+from medssl.study.job import identity, save_config
 from medssl.tracking import flatten
 from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
@@ -80,17 +83,22 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
         if not distributed.is_main:
             return {}
         # Evaluate: the protocols on the labelled subset, val picks, test is read once.
-        metrics = evaluate_as_configured(
-            cfg,
-            job.method.encoder,
-            data,
-            labelled,
-            run_dir=run_dir,
-            device=device,
-            precision=precision,
-            augmentation=job.augmentation,
-            head=trained_head(job, data, pretrained),
+        again = (
+            f"the encoder is saved ({pretrained.encoder_path}), so the same command evaluates "
+            f"it again without pretraining."
         )
+        with stop_on_signals(again):
+            metrics = evaluate_as_configured(
+                cfg,
+                job.method.encoder,
+                data,
+                labelled,
+                run_dir=run_dir,
+                device=device,
+                precision=precision,
+                augmentation=job.augmentation,
+                head=trained_head(job, data, pretrained),
+            )
     except BaseException:
         if tracker is not None:
             tracker.finish(None, failed=True)
@@ -123,15 +131,34 @@ def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choic
 
 
 def _start(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> tuple[float, str]:
-    """Refuse a bad budget or label fraction before anything runs; save the config; seed."""
+    """Refuse a bad budget, label fraction, seed or optimizer before anything runs; save the
+    config; seed."""
     label_frac = check_label_frac(cfg.label_frac)
+    check_seed(cfg.seed, "seed")
+    check_seed(cfg.label_seed, "label_seed")
     check_budget(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.accumulate_steps)
+    check_optimizer(cfg)
+    check_evaluation(cfg.eval, cfg.eval_outputs)
     if distributed.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        save_config(cfg, run_dir / "config.yaml")
     set_deterministic(cfg.trainer.deterministic)
     seed_everything(cfg.seed)
     return label_frac, resolve_precision(cfg.trainer.precision, device)
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Build the optimizer and its schedule once on a throwaway layer, so a value they refuse
+    (a negative learning rate) is one sentence before the data load, not a traceback after it."""
+    optim_log = logging.getLogger("medssl.training.optim")
+    level = optim_log.level
+    optim_log.setLevel(logging.WARNING)  # the real optimizer logs its rate once, later
+    try:
+        layer = torch.nn.Linear(1, 1)
+        optimizer = call(cfg, "optimizer", layer, batch_size=cfg.trainer.batch_size)
+        # Any step count: the schedule's values are checked here, not its length.
+        call(cfg, "scheduler", optimizer, epochs=cfg.trainer.epochs, steps_per_epoch=100)
+    finally:
+        optim_log.setLevel(level)
 
 
 def _build(
@@ -140,6 +167,7 @@ def _build(
     """The data, the labelled subset (saved as labelled_indices.json) and the pretraining job."""
     data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
+    check_classes(data, labelled)  # before hours of pretraining, not after
     log.info(
         "Labelled subset: %d of %d training images (label_frac=%g, label_seed=%d)",
         len(labelled),

@@ -5,10 +5,13 @@ medssl-train method=vicreg backbone=resnet50 label_frac=0.05
 medssl-train -m +experiment=label_efficiency dataset=pneumoniamnist
 """
 
+import logging
+import sys
 from pathlib import Path
 
 import hydra
 import torch
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -16,14 +19,27 @@ from omegaconf import DictConfig
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
+from medssl.override_hints import unselected_protocol
 from medssl.run import run
 from medssl.study.job import run_job
 from medssl.training.device import cpu_threads_per_job
 from medssl.training.distributed import process_rank
 
+# conf/config.yaml plus the check of the output folder that must run before Hydra writes
+# into it (study.folder_guard).
+ConfigStore.instance().store(
+    name="train",
+    node={
+        "defaults": ["config", "_self_"],
+        "hydra": {
+            "callbacks": {"folder_guard": {"_target_": "medssl.study.folder_guard.FolderGuard"}}
+        },
+    },
+)
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> float:
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def train(cfg: DictConfig) -> float:
     run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     # Parallel jobs on one machine (joblib) share its cores instead of each taking all of them.
@@ -31,7 +47,8 @@ def main(cfg: DictConfig) -> float:
     if threads is not None:
         torch.set_num_threads(threads)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    results = run_job(
+    results = run_or_exit(
+        run_job,
         run,
         cfg,
         Path(hydra_cfg.runtime.output_dir),
@@ -41,6 +58,17 @@ def main(cfg: DictConfig) -> float:
     )
     # Returned for Hydra sweepers that optimise a metric.
     return (results or {}).get(f"val/{cfg.optimize_metric}", float("nan"))
+
+
+def main() -> None:
+    # On a full disk the log file cannot be written: the sentence on the console is enough,
+    # without logging's own traceback for every line it drops.
+    logging.raiseExceptions = False
+    hint = unselected_protocol(sys.argv[1:], "train")
+    if hint:
+        logging.getLogger("medssl").error("%s", hint)
+        sys.exit(1)
+    train()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the 1 % subset lies inside the 5 % subset, which lies inside the 10 % subset.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -25,6 +26,13 @@ def check_label_frac(label_frac: float) -> float:
     return float(label_frac)
 
 
+def check_seed(seed, key: str) -> int:
+    """A seed is a whole number from 0 up (numpy's generators take no negative seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise MedsslError(f"{key} must be a whole number 0 or more, got {seed!r}.")
+    return int(seed)
+
+
 def _count(frac: float, n: int) -> int:
     # Round half up so the count is monotone in frac and never exceeds n.
     return min(n, int(math.floor(frac * n + 0.5)))
@@ -40,7 +48,7 @@ def labelled_subset(
     """
     frac = check_label_frac(label_frac)
     y = labels.cpu().numpy()
-    rng = np.random.default_rng(label_seed)
+    rng = np.random.default_rng(check_seed(label_seed, "label_seed"))
     if frac == 1.0:
         return torch.arange(len(y))
     if y.ndim == 2:

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from torch import nn
 
+from medssl.components import build_node
 from medssl.data.prepare import prepare_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.data.task import Task
@@ -43,8 +42,28 @@ def build_evaluation(
     """Protocols by name (each with an `evaluate(inputs)` method), the output options
     (`eval_outputs`) and the analyses (`eval.robustness`, `eval.mc_dropout`,
     `eval/shift_dataset`, loaded here)."""
-    options = built_from("eval_outputs", outputs_cfg)
-    built = {name: built_from(f"eval.{name}", node) for name, node in eval_cfg.items()}
+    return _build(eval_cfg, outputs_cfg, load=True)
+
+
+def check_evaluation(eval_cfg, outputs_cfg) -> None:
+    """Build the protocols and options once before pretraining, so a value they refuse is one
+    sentence before hours of pretraining, not after them; the shift dataset is not loaded."""
+    quiet = logging.getLogger("medssl.components")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # evaluation logs what it builds when it builds it
+    try:
+        _build(eval_cfg, outputs_cfg, load=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _build(eval_cfg, outputs_cfg, load: bool):
+    options = build_node(outputs_cfg, "eval_outputs")
+    built = {
+        name: build_node(node, f"eval.{name}")
+        for name, node in eval_cfg.items()
+        if load or name != "shift_dataset"
+    }
     analyses = Analyses(**{key: built.pop(key, None) for key in ANALYSIS_KEYS})
     not_protocols = [
         name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))
@@ -56,17 +75,6 @@ def build_evaluation(
     if not built:
         raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
     return built, options, analyses
-
-
-def built_from(key: str, node):
-    log.info("Instantiating %s <%s>", key, node.get("_target_"))
-    try:
-        return instantiate(node)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, MedsslError):
-            raise error.__cause__ from None
-        # Hydra wraps what the target raised; a wrong key (eval_outputs.camm) reads as one sentence.
-        raise MedsslError(f"{key} could not be built: {error}") from None
 
 
 def evaluate_as_configured(

@@ -1,5 +1,5 @@
-"""One job of a sweep: skipped when its results are complete, alone in its folder, and never
-the end of the sweep when it fails.
+"""One job of a sweep: skipped when its results are complete, alone in its folder, never
+writing over another configuration's record, and never the end of the sweep when it fails.
 
 `run_job` wraps the run. A job whose `results.json` was written by the same configuration is
 skipped (`skip_done`), so starting a study's command again continues it; a folder another
@@ -7,6 +7,13 @@ process is working in (a second launch of the same study) is left alone; a failu
 error, a NaN loss, any exception) is written to `error.json` with its one-line message, and in a
 multirun the other jobs go on: the sweep's end counts the failures (`sweep_summary.py`). A
 single run still stops with the message and exit status 1.
+
+A folder's record of what it holds (`results.json`, `config.yaml`, `labelled_indices.json`, the
+encoder) belongs to the configuration that wrote it. A job of another configuration is refused,
+before it writes anything, where the folder holds finished results (`refusal`), and where it
+fails in a folder another configuration started (a checkpoint it could not resume) it leaves
+the folder as it found it; a multirun notes such a refusal in the hidden `.refused.json`, which
+the sweep's end counts and the report never reads.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.atomic_files import write_json
+from medssl.atomic_files import unwritable, write_bytes, write_json
 from medssl.errors import MedsslError
 from medssl.training.stop_signals import RunStopped
 
@@ -29,12 +36,18 @@ log = logging.getLogger("medssl")
 
 # Keys that change where or how a run logs, never what it measures.
 NOT_SHAPING = ("cache", "skip_done", "logger")
+# What a job writes about itself before it knows whether it will finish.
+RECORD_FILES = ("config.yaml", "labelled_indices.json")
+REFUSED = ".refused.json"
+
+
+def shaping_config(cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in container.items() if k not in NOT_SHAPING}
 
 
 def config_hash(cfg: DictConfig) -> str:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    shaping = {k: v for k, v in container.items() if k not in NOT_SHAPING}
-    text = json.dumps(shaping, sort_keys=True, default=str)
+    text = json.dumps(shaping_config(cfg), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -56,17 +69,72 @@ def _config_hash_or_none(cfg: DictConfig) -> str | None:
         return None
 
 
+def read_results(run_dir: Path, quiet: bool = False) -> dict | None:
+    """`run_dir/results.json` as a dict; None when there is none or it cannot be read (a torn
+    write, random bytes, not a JSON object), which is logged: the job runs again."""
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        return None
+    try:
+        results = json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:  # ValueError: bad JSON and bad UTF-8 alike
+        why = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
+    else:
+        if isinstance(results, dict):
+            return results
+        why = "not a JSON object"
+    if not quiet:
+        log.warning("%s is unreadable (%s); running the job again", path, why)
+    return None
+
+
 def completed_results(run_dir: Path, cfg: DictConfig) -> dict | None:
     """The results a previous job with this configuration finished in `run_dir`, if any."""
-    path = Path(run_dir) / "results.json"
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if results.get("run/config_hash") != config_hash(cfg):
-        log.warning("%s is from another configuration; running the job again", path)
+    results = read_results(run_dir)
+    if results is None or results.get("run/config_hash") != config_hash(cfg):
         return None
     return results
+
+
+def refusal(run_dir: Path, cfg: DictConfig) -> str | None:
+    """The sentence refusing `cfg` in `run_dir` when the folder holds the finished results of
+    another configuration (None when it does not): they are never replaced."""
+    return _refusal(Path(run_dir), cfg, read_results(run_dir, quiet=True))
+
+
+def _refusal(run_dir: Path, cfg: DictConfig, results: dict | None) -> str | None:
+    if results is None or results.get("run/config_hash") == config_hash(cfg):
+        return None
+    keys = _differing_keys(run_dir, cfg, results)
+    which = f"different {', '.join(keys)}" if keys else "its config.yaml does not say which keys"
+    return (
+        f"{run_dir} holds the finished results of another configuration ({which}); they are "
+        f"kept: run with the overrides that wrote them, or write elsewhere "
+        f"(hydra.run.dir=NEW_FOLDER)."
+    )
+
+
+def _differing_keys(run_dir: Path, cfg: DictConfig, results: dict) -> list[str]:
+    from medssl.training.checkpoint import differing_keys
+
+    stored = _stored_config(run_dir / "config.yaml")
+    # A config.yaml that is not the results' own cannot say what differs from them.
+    if stored is None or config_hash(stored) != results.get("run/config_hash"):
+        return []
+    return differing_keys(shaping_config(stored), shaping_config(cfg))
+
+
+def _stored_config(path: Path) -> DictConfig | None:
+    try:
+        stored = OmegaConf.load(path)
+    except Exception:  # absent, torn or not YAML: no record to compare with
+        return None
+    return stored if isinstance(stored, DictConfig) else None
+
+
+def save_config(cfg: DictConfig, path: Path) -> None:
+    """config.yaml, resolved, written atomically (a full disk leaves the old one whole)."""
+    write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
 
 
 def run_job(task, cfg: DictConfig, run_dir: Path, **kwargs) -> dict | None:
@@ -90,16 +158,25 @@ def _guarded_job(
     rank: int = 0,
 ) -> dict | None:
     run_dir = Path(run_dir)
-    if cfg.skip_done:
-        done = completed_results(run_dir, cfg)
-        if done is not None:
+    results = read_results(run_dir)
+    if results is not None and results.get("run/config_hash") == config_hash(cfg):
+        if cfg.skip_done:
             log.info(
                 "Skipping %s: its results.json is complete (skip_done=false reruns it)", run_dir
             )
-            return done
+            if rank == 0:
+                _clear_refused_records(run_dir, cfg)
+            return results
+    else:
+        refused = _refusal(run_dir, cfg, results)
+        if refused is not None:
+            return _refuse(run_dir, cfg, choices, MedsslError(refused), multirun, rank)
     if rank != 0:  # one process per job keeps the books; the others only train
         return task(cfg, run_dir, choices)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a path through a file, a read-only or full disk
+        raise unwritable(run_dir, error) from None
     lock = FileLock(str(run_dir / ".job.lock"))
     try:
         lock.acquire(timeout=0)
@@ -107,20 +184,91 @@ def _guarded_job(
         log.warning("Skipping %s: another process is running this job", run_dir)
         return None
     try:
-        (run_dir / "error.json").unlink(missing_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        return task(cfg, run_dir, choices)
+        return _locked_job(task, cfg, run_dir, choices, multirun)
+    finally:
+        lock.release()
+
+
+def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -> dict | None:
+    # Another configuration's config.yaml: an unfinished run (its checkpoint) owns the folder.
+    stored = _stored_config(run_dir / "config.yaml")
+    guest = stored is not None and config_hash(stored) != config_hash(cfg)
+    found = {name: _read_or_none(run_dir / name) for name in RECORD_FILES} if guest else {}
+    try:
+        save_config(cfg, run_dir / "config.yaml")
+        results = task(cfg, run_dir, choices)
     except RunStopped:
         raise
     except Exception as error:
+        if guest:
+            _put_back(run_dir, found)
+            return _refuse(run_dir, cfg, choices, error, multirun, rank=0)
         record_failure(run_dir, cfg, choices, error)
         if not multirun:
             if isinstance(error, MedsslError):
                 sys.exit(1)
             raise
         return None
-    finally:
-        lock.release()
+    (run_dir / "error.json").unlink(missing_ok=True)
+    (run_dir / REFUSED).unlink(missing_ok=True)
+    return results
+
+
+def _refuse(run_dir: Path, cfg, choices, error: Exception, multirun: bool, rank: int):
+    """A job that must not touch `run_dir`'s record: the sentence, then exit status 1 for a
+    single run; a multirun goes on, with the refusal in `.refused.json` for its end to count."""
+    if isinstance(error, MedsslError):
+        log.error("%s", error)
+    else:
+        log.exception("The job failed: %s: %s", type(error).__name__, error)
+    if not multirun:
+        if isinstance(error, MedsslError):
+            sys.exit(1)
+        raise error
+    if rank == 0:
+        _write_failure(run_dir / REFUSED, cfg, choices, error)
+    return None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _put_back(run_dir: Path, found: dict[str, bytes | None]) -> None:
+    for name, data in found.items():
+        try:
+            if data is None:
+                (run_dir / name).unlink(missing_ok=True)
+            else:
+                write_bytes(run_dir / name, data)
+        except (OSError, MedsslError) as error:
+            log.error("Could not put back %s: %s", run_dir / name, error)
+
+
+def _clear_refused_records(run_dir: Path, cfg: DictConfig) -> None:
+    """A finished folder that an older medssl let a refused job write into gets its own
+    config.yaml back, and loses that job's error.json, which would count it as failed."""
+    finished = config_hash(cfg)
+    stored = _stored_config(run_dir / "config.yaml")
+    if stored is None or config_hash(stored) != finished:
+        try:
+            save_config(cfg, run_dir / "config.yaml")
+            log.warning("Restored %s: it was another configuration's", run_dir / "config.yaml")
+        except MedsslError as error:  # a full disk; the results themselves are intact
+            log.warning("%s", error)
+    error_file = run_dir / "error.json"
+    if error_file.exists():
+        try:
+            failed = json.loads(error_file.read_bytes()).get("run/config_hash")
+        except (OSError, ValueError, AttributeError):
+            failed = None
+        if failed != finished:
+            error_file.unlink(missing_ok=True)
+            log.warning("Removed %s: another configuration's failure", error_file)
+    (run_dir / REFUSED).unlink(missing_ok=True)
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, choices, error: Exception) -> None:
@@ -130,13 +278,23 @@ def record_failure(run_dir: Path, cfg: DictConfig, choices, error: Exception) ->
         log.error("%s", message)
     else:
         log.exception("The job failed: %s", message)
-    write_json(
-        run_dir / "error.json",
-        {
-            **identity(cfg, choices),
-            "error": message,
-            "error_type": type(error).__name__,
-            "traceback": None if user_error else traceback.format_exc(),
-        },
-    )
-    log.error("Job failed; wrote %s", run_dir / "error.json")
+    if _write_failure(run_dir / "error.json", cfg, choices, error):
+        log.error("Job failed; wrote %s", run_dir / "error.json")
+
+
+def _write_failure(path: Path, cfg: DictConfig, choices, error: Exception) -> bool:
+    user_error = isinstance(error, MedsslError)
+    try:
+        write_json(
+            path,
+            {
+                **identity(cfg, choices),
+                "error": str(error) if user_error else f"{type(error).__name__}: {error}",
+                "error_type": type(error).__name__,
+                "traceback": None if user_error else traceback.format_exc(),
+            },
+        )
+    except (OSError, MedsslError) as write_error:  # a full disk: the sentence is already out
+        log.error("Could not write %s either: %s", path, write_error)
+        return False
+    return True
