@@ -17,8 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from medssl.errors import MedsslError
 
 # The process umask, for the mode of renamed files (reading it means setting it, so set it back).
@@ -85,6 +83,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch  # here, so the CLIs can refuse bad input before torch has loaded
+
     _replace_atomically(path, lambda f: torch.save(obj, f))
 
 

@@ -13,11 +13,13 @@ splits), `inspect.json` with the same numbers, and `class_counts.png`, `samples.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from medssl.atomic_files import unwritable
 from medssl.components import build
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
@@ -27,17 +29,22 @@ from medssl.inspection.document import write_inspection
 
 def inspect_dataset(cfg: DictConfig) -> dict:
     data = build(cfg, "dataset")
-    return write_inspection(
-        data,
-        Path(cfg.out),
-        tiles_per_class=cfg.inspect.tiles_per_class,
-        duplicate_examples=cfg.inspect.duplicate_examples,
-        seed=cfg.seed,
-    )
+    out = Path(cfg.out)
+    try:
+        return write_inspection(
+            data,
+            out,
+            tiles_per_class=cfg.inspect.tiles_per_class,
+            duplicate_examples=cfg.inspect.duplicate_examples,
+            seed=cfg.seed,
+        )
+    except OSError as error:  # `out` under a file, read-only or full
+        raise unwritable(Path(error.filename or out), error) from None
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="inspect")
 def main(cfg: DictConfig) -> None:
+    logging.raiseExceptions = False  # a full disk: the sentence, not one traceback per log line
     run_or_exit(check_config, cfg)
     run_or_exit(inspect_dataset, cfg)
 

@@ -19,12 +19,15 @@ import cv2
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from medssl.atomic_files import unwritable
 from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.model_input import MEAN, STD
-from medssl.errors import MedsslError
+from medssl.errors import MedsslError, composition_sentence
 
 log = logging.getLogger("medssl.preview")
 
@@ -73,7 +76,10 @@ def write_preview(cfg: DictConfig, out: Path, n_images: int = 8) -> Path:
     views = augmentation(augmentation.prepare_images(originals), generator)
     grid = preview_grid(originals, views)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise unwritable(out, error) from None
     if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise MedsslError(f"could not write the preview image {out}.")
     log.info("Wrote %d images x %d views of %s to %s", len(originals), len(views), data.name, out)
@@ -91,13 +97,27 @@ def main(argv: list[str]) -> int:
         else:
             overrides.append(arg)
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-        write_preview(cfg, Path(own["out"]), int(own["n_images"]))
+        n_images = _count(own["n_images"])
+        try:
+            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as error:  # Hydra prints them for train.py
+            raise MedsslError(composition_sentence(error)) from None
+        write_preview(cfg, Path(own["out"]), n_images)
     except MedsslError as error:
         log.error("%s", error)
         return 1
     return 0
+
+
+def _count(text: str) -> int:
+    try:
+        n_images = int(text)
+    except ValueError:
+        n_images = 0
+    if n_images < 1:
+        raise MedsslError(f"n_images must be a whole number of images, 1 or more, got {text!r}.")
+    return n_images
 
 
 if __name__ == "__main__":

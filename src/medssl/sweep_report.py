@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        path = write_report(args.folder, args.metric, args.out)
+        try:
+            path = write_report(args.folder, args.metric, args.out)
+        except OSError as error:  # --out under a file, an unreadable run, a full disk
+            where = error.filename or args.out or args.folder
+            raise MedsslError(f"{where}: {error.strerror or error}.") from None
     except MedsslError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -20,10 +19,7 @@ from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.override_hints import unselected_protocol
-from medssl.run import run
 from medssl.study.job import run_job
-from medssl.training.device import cpu_threads_per_job
-from medssl.training.distributed import process_rank
 
 # conf/config.yaml plus the check of the output folder that must run before Hydra writes
 # into it (study.folder_guard).
@@ -40,6 +36,13 @@ ConfigStore.instance().store(
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def train(cfg: DictConfig) -> float:
+    # Imported here: a command refused before the run (study.folder_guard) never waits for torch.
+    import torch
+
+    from medssl.run import run
+    from medssl.training.device import cpu_threads_per_job
+    from medssl.training.distributed import process_rank
+
     run_or_exit(check_config, cfg)
     hydra_cfg = HydraConfig.get()
     # Parallel jobs on one machine (joblib) share its cores instead of each taking all of them.

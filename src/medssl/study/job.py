@@ -10,10 +10,11 @@ single run still stops with the message and exit status 1.
 
 A folder's record of what it holds (`results.json`, `config.yaml`, `labelled_indices.json`, the
 encoder) belongs to the configuration that wrote it. A job of another configuration is refused,
-before it writes anything, where the folder holds finished results (`refusal`), and where it
-fails in a folder another configuration started (a checkpoint it could not resume) it leaves
-the folder as it found it; a multirun notes such a refusal in the hidden `.refused.json`, which
-the sweep's end counts and the report never reads.
+before it writes anything, where the folder holds finished results (`refusal`); where it fails
+in a folder another configuration started (a checkpoint it could not resume) it leaves the
+folder as it found it; and a failed rerun of finished results (skip_done=false) writes no
+error.json that would hide them. A multirun notes such a failure in the hidden
+`.failed_attempt.json`, which the sweep's end counts and the report never reads.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ log = logging.getLogger("medssl")
 NOT_SHAPING = ("cache", "skip_done", "logger")
 # What a job writes about itself before it knows whether it will finish.
 RECORD_FILES = ("config.yaml", "labelled_indices.json")
-REFUSED = ".refused.json"
+# A failed attempt that must not touch the record (a refused configuration, a failed rerun of
+# finished results): the sweep's end counts it, the report never reads it.
+FAILED_ATTEMPT = ".failed_attempt.json"
 
 
 def shaping_config(cfg: DictConfig) -> dict:
@@ -193,6 +196,8 @@ def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -
     # Another configuration's config.yaml: an unfinished run (its checkpoint) owns the folder.
     stored = _stored_config(run_dir / "config.yaml")
     guest = stored is not None and config_hash(stored) != config_hash(cfg)
+    # This configuration's finished results (skip_done=false): a failed rerun must not hide them.
+    finished = completed_results(run_dir, cfg) is not None
     found = {name: _read_or_none(run_dir / name) for name in RECORD_FILES} if guest else {}
     try:
         save_config(cfg, run_dir / "config.yaml")
@@ -202,6 +207,7 @@ def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -
     except Exception as error:
         if guest:
             _put_back(run_dir, found)
+        if guest or finished:
             return _refuse(run_dir, cfg, choices, error, multirun, rank=0)
         record_failure(run_dir, cfg, choices, error)
         if not multirun:
@@ -210,13 +216,13 @@ def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -
             raise
         return None
     (run_dir / "error.json").unlink(missing_ok=True)
-    (run_dir / REFUSED).unlink(missing_ok=True)
+    (run_dir / FAILED_ATTEMPT).unlink(missing_ok=True)
     return results
 
 
 def _refuse(run_dir: Path, cfg, choices, error: Exception, multirun: bool, rank: int):
     """A job that must not touch `run_dir`'s record: the sentence, then exit status 1 for a
-    single run; a multirun goes on, with the refusal in `.refused.json` for its end to count."""
+    single run; a multirun goes on, with the failure in FAILED_ATTEMPT for its end to count."""
     if isinstance(error, MedsslError):
         log.error("%s", error)
     else:
@@ -226,7 +232,7 @@ def _refuse(run_dir: Path, cfg, choices, error: Exception, multirun: bool, rank:
             sys.exit(1)
         raise error
     if rank == 0:
-        _write_failure(run_dir / REFUSED, cfg, choices, error)
+        _write_failure(run_dir / FAILED_ATTEMPT, cfg, choices, error)
     return None
 
 
@@ -268,7 +274,7 @@ def _clear_refused_records(run_dir: Path, cfg: DictConfig) -> None:
         if failed != finished:
             error_file.unlink(missing_ok=True)
             log.warning("Removed %s: another configuration's failure", error_file)
-    (run_dir / REFUSED).unlink(missing_ok=True)
+    (run_dir / FAILED_ATTEMPT).unlink(missing_ok=True)
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, choices, error: Exception) -> None:

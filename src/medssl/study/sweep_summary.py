@@ -2,8 +2,9 @@
 
 A Hydra callback (configured under `hydra.callbacks` in conf/config.yaml). Jobs never raise
 out of `run_job`, so every launcher runs the whole grid; this callback then reads the sweep
-folder, lists the `error.json` files written since the sweep started, and exits with status 1
-when there are any, so a script or CI sees that the study is incomplete.
+folder, lists the `error.json` files written since the sweep started (and the
+`.failed_attempt.json` of jobs that failed where they must not touch a folder's record), and
+exits with status 1 when there are any, so a script or CI sees that the study is incomplete.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from medssl.study.job import FAILED_ATTEMPT
 
 log = logging.getLogger("medssl")
 
@@ -46,7 +49,10 @@ class SweepSummary(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         finished = _job_files(sweep_dir, "results.json")
         failed = [
-            p for p in _job_files(sweep_dir, "error.json") if p.stat().st_mtime >= self.started
+            p
+            for name in ("error.json", FAILED_ATTEMPT)
+            for p in _job_files(sweep_dir, name)
+            if p.stat().st_mtime >= self.started
         ]
         log.info("Sweep %s: %d jobs have results", sweep_dir, len(finished))
         if failed:
