@@ -61,6 +61,10 @@ def unwritable(path: Path, error: BaseException, full: bool = False) -> MedsslEr
             f"could not write {path}: the disk is full; free some space or write elsewhere "
             f"(hydra.run.dir, cache.dir)."
         )
+    if getattr(error, "errno", None) in (errno.ENOTDIR, errno.EEXIST):
+        file = next((p for p in Path(path).parents if p.is_file()), None)
+        if file is not None:
+            return MedsslError(f"could not write {path}: {file} is a file, not a folder.")
     reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
     return MedsslError(f"could not write {path}: {reason}.")
 

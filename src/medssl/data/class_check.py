@@ -37,9 +37,13 @@ def check_classes(data: DatasetSplits, labelled: torch.Tensor) -> None:
         _check_multilabel(data, labelled)
         return
     if data.num_classes < 2:
+        which = (
+            f"only class {_names(range(data.num_classes), data)}"
+            if data.num_classes
+            else "no class"
+        )
         raise MedsslError(
-            f"dataset {data.name!r} has one class ({_names(range(data.num_classes), data)}); a "
-            f"classifier needs images of at least two classes."
+            f"dataset {data.name!r} has {which}; a classifier needs images of at least two classes."
         )
     train = data.train.labels[labelled].cpu().numpy()
     missing = _missing(train, data.num_classes)

@@ -124,7 +124,19 @@ def _differing_keys(run_dir: Path, cfg: DictConfig, results: dict) -> list[str]:
     # A config.yaml that is not the results' own cannot say what differs from them.
     if stored is None or config_hash(stored) != results.get("run/config_hash"):
         return []
-    return differing_keys(shaping_config(stored), shaping_config(cfg))
+    keys = differing_keys(shaping_config(stored), shaping_config(cfg))
+    # `label_seed: ${seed}` follows seed: name the keys the command line sets.
+    set_directly = [key for key in keys if not _interpolated(cfg, key)]
+    return set_directly or keys
+
+
+def _interpolated(cfg: DictConfig, key: str) -> bool:
+    parent, _, leaf = key.rpartition(".")
+    try:
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:
+        return False
+    return isinstance(node, DictConfig) and leaf in node and OmegaConf.is_interpolation(node, leaf)
 
 
 def _stored_config(path: Path) -> DictConfig | None:
@@ -136,7 +148,12 @@ def _stored_config(path: Path) -> DictConfig | None:
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:
-    """config.yaml, resolved, written atomically (a full disk leaves the old one whole)."""
+    """config.yaml, resolved, written atomically (a full disk leaves the old one whole). One
+    that already records this configuration is left as it is, so a rerun changes no byte of
+    the folder's record for keys that shape nothing (skip_done, cache, logger)."""
+    stored = _stored_config(path)
+    if stored is not None and config_hash(stored) == config_hash(cfg):
+        return
     write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
 
 
@@ -179,7 +196,7 @@ def _guarded_job(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a path through a file, a read-only or full disk
-        raise unwritable(run_dir, error) from None
+        return _refuse(run_dir, cfg, choices, unwritable(run_dir, error), multirun, rank)
     lock = FileLock(str(run_dir / ".job.lock"))
     try:
         lock.acquire(timeout=0)
