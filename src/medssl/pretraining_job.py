@@ -21,6 +21,7 @@ from torch import nn
 
 from medssl.components import build
 from medssl.configs import config_dir
+from medssl.data.intensity import IntensityMapping
 from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
@@ -57,6 +58,7 @@ class PretrainingJob:
     curve: PretrainingCurve | None = None  # trainer.eval_every's probes
     feed: str = "auto"  # trainer.feed: resident | streamed | auto (by size against the budget)
     resident_budget_gib: float | None = None  # null: a share of the device's memory
+    intensity: IntensityMapping | None = None  # the pretraining images' mapping to [0, 1]
 
     @property
     def trains(self) -> bool:
@@ -130,6 +132,7 @@ class PretrainingJob:
             kept_encoder=kept,
             on_epoch_end=on_epoch_end,
             feed=feed,
+            intensity=self.intensity,
         )
 
 
@@ -186,6 +189,7 @@ def assemble_pretraining(
             labels_from.val.labels,
             score=functools.partial(_val_auroc, labels_from.task),
             batch_size=cfg.trainer.eval_batch_size,
+            intensity=labels_from.intensity,
         )
     job = PretrainingJob(
         method=method,
@@ -202,6 +206,7 @@ def assemble_pretraining(
         curve=pretraining_curve(cfg, data, labelled) if settings.eval_every is not None else None,
         feed=cfg.trainer.feed,
         resident_budget_gib=cfg.trainer.resident_budget_gib,
+        intensity=(source if source is not None else data).intensity,
     )
     return job, data
 
@@ -240,6 +245,7 @@ def pretraining_curve(
         task=data.task,
         num_classes=data.num_classes,
         batch_size=cfg.trainer.eval_batch_size,
+        intensity=data.intensity,
     )
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from medssl.augment.base import StoredImageTransform
-from medssl.data.model_input import normalize
+from medssl.data.model_input import normalize, to_unit
 
 
 @contextlib.contextmanager
@@ -66,7 +66,8 @@ class ViewPipeline(nn.Module):
         # All views as one batch (view 0's samples first): every transform runs once, on
         # n_views times the samples, instead of once per view.
         with intra_op_threads(self.cpu_threads, images.device):
-            x = images.repeat(self.n_views, 1, 1, 1).float().div_(255.0)
+            # Stored uint8/uint16 by their full range, or float already mapped to [0, 1].
+            x = to_unit(images.repeat(self.n_views, 1, 1, 1))
             for transform in self.transforms.values():
                 x = transform(x, generator, self.n_views)
             return list(normalize(x).chunk(self.n_views))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_split_images
+from medssl.data.intensity import IntensityMapping
 from medssl.data.ratio_split import stratified_split
 from medssl.data.splits import DatasetSplits, Split
 from medssl.data.task import Task
@@ -131,6 +132,7 @@ def load_image_folder(
     cache: bool = True,
     dtype: str = "auto",
     store_dir: str | None = None,
+    intensity: IntensityMapping | None = None,
     *,
     listing: Callable[[Path], Listing] = class_folder_listing,
 ) -> DatasetSplits:
@@ -170,5 +172,6 @@ def load_image_folder(
         name=name or folder.name,
         task=resolve_task(task, len(found.class_names)),
         class_names=found.class_names,
+        intensity=intensity,
         **splits,
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from medssl.data.intensity import IntensityMapping
 from medssl.data.task import Task
 
 IMAGE_DTYPES = (torch.uint8, torch.uint16)
@@ -73,6 +74,8 @@ class DatasetSplits(ImageShape):
     positive_class: int = 1
     # Published results on all labels (`name`, `size`, metric values, `source`), from the config.
     references: list[dict] = field(default_factory=list)
+    # Stored pixels -> [0, 1] on the device (`dataset.intensity`); None: the dtype's full range.
+    intensity: IntensityMapping | None = None
 
     def __post_init__(self) -> None:
         self.task = Task.parse(self.task)

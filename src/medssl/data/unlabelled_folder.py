@@ -10,6 +10,7 @@ import torch
 
 from medssl.data.image_files import IMAGE_SUFFIXES, list_images, load_split_images
 from medssl.data.image_folder import existing_root
+from medssl.data.intensity import IntensityMapping
 from medssl.data.splits import ImageShape, Split
 from medssl.errors import MedsslError
 
@@ -24,6 +25,7 @@ class UnlabelledImages(ImageShape):
 
     name: str
     train: Split
+    intensity: IntensityMapping | None = None  # dataset.intensity; None: the dtype's range
 
 
 def load_unlabelled_folder(
@@ -34,6 +36,7 @@ def load_unlabelled_folder(
     cache: bool = True,
     dtype: str = "auto",
     store_dir: str | None = None,
+    intensity: IntensityMapping | None = None,
 ) -> UnlabelledImages:
     folder = existing_root(root)
     paths = list_images(folder, recursive=True)
@@ -60,4 +63,5 @@ def load_unlabelled_folder(
         train=Split(
             train, torch.full((len(train),), NO_LABEL, dtype=torch.int64), digests["train"]
         ),
+        intensity=intensity,
     )

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medssl.data.model_input import to_model_input
+from medssl.data.model_input import to_model_input, to_unit
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.finetune_heads import (
@@ -130,7 +130,7 @@ class FineTune:
         """A copy of the encoder with a fresh head (and dropout before it with MC dropout on)."""
         encoder = copy.deepcopy(inputs.encoder).to(inputs.device)
         if self.head == "cam_refine":
-            sample = to_model_input(inputs.images["train"][:2].to(inputs.device))
+            sample = to_model_input(inputs.images["train"][:2].to(inputs.device), inputs.intensity)
             channels, _, _ = spatial_feature_map(encoder, sample)
             head = self.cam_refine(channels, inputs.n_outputs, inputs.task)
         elif self.head == "mlp":
@@ -275,9 +275,9 @@ class FineTune:
                 continue  # BatchNorm cannot train on a single image
             x = images[index]
             x = (
-                self.augmentation(x, generator)[0]
+                self.augmentation(to_unit(x, inputs.intensity), generator)[0]
                 if self.augmentation is not None
-                else to_model_input(x)
+                else to_model_input(x, inputs.intensity)
             )
             with autocast(inputs.device, inputs.precision):
                 features = model.features(x)
@@ -300,7 +300,8 @@ class FineTune:
     def _features(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs):
         """The head's input for every image, in eval-batch chunks, on the device."""
         for start in range(0, len(images), inputs.batch_size):
-            x = to_model_input(images[start : start + inputs.batch_size].to(inputs.device))
+            batch = images[start : start + inputs.batch_size].to(inputs.device)
+            x = to_model_input(batch, inputs.intensity)
             with autocast(inputs.device, inputs.precision):
                 features = model.features(x)
             yield features.float()  # outside autocast: the head runs in fp32

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medssl.data.intensity import IntensityMapping
 from medssl.data.task import Task
 from medssl.training.features import extract_features
 
@@ -41,6 +42,7 @@ class EvalInputs:
     # (`selected_epoch`); None when the method trained none (or on another dataset's labels).
     head: nn.Module | None = None
     head_info: dict = field(default_factory=dict)
+    intensity: IntensityMapping | None = None  # stored pixels -> [0, 1]: the dataset's mapping
     _features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,7 @@ class EvalInputs:
             device=self.device,
             precision=self.precision,
             batch_size=self.batch_size,
+            intensity=self.intensity,
         ).numpy()
 
 

@@ -20,26 +20,13 @@ from collections.abc import Callable, Iterator
 import torch
 
 from medssl.errors import MedsslError
+from medssl.host_memory import available_ram_bytes
 
 log = logging.getLogger(__name__)
 
 FEEDS = ("auto", "resident", "streamed")
 # With no budget set, resident data may take this share of the GPU's memory or of free RAM.
 DEFAULT_BUDGET_SHARE = 0.25
-
-
-def available_ram_bytes() -> int:
-    """MemAvailable from /proc/meminfo (what can be allocated without swapping)."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def resident_budget_bytes(budget_gib: float | None, device: torch.device) -> int:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from medssl.data.intensity import IntensityMapping
+from medssl.data.model_input import to_unit
 from medssl.errors import MedsslError
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed
 from medssl.training.budget import checked_batch, out_of_memory_explained, steps_per_epoch
@@ -72,6 +74,7 @@ class EpochTrainer:
     memory_format: torch.memory_format | None
     checkpoint: RunCheckpoint
     clock: CheckpointClock
+    intensity: IntensityMapping | None = None  # the pretraining images' mapping to [0, 1]
 
     def train(
         self, epoch: int, progress: EpochProgress | None, stop: StopSignals
@@ -131,6 +134,7 @@ class EpochTrainer:
                 device=self.device,
                 precision=self.precision,
                 out_device=self.device,
+                intensity=self.probe_data.intensity,
             )
             record["val/probe_acc"] = self.state.probe.accuracy(
                 features, self.probe_data.val_labels.to(self.device)
@@ -143,6 +147,8 @@ class EpochTrainer:
         state.optimizer.zero_grad(set_to_none=True)
         for _ in range(accumulate):
             images, idx = next(batches)
+            if self.intensity is not None:
+                images = to_unit(images, self.intensity)
             views = in_memory_format(
                 self.augmentation(images, state.view_generator), self.memory_format
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from medssl.data.intensity import IntensityMapping
 from medssl.data.model_input import to_model_input
 from medssl.training.device import autocast
 
@@ -22,8 +23,10 @@ def extract_features(
     precision: str = "fp32",
     batch_size: int = 512,
     out_device: torch.device | str = "cpu",
+    intensity: IntensityMapping | None = None,
 ) -> torch.Tensor:
-    """`(N, num_features)` float32 features of uint8 `(N, C, H, W)` images, on `out_device`
+    """`(N, num_features)` float32 features of stored `(N, C, H, W)` images (mapped to the
+    model input with `intensity`, the dataset's; None: by the dtype's range), on `out_device`
     (the CPU for the protocols, the training device for the online probe). The encoder runs in
     eval mode and is left in the mode it was found in."""
     was_training = encoder.training
@@ -31,7 +34,8 @@ def extract_features(
     chunks = []
     try:
         for start in range(0, len(images), batch_size):
-            batch = to_model_input(images[start : start + batch_size].to(device, non_blocking=True))
+            batch = images[start : start + batch_size].to(device, non_blocking=True)
+            batch = to_model_input(batch, intensity)
             with autocast(device, precision):
                 chunks.append(encoder(batch).float().to(out_device))
     finally:

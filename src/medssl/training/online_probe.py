@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medssl.data.intensity import IntensityMapping
 from medssl.data.task import Task
 
 
@@ -27,6 +28,7 @@ class ProbeData:
     val_labels: torch.Tensor
     task: Task
     num_classes: int
+    intensity: IntensityMapping | None = None  # the val images' mapping to [0, 1]
 
 
 class OnlineProbe(nn.Module):
@@ -90,4 +92,5 @@ def online_probe_data(data, labelled: torch.Tensor, uses_labels: bool) -> ProbeD
         val_labels=data.val.labels,
         task=data.task,
         num_classes=data.num_classes,
+        intensity=data.intensity,
     )

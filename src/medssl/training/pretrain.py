@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from medssl.atomic_files import save_torch, write_jsonl
+from medssl.data.intensity import IntensityMapping
 from medssl.errors import MedsslError
 from medssl.methods.base import Method
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed
@@ -91,11 +92,13 @@ def pretrain(
     kept_encoder: Callable[[int], dict] | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
     feed: ResidentFeed | StreamedFeed | None = None,
+    intensity: IntensityMapping | None = None,
 ) -> list[dict]:
     """Train `method` on `images` (uint8 or uint16 `(N, C, H, W)`); returns per-epoch stats.
 
     `feed` brings each step's images to `device` (`batch_feed.make_feed`); None: `images`
-    resident on `device`. `labels` (None for methods that train without them) go to `device`.
+    resident on `device`; `intensity` maps them to [0, 1] (None: by their dtype's range).
+    `labels` (None for methods that train without them) go to `device`.
 
     `selection` scores `method.classify` on val after every epoch and leaves `method` at the
     best epoch when training ends. `curve` scores the encoder every `settings.eval_every`
@@ -135,7 +138,7 @@ def pretrain(
     trainer = EpochTrainer(
         distributed.wrap(method, device), augmentation, state, feed, labels, probe_data, plan,
         scheduler, settings.epochs, settings.precision, device, distributed, memory_format,
-        checkpoint, clock := CheckpointClock(settings.checkpoint_every),
+        checkpoint, clock := CheckpointClock(settings.checkpoint_every), intensity,
     )  # fmt: skip
     main = distributed.is_main
     epochs = range(start_epoch, settings.epochs)

@@ -24,6 +24,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
+from medssl.data.intensity import IntensityMapping
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import EvalInputs
@@ -51,8 +52,9 @@ class PretrainingCurve:
         task: str,
         num_classes: int,
         batch_size: int = 512,
+        intensity: IntensityMapping | None = None,
     ) -> None:
-        self.probes = probes
+        self.probes, self.intensity = probes, intensity
         self.images = {"train": train_images, "val": val_images, "test": val_images}
         self.labels = {
             "train": train_labels.numpy(),
@@ -76,6 +78,7 @@ class PretrainingCurve:
                 device=device,
                 precision=precision,
                 batch_size=self.batch_size,
+                intensity=self.intensity,
             )
             # Val stands in for test, with its features: the curve reads no test image.
             inputs._features["test"] = inputs.features("val")

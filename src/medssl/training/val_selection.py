@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from medssl.data.intensity import IntensityMapping
 from medssl.data.model_input import to_model_input
 from medssl.training.device import autocast
 
@@ -28,9 +29,14 @@ Score = Callable[[np.ndarray, np.ndarray], float]
 
 class ValSelection:
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, score: Score, batch_size: int = 512
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        score: Score,
+        batch_size: int = 512,
+        intensity: IntensityMapping | None = None,
     ) -> None:
-        self.images, self.labels = images, labels.cpu().numpy()
+        self.images, self.labels, self.intensity = images, labels.cpu().numpy(), intensity
         self.score, self.batch_size = score, batch_size
         self.best_score = -math.inf
         self.best_epoch = 0  # 0: no epoch has scored yet
@@ -42,7 +48,8 @@ class ValSelection:
         method.eval()
         parts = []
         for start in range(0, len(self.images), self.batch_size):
-            x = to_model_input(self.images[start : start + self.batch_size].to(device))
+            batch = self.images[start : start + self.batch_size].to(device)
+            x = to_model_input(batch, self.intensity)
             with autocast(device, precision):
                 parts.append(method.classify(x).float().cpu())
         method.train(was_training)
