@@ -77,6 +77,7 @@ ConfigStore.instance().store(
                 "folder_guard": {
                     "_target_": "medssl.study.folder_guard.FolderGuard",
                     "refusal": "medssl.evaluate.folder_refusal",
+                    "skip": None,
                 }
             },
         },

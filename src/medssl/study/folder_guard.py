@@ -6,7 +6,9 @@ runs through a regular file ends in a `NotADirectoryError` traceback. This callb
 under `hydra.callbacks` by the CLIs' primary configs) runs first: a single run refused by the
 `refusal` function (default `study.job.refusal`, a finished result of another configuration)
 or aimed at an unusable folder stops with one sentence and exit status 1, having written
-nothing. A multirun's jobs are checked by `run_job`, since Hydra calls no hook before each.
+nothing; one whose results are complete (`skip_done`) ends at once, as `run_job` would skip it,
+without torch ever loading. A multirun's jobs are checked by `run_job`, since Hydra calls no
+hook before each.
 """
 
 from __future__ import annotations
@@ -25,15 +27,27 @@ log = logging.getLogger("medssl")
 
 
 class FolderGuard(Callback):
-    def __init__(self, refusal: str = "medssl.study.job.refusal") -> None:
+    """`refusal(folder, cfg)`: the sentence refusing `cfg` in `folder`, or None; `skip(folder,
+    cfg)`: the results that make the run unnecessary, or None (null: never skipped)."""
+
+    def __init__(
+        self,
+        refusal: str = "medssl.study.job.refusal",
+        skip: str | None = "medssl.study.job.skip_if_done",
+    ) -> None:
         self.refusal = refusal
+        self.skip = skip
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         folder = _folder(config, "hydra.run.dir")
         if folder is None:
             return
         _stop_on(unusable_folder(folder, "hydra.run.dir"))
-        _stop_on(get_method(self.refusal)(folder, task_config(config)))
+        task = task_config(config)
+        # A finished run is left alone before Hydra rewrites its .hydra/ and log.
+        if self.skip is not None and get_method(self.skip)(folder, task) is not None:
+            sys.exit(0)
+        _stop_on(get_method(self.refusal)(folder, task))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         folder = _folder(config, "hydra.sweep.dir")

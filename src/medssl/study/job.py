@@ -181,12 +181,7 @@ def _guarded_job(
     results = read_results(run_dir)
     if results is not None and results.get("run/config_hash") == config_hash(cfg):
         if cfg.skip_done:
-            log.info(
-                "Skipping %s: its results.json is complete (skip_done=false reruns it)", run_dir
-            )
-            if rank == 0:
-                _clear_refused_records(run_dir, cfg)
-            return results
+            return _skip(run_dir, cfg, results, rank)
     else:
         refused = _refusal(run_dir, cfg, results)
         if refused is not None:
@@ -207,6 +202,22 @@ def _guarded_job(
         return _locked_job(task, cfg, run_dir, choices, multirun)
     finally:
         lock.release()
+
+
+def skip_if_done(run_dir: Path, cfg: DictConfig) -> dict | None:
+    """The results `cfg` finished in `run_dir` when skip_done skips the job (logged, and the
+    folder's stale records of refused jobs cleared), else None."""
+    results = read_results(run_dir, quiet=True)  # an unreadable one: the job says why
+    if results is None or results.get("run/config_hash") != config_hash(cfg) or not cfg.skip_done:
+        return None
+    return _skip(Path(run_dir), cfg, results, rank=0)
+
+
+def _skip(run_dir: Path, cfg: DictConfig, results: dict, rank: int) -> dict:
+    log.info("Skipping %s: its results.json is complete (skip_done=false reruns it)", run_dir)
+    if rank == 0:
+        _clear_refused_records(run_dir, cfg)
+    return results
 
 
 def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -> dict | None:
