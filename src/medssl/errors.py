@@ -24,6 +24,8 @@ def composition_sentence(error: Exception) -> str:
     line, and the options Hydra lists for a missing one. For the CLIs that compose with
     Hydra's compose API, where Hydra does not print the error itself."""
     text = str(error).strip()
+    if type(error).__module__.startswith("yaml"):  # a config file that is not valid YAML
+        return f"a config file is not valid YAML: {' '.join(text.split())}."
     first = text.splitlines()[0] if text else type(error).__name__
     options = re.search(r"Available options in '[^']+':\n((?:\t.*\n?)+)", text)
     if options:

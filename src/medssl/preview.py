@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
@@ -101,7 +102,8 @@ def main(argv: list[str]) -> int:
         try:
             with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
                 cfg = compose(config_name="config", overrides=overrides)
-        except (HydraException, OmegaConfBaseException) as error:  # Hydra prints them for train.py
+        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as error:
+            # train.py gets these from Hydra, printed without a traceback
             raise MedsslError(composition_sentence(error)) from None
         write_preview(cfg, Path(own["out"]), n_images)
     except MedsslError as error:
