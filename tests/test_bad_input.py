@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -109,6 +110,12 @@ CASES = {
         "train",
         ["dataset=image_folder", "dataset.root={one_class_val}", *FOLDER],
         "the val split of dataset 'one_class_val' (4 images) holds no image of class 'b'",
+    ),
+    "val_lacks_one_of_three": case(  # macro averages stay defined: a warning, then the metrics
+        "train",
+        ["dataset=image_folder", "dataset.root={three_classes}", *FOLDER, "trainer.batch_size=8"],
+        "holds no image of class 'c'; its macro-averaged metrics cover the 2 classes present",
+        status=0,
     ),
     "dataset_root_missing": case(
         "train", ["dataset=image_folder", "dataset.root={run}/absent", *FOLDER], "is not a folder"
@@ -278,6 +285,9 @@ def inputs(tmp_path_factory) -> dict:
     for split, classes in (("train", "ab"), ("val", "a"), ("test", "ab")):
         for k, name in enumerate(classes):
             _write_images(root / "one_class_val" / split / name, 8 if split == "train" else 4, k)
+    for split, classes in (("train", "abc"), ("val", "ab"), ("test", "abc")):
+        for k, name in enumerate(classes):
+            _write_images(root / "three_classes" / split / name, 8 if split == "train" else 4, k)
     save_encoder(root / "enc28.pt")
     save_encoder(root / "enc64.pt", size=64)
     saved = torch.load(root / "enc28.pt", weights_only=True)
@@ -290,6 +300,7 @@ def inputs(tmp_path_factory) -> dict:
         "one_class": root / "one_class",
         "one_class_csv": root / "one_class_csv",
         "one_class_val": root / "one_class_val",
+        "three_classes": root / "three_classes",
         "enc28": root / "enc28.pt",
         "enc64": root / "enc64.pt",
         "forged": root / "forged.pt",
@@ -420,3 +431,5 @@ def test_bad_input(name, tmp_path, finished, inputs, monkeypatch, capsys, caplog
     if c.keeps:
         assert _digests(where) == before
         assert not (where / "error.json").exists()
+    if c.status == 0:  # the run went on to its results
+        assert isinstance(json.loads((where / "results.json").read_text()), dict)

@@ -13,14 +13,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import medssl.evaluate  # noqa: F401  registers the `evaluate` config
-from medssl import MedsslError
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
-from medssl.evaluate import evaluate_checkpoint, sweep_subdir
+from medssl.evaluate import sweep_subdir
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
-from tests.conftest import CONF, REPO
+from tests.conftest import CONF
 
 
 def save_encoder(path, size=28):
@@ -139,34 +138,7 @@ def compose_evaluate(overrides):
         return compose(config_name="evaluate", overrides=overrides)
 
 
-def test_cli_errors_are_one_sentence(tmp_path, medmnist_root):
-    os.environ.setdefault("MEDMNIST_ROOT", str(medmnist_root))
-    cfg = compose_evaluate([f"dataset.root={medmnist_root}"])
-    with pytest.raises(MedsslError, match="ckpt=PATH"):
-        evaluate_checkpoint(cfg, tmp_path / "a")
-    cfg = compose_evaluate([f"ckpt={tmp_path / 'missing.pt'}", f"dataset.root={medmnist_root}"])
-    with pytest.raises(MedsslError, match="does not exist"):
-        evaluate_checkpoint(cfg, tmp_path / "b")
-    save_encoder(tmp_path / "encoder64.pt", size=64)
-    cfg = compose_evaluate([f"ckpt={tmp_path / 'encoder64.pt'}", f"dataset.root={medmnist_root}"])
-    with pytest.raises(MedsslError, match="takes 1-channel 64 px images"):
-        evaluate_checkpoint(cfg, tmp_path / "c")
-    (tmp_path / "junk.pt").write_text("not a checkpoint")
-    cfg = compose_evaluate([f"ckpt={tmp_path / 'junk.pt'}", f"dataset.root={medmnist_root}"])
-    with pytest.raises(MedsslError, match="could not be read"):
-        evaluate_checkpoint(cfg, tmp_path / "d")
-    # The encoder of another backbone than the one asked for, and weights that fit none.
-    save_encoder(tmp_path / "smallcnn.pt")
-    cfg = compose_evaluate(
-        [f"ckpt={tmp_path / 'smallcnn.pt'}", "backbone=resnet18", f"dataset.root={medmnist_root}"]
-    )
-    with pytest.raises(MedsslError, match="holds a smallcnn encoder but backbone resnet18 was"):
-        evaluate_checkpoint(cfg, tmp_path / "e", backbone_chosen=True)
-    saved = torch.load(tmp_path / "smallcnn.pt", weights_only=True)
-    saved["backbone"]["width"] = 16
-    torch.save(saved, tmp_path / "forged.pt")
-    cfg = compose_evaluate([f"ckpt={tmp_path / 'forged.pt'}", f"dataset.root={medmnist_root}"])
-    with pytest.raises(MedsslError, match="do not fit the backbone it names"):
-        evaluate_checkpoint(cfg, tmp_path / "f")
+def test_ckpt_is_required_and_bad_input_lives_in_the_bad_input_matrix():
+    """Each refusal of medssl.evaluate (no ckpt, a missing, junk, forged or mismatched
+    encoder, a training run's folder) is a case of tests/test_bad_input.py."""
     assert OmegaConf.is_missing(compose_evaluate([]), "ckpt")
-    assert REPO.exists()
