@@ -189,6 +189,7 @@ CASES = {
         "guard", "label_frac=0", "different label_frac", where="{finished}", keeps=True
     ),
     "guard_run_dir_under_file": case("guard", "", "is a file, not a folder", where="{file}/R"),
+    "guard_disk_full": case("guard", "", "cannot be written: the disk holding", prepare="no_room"),
     "guard_evaluate_training_folder": case(
         "guard",
         ["--evaluate", "ckpt={finished}/encoder.pt", "eval=[knn]"],
@@ -334,6 +335,9 @@ def _prepare(name: str | None, folder, monkeypatch) -> None:
 
         monkeypatch.setattr(torch, "save", no_room)
         monkeypatch.setattr(medssl.atomic_files, "_free_bytes", lambda folder: 0)
+    elif name == "no_room":  # a disk with nothing left, before Hydra writes .hydra/
+        full = shutil.disk_usage(folder.parent)._replace(free=0)
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: full)
     elif name == "no_space":  # every atomic write meets a full disk
         import medssl.atomic_files
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from medssl.atomic_files import FULL_BELOW_BYTES
 
 log = logging.getLogger("medssl")
 
@@ -72,6 +75,9 @@ def unusable_folder(folder: Path, key: str) -> str | None:
             return f"{key}={folder} cannot be created: {existing} is a file, not a folder."
         if not os.access(existing, os.W_OK | os.X_OK):
             return f"{key}={folder} cannot be written: {existing} is not writable."
+        # Hydra's own first writes (.hydra/, the log) would fail with a traceback.
+        if shutil.disk_usage(existing).free < FULL_BELOW_BYTES:
+            return f"{key}={folder} cannot be written: the disk holding {existing} is full."
         return None
     return None
 
