@@ -29,7 +29,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.atomic_files import unwritable, write_bytes, write_json
+from medssl.atomic_files import FULL, unwritable, write_bytes, write_json
 from medssl.errors import MedsslError
 from medssl.training.stop_signals import RunStopped
 
@@ -179,7 +179,8 @@ def _guarded_job(
 ) -> dict | None:
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    if results is not None and results.get("run/config_hash") == config_hash(cfg):
+    finished = results is not None and results.get("run/config_hash") == config_hash(cfg)
+    if finished:
         if cfg.skip_done:
             return _skip(run_dir, cfg, results, rank)
     else:
@@ -199,7 +200,7 @@ def _guarded_job(
         log.warning("Skipping %s: another process is running this job", run_dir)
         return None
     try:
-        return _locked_job(task, cfg, run_dir, choices, multirun)
+        return _locked_job(task, cfg, run_dir, choices, multirun, finished)
     finally:
         lock.release()
 
@@ -220,12 +221,14 @@ def _skip(run_dir: Path, cfg: DictConfig, results: dict, rank: int) -> dict:
     return results
 
 
-def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -> dict | None:
+def _locked_job(
+    task, cfg: DictConfig, run_dir: Path, choices, multirun: bool, finished: bool
+) -> dict | None:
+    """`finished`: the folder holds this configuration's results (skip_done=false reruns it);
+    a failed rerun must not hide them behind an error.json."""
     # Another configuration's config.yaml: an unfinished run (its checkpoint) owns the folder.
     stored = _stored_config(run_dir / "config.yaml")
     guest = stored is not None and config_hash(stored) != config_hash(cfg)
-    # This configuration's finished results (skip_done=false): a failed rerun must not hide them.
-    finished = completed_results(run_dir, cfg) is not None
     found = {name: _read_or_none(run_dir / name) for name in RECORD_FILES} if guest else {}
     try:
         save_config(cfg, run_dir / "config.yaml")
@@ -233,6 +236,8 @@ def _locked_job(task, cfg: DictConfig, run_dir: Path, choices, multirun: bool) -
     except RunStopped:
         raise
     except Exception as error:
+        if isinstance(error, OSError) and error.errno in FULL:  # a figure or log on a full disk
+            error = unwritable(Path(error.filename or run_dir), error)
         if guest:
             _put_back(run_dir, found)
         if guest or finished:
