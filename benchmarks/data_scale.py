@@ -8,13 +8,19 @@ in its own process, sampled every 50 ms for `RssAnon` (anonymous memory: what th
 itself holds; file-backed page cache is shared and reclaimable and is not counted):
 
 1. store build: seconds and peak anonymous memory of decoding each folder into the store;
-2. one SimCLR epoch (small CNN of width 8, batch 256, fp32, the default `medical` augmentation)
-   streamed against resident, at 28 px
-   and 128 px on the 20k folder: images/s and their ratio (goal: streamed >= 0.9x resident);
-3. peak anonymous memory of a streamed epoch at N = 5k, 20k and 80k (goal: flat in N, at most
-   10 % higher at 80k than at 5k), and the same for each process of a 2-process gloo torchrun;
-4. `train.py` on the 20k 224 px folder as `dataset=image_folder`, streamed forced: it pretrains
-   and evaluates with peak anonymous memory far below the store's size.
+2. SimCLR pretraining (small CNN of width 8, batch 256, fp32, the default `medical`
+   augmentation) streamed against resident, at 28 px and 128 px on the 20k folder: images/s
+   over the steps after the first (two rounds, alternating; goal: streamed >= 0.9x resident);
+3. peak anonymous memory of streamed pretraining at N = 5k, 20k and 80k (goal: flat in N, at
+   most 10 % higher at 80k than at 5k), resident at 80k beside it, and each process of a
+   2-process gloo torchrun at 5k and 80k;
+4. `train.py` on the 20k 224 px RGB folder as `dataset=image_folder`, streamed forced (one
+   epoch, `augmentation=none`, batches of 32 and 64 so that it fits a CPU session): it pretrains and
+   evaluates with peak anonymous memory far below the store's size.
+
+On this CPU an epoch at 128 px takes many minutes, so the runs of 2 and 3 train for `--seconds`
+(60) and stop there through the loop's own stop path (SIGUSR1: checkpoint, then stop); each
+still reads pages from across the whole store, since the batch order is a permutation of all N.
 
 Every figure comes from this one run; the table is printed and written to `<work>/data_scale.json`.
 """
@@ -22,9 +28,11 @@ Every figure comes from this one run; the table is printed and written to `<work
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -125,9 +133,15 @@ def worker_build(root: str, size: int, channels: int, store: str) -> None:
     print(json.dumps({"n": len(data.train), "bytes": data.train.nbytes}))
 
 
-def worker_epoch(root: str, size: int, channels: int, store: str, feed: str) -> None:
-    """One SimCLR epoch on the store of `root`, fed `feed`; under torchrun, one process of it."""
+def worker_epoch(
+    root: str, size: int, channels: int, store: str, feed: str, seconds: float, batch: int
+) -> None:
+    """SimCLR on the store of `root`, fed `feed`, for one epoch or, with `seconds`, until a
+    SIGUSR1 at that time stops it at a step boundary (the loop's own stop path); under
+    torchrun, one process of it. Prints images/s over the steps after the first."""
+    import signal
     import tempfile
+    import threading
 
     import torch
     from hydra import compose, initialize_config_dir
@@ -142,24 +156,35 @@ def worker_epoch(root: str, size: int, channels: int, store: str, feed: str) -> 
     from medssl.training.distributed import setup_distributed, teardown_distributed
     from medssl.training.optim import build_optimizer, build_scheduler
     from medssl.training.pretrain import PretrainSettings, pretrain
+    from medssl.training.stop_signals import RunStopped
 
     distributed, device = setup_distributed("cpu")
     if distributed.enabled:
-        torch.set_num_threads(1)
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // distributed.world_size))
     data = load_unlabelled_folder(root, size=size, channels=channels, store_dir=store)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         augmentation = instantiate(compose(config_name="config").augmentation)  # the default
     torch.manual_seed(0)
     method = SimCLR(SmallCNN(channels, width=8), NTXentLoss(0.2), proj_hidden_dim=128, proj_dim=64)
-    with tempfile.TemporaryDirectory() as run_dir:
-        history = pretrain(
+    step_ends = []
+    original = method.on_step_end
+    method.on_step_end = lambda progress: (
+        original(progress),
+        step_ends.append(time.perf_counter()),
+    )
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGUSR1))
+    if seconds:
+        timer.start()
+    # The stop at `seconds` ends the run with RunStopped after its checkpoint.
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.suppress(RunStopped):
+        pretrain(
             method,
             augmentation,
             data.train.images,
             None,
-            PretrainSettings(epochs=1, batch_size=256, precision="fp32", seed=0),
+            PretrainSettings(epochs=1, batch_size=batch, precision="fp32", seed=0),
             optimizer_factory=functools.partial(
-                build_optimizer, name="adamw", base_lr=1e-3, ref_batch_size=256, weight_decay=1e-4
+                build_optimizer, name="adamw", base_lr=1e-3, ref_batch_size=256, weight_decay=0
             ),
             scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.1),
             device=device,
@@ -168,8 +193,10 @@ def worker_epoch(root: str, size: int, channels: int, store: str, feed: str) -> 
             distributed=distributed,
             feed=make_feed(data.train.images, device, feed, None),
         )
+    timer.cancel()  # an epoch that ended first must not be killed by a late signal
+    rate = (len(step_ends) - 1) * batch / (step_ends[-1] - step_ends[0])
     if distributed.is_main:
-        print(json.dumps({"images_per_s": history[-1]["images_per_s"], "n": len(data.train)}))
+        print(json.dumps({"images_per_s": rate, "steps": len(step_ends), "n": len(data.train)}))
     teardown_distributed()
 
 
@@ -189,62 +216,73 @@ def main() -> None:
     parser.add_argument("--channels", type=int)
     parser.add_argument("--store")
     parser.add_argument("--feed")
+    parser.add_argument("--seconds", type=float, default=0)
+    parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
     if args.worker == "build":
         return worker_build(args.root, args.size, args.channels, args.store)
     if args.worker == "epoch":
-        return worker_epoch(args.root, args.size, args.channels, args.store, args.feed)
-    run_benchmark(args.work, (1_000, 2_000, 4_000) if args.quick else SIZES_128)
+        return worker_epoch(
+            args.root, args.size, args.channels, args.store, args.feed, args.seconds, args.batch
+        )
+    sizes = (1_000, 2_000, 4_000) if args.quick else SIZES_128
+    run_benchmark(args.work, sizes, 15 if args.quick else 60)
 
 
-def _worker(kind: str, root: Path, size: int, channels: int, store: Path, feed: str = "") -> list:
+def _worker(
+    kind: str, root: Path, size: int, channels: int, store: Path, feed: str = "", seconds: float = 0
+) -> list:
     cmd = [sys.executable, __file__, "--worker", kind, "--root", str(root), "--size", str(size)]
-    return cmd + ["--channels", str(channels), "--store", str(store), "--feed", feed]
+    cmd += ["--channels", str(channels), "--store", str(store), "--feed", feed]
+    return cmd + ["--seconds", str(seconds)]
 
 
-def run_benchmark(work: Path, sizes: tuple[int, ...]) -> None:
+def run_benchmark(work: Path, sizes: tuple[int, ...], seconds: float) -> None:
     work.mkdir(parents=True, exist_ok=True)
     store = work / "stores"
     results: dict = {"build": {}, "epoch": {}, "flat": {}, "ddp": {}, "train_py": {}}
     folders = {n: make_folder(work / f"png128_{n}", n, 128, 1) for n in sizes}
-    mid = sizes[1]
+    mid, big = sizes[1], sizes[-1]
     colour = make_folder(work / f"png224rgb_{mid}", mid, 224, 3, seed=1)
-    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(os.cpu_count())}
+    env = {"PYTHONPATH": str(REPO)}
 
     for name, (root, size, ch) in {
         **{f"{n} x 128 px x 1": (folders[n], 128, 1) for n in sizes},
         f"{mid} x 224 px x 3": (colour, 224, 3),
+        f"{mid} x 28 px x 1": (folders[mid], 28, 1),
     }.items():
         got = measured(_worker("build", root, size, ch, store), env)
         results["build"][name] = {**got, **got["result"]}
         print(name, "build", got, flush=True)
 
+    # Two rounds, the feeds alternating, so other load on the machine hits both alike.
     for size in (28, 128):
-        for feed in ("resident", "streamed"):
-            got = measured(_worker("epoch", folders[mid], size, 1, store, feed), env)
-            results["epoch"][f"{size}/{feed}"] = got
-            print(size, feed, got, flush=True)
+        for round_ in range(2):
+            for feed in ("resident", "streamed"):
+                got = measured(_worker("epoch", folders[mid], size, 1, store, feed, seconds), env)
+                results["epoch"][f"{size}/{feed}/{round_}"] = got
+                print(size, feed, got, flush=True)
 
     for n in sizes:
-        got = measured(_worker("epoch", folders[n], 128, 1, store, "streamed"), env)
-        results["flat"][n] = got
+        got = measured(_worker("epoch", folders[n], 128, 1, store, "streamed", seconds), env)
+        results["flat"][f"{n}/streamed"] = got
         print("flat", n, got, flush=True)
-        torchrun = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-        ]
-        got = measured(torchrun + _worker("epoch", folders[n], 128, 1, store, "streamed")[1:], env)
-        results["ddp"][n] = got
+    got = measured(_worker("epoch", folders[big], 128, 1, store, "resident", seconds), env)
+    results["flat"][f"{big}/resident"] = got
+    print("flat resident", big, got, flush=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    for n in (sizes[0], big):
+        cmd = torchrun + _worker("epoch", folders[n], 128, 1, store, "streamed", seconds)[1:]
+        results["ddp"][n] = got = measured(cmd, env)
         print("ddp", n, got, flush=True)
 
     run_dir = work / "train_py_run"
     cmd = [
         sys.executable, str(REPO / "train.py"), "dataset=image_folder", f"dataset.root={colour}",
         "dataset.size=224", "dataset.channels=3", f"dataset.store_dir={store}", "backbone=smallcnn",
-        "backbone.width=8", "trainer.epochs=1", "trainer.feed=streamed", "trainer.precision=fp32",
+        "backbone.width=8", "augmentation=none", "trainer.epochs=1", "trainer.batch_size=32",
+        "trainer.eval_batch_size=64",
+        "trainer.feed=streamed", "trainer.precision=fp32", "trainer.online_probe=false",
         "label_frac=0.1", "cache.enabled=false", f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     got = measured(cmd, env)
@@ -253,44 +291,47 @@ def run_benchmark(work: Path, sizes: tuple[int, ...]) -> None:
     report(results, sizes)
 
 
+def _rate(got: dict) -> float:
+    return got["result"]["images_per_s"]
+
+
 def report(results: dict, sizes: tuple[int, ...]) -> None:
     build = [
-        [name, r["n"], f"{r['bytes'] / 1e9:.2f}", f"{r['seconds']:.0f}", r["peak_anon_mib"][-1]]
+        [name, r["n"], f"{r['bytes'] / 1e9:.2f}", f"{r['seconds']:.0f}", max(r["peak_anon_mib"])]
         for name, r in results["build"].items()
     ]
     print(table(build, ["store build", "images", "store GB", "seconds", "peak anon MiB"]))
     rows = []
     for size in (28, 128):
-        res = results["epoch"][f"{size}/resident"]
-        stream = results["epoch"][f"{size}/streamed"]
-        r, s = res["result"]["images_per_s"], stream["result"]["images_per_s"]
-        rows.append([f"{size} px", f"{r:.0f}", f"{s:.0f}", f"{s / r:.2f}x",
-                     res["peak_anon_mib"][-1], stream["peak_anon_mib"][-1]])  # fmt: skip
-    print(table(rows, ["epoch (20k)", "resident img/s", "streamed img/s", "ratio",
+        runs = {
+            f: [results["epoch"][f"{size}/{f}/{k}"] for k in range(2)]
+            for f in ("resident", "streamed")
+        }
+        rate = {f: statistics.mean(_rate(g) for g in runs[f]) for f in runs}
+        anon = {f: max(max(g["peak_anon_mib"]) for g in runs[f]) for f in runs}
+        rows.append([f"{size} px, {sizes[1]} images", f"{rate['resident']:.0f}", f"{rate['streamed']:.0f}",
+                     f"{rate['streamed'] / rate['resident']:.2f}x", anon["resident"], anon["streamed"]])  # fmt: skip
+    print(table(rows, ["SimCLR epoch", "resident img/s", "streamed img/s", "streamed / resident",
                        "resident anon MiB", "streamed anon MiB"]))  # fmt: skip
-    first, last = results["flat"][sizes[0]], results["flat"][sizes[-1]]
-    flat = [
-        [n, results["flat"][n]["peak_anon_mib"][-1], results["ddp"][n]["peak_anon_mib"]]
-        for n in sizes
-    ]
+    flat = [[f"{n} (streamed)", max(results["flat"][f"{n}/streamed"]["peak_anon_mib"]),
+             results["ddp"][n]["peak_anon_mib"] if n in results["ddp"] else "–"] for n in sizes]  # fmt: skip
+    big = sizes[-1]
+    flat.append(
+        [f"{big} (resident)", max(results["flat"][f"{big}/resident"]["peak_anon_mib"]), "–"]
+    )
     print(
-        table(
-            flat, ["N (128 px, streamed)", "1 process anon MiB", "2-process torchrun anon MiB each"]
-        )
+        table(flat, ["N at 128 px", "1 process: peak anon MiB", "torchrun x2: peak anon MiB each"])
     )
-    growth = last["peak_anon_mib"][-1] / first["peak_anon_mib"][-1] - 1
-    ddp_growth = (
-        max(results["ddp"][sizes[-1]]["peak_anon_mib"])
-        / max(results["ddp"][sizes[0]]["peak_anon_mib"])
-        - 1
-    )
-    print(f"anonymous memory growth {sizes[0]} -> {sizes[-1]}: {growth:+.1%} (one process), "
-          f"{ddp_growth:+.1%} (torchrun, largest process)")  # fmt: skip
+    first = max(results["flat"][f"{sizes[0]}/streamed"]["peak_anon_mib"])
+    last = max(results["flat"][f"{big}/streamed"]["peak_anon_mib"])
+    ddp = {n: max(results["ddp"][n]["peak_anon_mib"]) for n in results["ddp"]}
+    print(f"streamed anonymous memory, {sizes[0]} -> {big} images: {last / first - 1:+.1%} "
+          f"(one process), {ddp[big] / ddp[sizes[0]] - 1:+.1%} (torchrun, larger process)")  # fmt: skip
     train = results["train_py"]
-    store_gb = results["build"][next(k for k in results["build"] if "224" in k)]["bytes"] / 1e9
-    print(f"train.py streamed, 224 px RGB folder ({store_gb:.2f} GB store): peak anon "
-          f"{train['peak_anon_mib'][-1]} MiB, {train['seconds']:.0f} s, test linear AUROC "
-          f"{train['results'].get('test/linear/auroc')}")  # fmt: skip
+    store_gb = next(r["bytes"] for k, r in results["build"].items() if "224" in k) / 1e9
+    print(f"train.py, image_folder of {sizes[1]} RGB images at 224 px ({store_gb:.2f} GB store), "
+          f"trainer.feed=streamed: peak anon {max(train['peak_anon_mib'])} MiB, "
+          f"{train['seconds']:.0f} s, test linear AUROC {train['results'].get('test/linear/auroc'):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

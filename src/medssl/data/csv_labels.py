@@ -30,7 +30,9 @@ def _sorted_labels(labels: set[str]) -> list[str]:
 def read_label_rows(csv_path: Path) -> list[tuple[int, dict[str, str]]]:
     """`(line number, row)` for every data row; the header must name filename and label."""
     if not csv_path.is_file():
-        raise MedsslError(f"the label file {csv_path} does not exist; set dataset.csv_file to its path (relative to dataset.root).")
+        raise MedsslError(
+            f"the label file {csv_path} does not exist; set dataset.csv_file to its path (relative to dataset.root)."
+        )
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip() for h in reader.fieldnames or []]
