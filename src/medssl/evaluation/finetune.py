@@ -46,6 +46,7 @@ from medssl.evaluation.metrics import auroc, label_metrics, predictions
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
 from medssl.models.backbone import feature_dim
+from medssl.training.batch_feed import FeedOptions, make_feed
 from medssl.training.device import autocast
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,10 @@ class FineTune:
         )
         if self.augmentation is not None:
             self.augmentation.to(device)
-        images = inputs.images["train"].to(device)
+        feed = inputs.feed or FeedOptions("resident", None)
+        images = make_feed(
+            inputs.images["train"], device, feed.mode, feed.resident_budget_gib, "fine-tuning"
+        )
         labels = torch.as_tensor(inputs.labels["train"], device=device)
         for group in optimizer.param_groups:
             group["base_lr"] = group["lr"]
@@ -268,12 +272,11 @@ class FineTune:
         takes its learning rates from `warmup_cosine`, head-only epochs keep `lr`."""
         totals: dict[str, float] = {}
         seen = 0
-        order = torch.randperm(len(images), generator=order_generator).to(images.device)
-        for start in range(0, len(images), self.batch_size):
-            index = order[start : start + self.batch_size]
+        order = torch.randperm(len(images), generator=order_generator).to(inputs.device)
+        batches = range(math.ceil(len(images) / self.batch_size))
+        for x, index in images.batches(order, batches, self.batch_size, lambda idx: idx):
             if len(index) < 2 and model.encoder.training:
                 continue  # BatchNorm cannot train on a single image
-            x = images[index]
             x = (
                 self.augmentation(to_unit(x, inputs.intensity), generator)[0]
                 if self.augmentation is not None

@@ -20,6 +20,7 @@ from torch import nn
 
 from medssl.data.intensity import IntensityMapping
 from medssl.data.task import Task
+from medssl.training.batch_feed import FeedOptions
 from medssl.training.features import extract_features
 
 SPLITS = ("train", "val", "test")
@@ -27,8 +28,9 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class EvalInputs:
-    """`images[split]`: uint8 `(N, C, H, W)`; `labels[split]`: `(N,)` or `(N, L)` numpy.
-    `train` is the labelled subset only."""
+    """`images[split]`: stored `(N, C, H, W)` (a tensor, memory-mapped or not, or the labelled
+    rows of one as `IndexedImages`); `labels[split]`: `(N,)` or `(N, L)` numpy. `train` is the
+    labelled subset only."""
 
     task: Task
     num_classes: int
@@ -43,6 +45,7 @@ class EvalInputs:
     head: nn.Module | None = None
     head_info: dict = field(default_factory=dict)
     intensity: IntensityMapping | None = None  # stored pixels -> [0, 1]: the dataset's mapping
+    feed: FeedOptions | None = None  # how fine-tuning feeds its batches; None: resident
     _features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

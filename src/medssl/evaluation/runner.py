@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from medssl.components import build_node
+from medssl.data.indexed_images import IndexedImages
 from medssl.data.prepare import prepare_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.data.task import Task
@@ -28,6 +29,7 @@ from medssl.evaluation.protocol_figures import draw_protocol_figures
 from medssl.evaluation.protocol_scores import score_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
 from medssl.evaluation.shift import check_shift_dataset
+from medssl.training.batch_feed import FeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ def evaluate_as_configured(
         batch_size=cfg.trainer.eval_batch_size,
         analyses=analyses,
         augmentation=augmentation,
+        feed=FeedOptions(cfg.trainer.feed, cfg.trainer.resident_budget_gib),
         **(head or {}),
     )
 
@@ -124,6 +127,7 @@ def evaluate_encoder(
     augmentation: nn.Module | None = None,
     head: nn.Module | None = None,
     head_info: dict | None = None,
+    feed: FeedOptions | None = None,
 ) -> dict[str, float]:
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`.
 
@@ -134,7 +138,9 @@ def evaluate_encoder(
     if options.positive_class is None:  # the dataset's clinical positive unless overridden
         options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
-    inputs = eval_inputs(encoder, data, labelled, device, precision, batch_size, head, head_info)
+    inputs = eval_inputs(
+        encoder, data, labelled, device, precision, batch_size, head, head_info, feed
+    )
 
     started = time.perf_counter()
     for split in ("train", "val", "test"):  # once, shared by every protocol
@@ -181,14 +187,16 @@ def eval_inputs(
     batch_size: int,
     head: nn.Module | None,
     head_info: dict | None,
+    feed: FeedOptions | None = None,
 ) -> EvalInputs:
-    """What a protocol may touch: the labelled training images, val and test."""
+    """What a protocol may touch: the labelled training images (gathered only when read),
+    val and test."""
     return EvalInputs(
         task=data.task,
         num_classes=data.num_classes,
         encoder=encoder.to(device),
         images={
-            "train": data.train.images[labelled],
+            "train": IndexedImages(data.train.images, labelled),
             "val": data.val.images,
             "test": data.test.images,
         },
@@ -202,6 +210,8 @@ def eval_inputs(
         batch_size=batch_size,
         head=head,
         head_info=dict(head_info or {}),
+        intensity=data.intensity,
+        feed=feed,
     )
 
 

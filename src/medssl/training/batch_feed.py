@@ -16,9 +16,11 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
+from medssl.data.indexed_images import IndexedImages
 from medssl.errors import MedsslError
 from medssl.host_memory import available_ram_bytes
 
@@ -70,9 +72,11 @@ class ResidentFeed:
 
     mode = "resident"
 
-    def __init__(self, images: torch.Tensor, device: torch.device) -> None:
-        # On a CPU `.to` keeps a memory-mapped tensor as it is; resident means in memory.
-        self.images = images.to(device) if device.type != "cpu" else images.clone()
+    def __init__(self, images: torch.Tensor | IndexedImages, device: torch.device) -> None:
+        if isinstance(images, IndexedImages):
+            self.images = images.materialize().to(device)
+        else:  # on a CPU `.to` keeps a memory-mapped tensor as it is; resident means in memory
+            self.images = images.to(device) if device.type != "cpu" else images.clone()
         self.device = device
 
     def __len__(self) -> int:
@@ -94,7 +98,9 @@ class StreamedFeed:
 
     mode = "streamed"
 
-    def __init__(self, images: torch.Tensor, device: torch.device, prefetch: int = 3) -> None:
+    def __init__(
+        self, images: torch.Tensor | IndexedImages, device: torch.device, prefetch: int = 3
+    ) -> None:
         self.images, self.device, self.prefetch = images, device, prefetch
         self.pin = device.type == "cuda"
         self.copy_stream = torch.cuda.Stream(device) if self.pin else None
@@ -192,11 +198,23 @@ class _Prefetcher:
         self._thread.join()
 
 
+@dataclass(frozen=True)
+class FeedOptions:
+    """`trainer.feed` and `trainer.resident_budget_gib`, for fine-tuning as for pretraining."""
+
+    mode: str
+    resident_budget_gib: float | None
+
+
 def make_feed(
-    images: torch.Tensor, device: torch.device, feed: str, budget_gib: float | None
+    images: torch.Tensor | IndexedImages,
+    device: torch.device,
+    feed: str,
+    budget_gib: float | None,
+    what: str = "pretraining",
 ) -> ResidentFeed | StreamedFeed:
     """The feed `trainer.feed` asks for (auto: by size against the budget), logged with why."""
     nbytes = images.numel() * images.element_size()
     mode, reason = choose_feed(feed, nbytes, resident_budget_bytes(budget_gib, device))
-    log.info("Feeding pretraining batches %s: %s", mode, reason)
+    log.info("Feeding %s batches %s: %s", what, mode, reason)
     return ResidentFeed(images, device) if mode == "resident" else StreamedFeed(images, device)
