@@ -52,7 +52,9 @@ class SignalledViews(torch.nn.Module):
         return self.pipeline(images, generator)
 
 
-def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, signum=None):
+def _train(
+    run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, signum=None, every=None
+):
     torch.manual_seed(0)
     method = KilledSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
     method.die_at = die_at
@@ -67,7 +69,9 @@ def _train(run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, sign
         pipeline,
         images,
         None,
-        PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
+        PretrainSettings(
+            epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every
+        ),
         optimizer_factory=functools.partial(
             build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
         ),
@@ -237,3 +241,36 @@ def test_out_of_memory_says_which_batch_and_what_to_set(tmp_path):
         r"trainer.accumulate_steps=2",
     ):
         _pretrain_32_images(method, tmp_path, epochs=1)
+
+
+def test_checkpoints_follow_the_wall_clock_and_resume_exactly(tmp_path, monkeypatch):
+    """`checkpoint_every`: past the interval a checkpoint is written at the next step boundary,
+    inside the epoch too, and a run killed after it resumes exactly; within the interval no
+    checkpoint is written until the last epoch."""
+    from medssl.training import checkpoint_clock, resume
+
+    saves = []
+    original = resume.save_checkpoint
+    monkeypatch.setattr(
+        resume,
+        "save_checkpoint",
+        lambda path, **kw: (saves.append(kw["state"]["step"]), original(path, **kw)),
+    )
+    reference, ref_history = _train(tmp_path / "straight", every=3600)
+    assert saves == [0]  # the end only: no epoch of this short run reached the interval
+    saves.clear()
+    clock = iter(range(0, 10_000, 10))  # every reading 10 s after the last
+    monkeypatch.setattr(checkpoint_clock.time, "monotonic", lambda: next(clock))
+    with pytest.raises(Killed):
+        _train(tmp_path / "killed", die_at=6, every=25)  # killed in epoch 2 (4 steps each)
+    # Readings 10 s apart, interval 25 s: written after step 3 of epoch 1, then none before the
+    # kill at step 2 of epoch 2; the epoch's end was not due either.
+    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    assert saves == [3] and (saved["epoch"], saved["step"]) == (0, 3)
+    resumed, history = _train(tmp_path / "killed", every=25)
+    _same_training(reference, resumed, ref_history, history)
+
+
+def test_a_bad_checkpoint_interval_is_one_sentence():
+    with pytest.raises(MedsslError, match="trainer.checkpoint_every must be a number of seconds"):
+        PretrainSettings(epochs=1, batch_size=8, precision="fp32", seed=0, checkpoint_every=0)
