@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from medssl.data.image_store import open_split
+from medssl.data.model_input import to_model_input
 from medssl.losses.barlow import BarlowTwinsLoss
 from medssl.losses.gather import gather, gather_no_grad, world_size
 from medssl.losses.nt_xent import NTXentLoss
@@ -21,6 +26,7 @@ from medssl.losses.vicreg import VICRegLoss
 from medssl.methods.simclr import SimCLR
 from medssl.methods.vicreg import VICReg
 from medssl.models.small_cnn import SmallCNN
+from medssl.training.batch_feed import StreamedFeed
 from medssl.training.distributed import Distributed
 
 PAIR_LOSSES = {"nt_xent": NTXentLoss, "vicreg": VICRegLoss, "barlow": BarlowTwinsLoss}
@@ -65,6 +71,23 @@ def _views(n=8):
     return [torch.randn(n, 1, 12, 12, generator=g) for _ in range(2)]
 
 
+def _stored_images() -> torch.Tensor:
+    """Eight 12 px images in a `.npy`, opened memory-mapped as the store opens a split."""
+    g = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (8, 1, 12, 12), dtype=torch.uint8, generator=g)
+    handle, path = tempfile.mkstemp(suffix=".npy")
+    os.close(handle)
+    np.save(path, images.numpy())
+    mapped = open_split(Path(path))
+    os.unlink(path)  # the mapping keeps the data
+    return mapped
+
+
+def _image_views(images: torch.Tensor) -> list[torch.Tensor]:
+    x = to_model_input(images)
+    return [x, x.flip(-1)]
+
+
 def _model_step(method, views, model=None) -> tuple[float, dict[str, torch.Tensor]]:
     loss = (model or method)(views)["loss"]
     loss.backward()
@@ -94,6 +117,13 @@ def _worker(rank: int, world: int, port: int, results) -> None:
         for name, method in _methods().items():
             model = context.wrap(method, torch.device("cpu"))
             out[f"step/{name}"] = _model_step(method, [v[share] for v in _views()], model)
+        # The same step with this process's share gathered by the streamed feed from a store.
+        feed = StreamedFeed(_stored_images(), torch.device("cpu"))
+        order = torch.arange(len(feed))
+        ((images, _),) = list(feed.batches(order, range(1), len(order), context.shard))
+        for name, method in _methods().items():
+            model = context.wrap(method, torch.device("cpu"))
+            out[f"streamed/{name}"] = _model_step(method, _image_views(images), model)
         results[rank] = out
     finally:
         dist.destroy_process_group()
@@ -142,3 +172,15 @@ def test_one_ddp_step_equals_one_process_on_the_concatenated_batch(two_processes
         scale = max(float(g.abs().max()) for g in grads.values())
         for key in grads:
             torch.testing.assert_close(ddp_grads[key], grads[key], rtol=1e-3, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", ["simclr", "vicreg"])
+def test_a_ddp_step_fed_streamed_equals_one_process_on_the_whole_batch(two_processes, name):
+    loss, grads = _model_step(_methods()[name], _image_views(_stored_images()))
+    for rank in two_processes:
+        ddp_loss, ddp_grads = two_processes[rank][f"streamed/{name}"]
+        assert ddp_loss == pytest.approx(loss, rel=1e-5)
+        # As above; these smooth views leave a few gradients nearer to cancelling.
+        scale = max(float(g.abs().max()) for g in grads.values())
+        for key in grads:
+            torch.testing.assert_close(ddp_grads[key], grads[key], rtol=1e-3, atol=1e-3 * scale)

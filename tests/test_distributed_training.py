@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
-def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist_root):
+@pytest.mark.parametrize("feed", ["resident", "streamed"])
+def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist_root, feed):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     run = tmp_path / "run"
     cmd = [
@@ -23,6 +26,7 @@ def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist
         "backbone=smallcnn",
         "trainer.epochs=2",
         "trainer.batch_size=128",
+        f"trainer.feed={feed}",
         "eval_outputs.figures=false",
         f"hydra.run.dir={run}",
     ]
@@ -31,6 +35,7 @@ def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run / "results.json").read_text())
     assert results["world_size"] == 2 and results["n/pretrain"] == 546
+    assert f"Feeding pretraining batches {feed}" in (run / "train.log").read_text()
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]  # written once, by the main process
     assert log[1]["loss"] < log[0]["loss"]
