@@ -22,7 +22,9 @@ On this CPU an epoch at 128 px takes many minutes, so the runs of 2 and 3 train 
 (60) and stop there through the loop's own stop path (SIGUSR1: checkpoint, then stop); each
 still reads pages from across the whole store, since the batch order is a permutation of all N.
 
-Every figure comes from this one run; the table is printed and written to `<work>/data_scale.json`.
+The table is printed and the figures written to `<work>/data_scale.json`; `--sections epoch`
+measures that section again (on a quiet machine, say) and reprints the table with the others
+as saved. Each ratio comes from one run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -218,6 +221,7 @@ def main() -> None:
     parser.add_argument("--feed")
     parser.add_argument("--seconds", type=float, default=0)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS))
     args = parser.parse_args()
     if args.worker == "build":
         return worker_build(args.root, args.size, args.channels, args.store)
@@ -226,7 +230,7 @@ def main() -> None:
             args.root, args.size, args.channels, args.store, args.feed, args.seconds, args.batch
         )
     sizes = (1_000, 2_000, 4_000) if args.quick else SIZES_128
-    run_benchmark(args.work, sizes, 15 if args.quick else 60)
+    run_benchmark(args.work, sizes, 15 if args.quick else 60, args.sections)
 
 
 def _worker(
@@ -237,58 +241,81 @@ def _worker(
     return cmd + ["--seconds", str(seconds)]
 
 
-def run_benchmark(work: Path, sizes: tuple[int, ...], seconds: float) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    store = work / "stores"
-    results: dict = {"build": {}, "epoch": {}, "flat": {}, "ddp": {}, "train_py": {}}
-    folders = {n: make_folder(work / f"png128_{n}", n, 128, 1) for n in sizes}
-    mid, big = sizes[1], sizes[-1]
-    colour = make_folder(work / f"png224rgb_{mid}", mid, 224, 3, seed=1)
-    env = {"PYTHONPATH": str(REPO)}
+SECTIONS = ("build", "epoch", "flat", "train_py")
 
+
+def run_benchmark(work: Path, sizes: tuple[int, ...], seconds: float, sections) -> None:
+    """The `sections` asked for; the others are read back from an earlier run's JSON, so that a
+    section can be measured again on a quiet machine (each ratio still comes from one run)."""
+    work.mkdir(parents=True, exist_ok=True)
+    saved = work / "data_scale.json"
+    results = json.loads(saved.read_text()) if saved.exists() else {}
+    folders = {n: make_folder(work / f"png128_{n}", n, 128, 1) for n in sizes}
+    colour = make_folder(work / f"png224rgb_{sizes[1]}", sizes[1], 224, 3, seed=1)
+    setup = (work / "stores", folders, colour, sizes, seconds, {"PYTHONPATH": str(REPO)})
+    for section in sections:
+        results.update(globals()[f"measure_{section}"](*setup))
+        saved.write_text(json.dumps(results, indent=1, default=str))
+    report(results, sizes)
+
+
+def measure_build(store, folders, colour, sizes, seconds, env) -> dict:
+    mid = sizes[1]
+    out = {"build": {}}
     for name, (root, size, ch) in {
         **{f"{n} x 128 px x 1": (folders[n], 128, 1) for n in sizes},
         f"{mid} x 224 px x 3": (colour, 224, 3),
         f"{mid} x 28 px x 1": (folders[mid], 28, 1),
     }.items():
         got = measured(_worker("build", root, size, ch, store), env)
-        results["build"][name] = {**got, **got["result"]}
+        out["build"][name] = {**got, **got["result"]}
         print(name, "build", got, flush=True)
+    return out
 
-    # Two rounds, the feeds alternating, so other load on the machine hits both alike.
+
+def measure_epoch(store, folders, colour, sizes, seconds, env) -> dict:
+    """Two rounds, the feeds alternating, so other load on the machine hits both alike."""
+    out = {"epoch": {}}
     for size in (28, 128):
         for round_ in range(2):
             for feed in ("resident", "streamed"):
-                got = measured(_worker("epoch", folders[mid], size, 1, store, feed, seconds), env)
-                results["epoch"][f"{size}/{feed}/{round_}"] = got
+                cmd = _worker("epoch", folders[sizes[1]], size, 1, store, feed, seconds)
+                out["epoch"][f"{size}/{feed}/{round_}"] = got = measured(cmd, env)
                 print(size, feed, got, flush=True)
+    return out
 
+
+def measure_flat(store, folders, colour, sizes, seconds, env) -> dict:
+    out = {"flat": {}, "ddp": {}}
+    big = sizes[-1]
     for n in sizes:
-        got = measured(_worker("epoch", folders[n], 128, 1, store, "streamed", seconds), env)
-        results["flat"][f"{n}/streamed"] = got
+        cmd = _worker("epoch", folders[n], 128, 1, store, "streamed", seconds)
+        out["flat"][f"{n}/streamed"] = got = measured(cmd, env)
         print("flat", n, got, flush=True)
-    got = measured(_worker("epoch", folders[big], 128, 1, store, "resident", seconds), env)
-    results["flat"][f"{big}/resident"] = got
+    cmd = _worker("epoch", folders[big], 128, 1, store, "resident", seconds)
+    out["flat"][f"{big}/resident"] = got = measured(cmd, env)
     print("flat resident", big, got, flush=True)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     for n in (sizes[0], big):
         cmd = torchrun + _worker("epoch", folders[n], 128, 1, store, "streamed", seconds)[1:]
-        results["ddp"][n] = got = measured(cmd, env)
+        out["ddp"][str(n)] = got = measured(cmd, env)
         print("ddp", n, got, flush=True)
+    return out
 
-    run_dir = work / "train_py_run"
+
+def measure_train_py(store, folders, colour, sizes, seconds, env) -> dict:
+    run_dir = store.parent / "train_py_run"
+    shutil.rmtree(run_dir, ignore_errors=True)
     cmd = [
         sys.executable, str(REPO / "train.py"), "dataset=image_folder", f"dataset.root={colour}",
         "dataset.size=224", "dataset.channels=3", f"dataset.store_dir={store}", "backbone=smallcnn",
         "backbone.width=8", "augmentation=none", "trainer.epochs=1", "trainer.batch_size=32",
-        "trainer.eval_batch_size=64",
-        "trainer.feed=streamed", "trainer.precision=fp32", "trainer.online_probe=false",
-        "label_frac=0.1", "cache.enabled=false", f"hydra.run.dir={run_dir}",
+        "trainer.eval_batch_size=64", "trainer.feed=streamed", "trainer.precision=fp32",
+        "trainer.online_probe=false", "label_frac=0.1", "cache.enabled=false",
+        f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     got = measured(cmd, env)
-    results["train_py"] = {**got, "results": json.loads((run_dir / "results.json").read_text())}
-    (work / "data_scale.json").write_text(json.dumps(results, indent=1, default=str))
-    report(results, sizes)
+    return {"train_py": {**got, "results": json.loads((run_dir / "results.json").read_text())}}
 
 
 def _rate(got: dict) -> float:
@@ -314,7 +341,7 @@ def report(results: dict, sizes: tuple[int, ...]) -> None:
     print(table(rows, ["SimCLR epoch", "resident img/s", "streamed img/s", "streamed / resident",
                        "resident anon MiB", "streamed anon MiB"]))  # fmt: skip
     flat = [[f"{n} (streamed)", max(results["flat"][f"{n}/streamed"]["peak_anon_mib"]),
-             results["ddp"][n]["peak_anon_mib"] if n in results["ddp"] else "–"] for n in sizes]  # fmt: skip
+             results["ddp"][str(n)]["peak_anon_mib"] if str(n) in results["ddp"] else "–"] for n in sizes]  # fmt: skip
     big = sizes[-1]
     flat.append(
         [f"{big} (resident)", max(results["flat"][f"{big}/resident"]["peak_anon_mib"]), "–"]
@@ -324,7 +351,7 @@ def report(results: dict, sizes: tuple[int, ...]) -> None:
     )
     first = max(results["flat"][f"{sizes[0]}/streamed"]["peak_anon_mib"])
     last = max(results["flat"][f"{big}/streamed"]["peak_anon_mib"])
-    ddp = {n: max(results["ddp"][n]["peak_anon_mib"]) for n in results["ddp"]}
+    ddp = {n: max(results["ddp"][str(n)]["peak_anon_mib"]) for n in (sizes[0], big)}
     print(f"streamed anonymous memory, {sizes[0]} -> {big} images: {last / first - 1:+.1%} "
           f"(one process), {ddp[big] / ddp[sizes[0]] - 1:+.1%} (torchrun, larger process)")  # fmt: skip
     train = results["train_py"]

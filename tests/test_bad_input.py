@@ -356,7 +356,9 @@ def _stop_during_evaluation(monkeypatch, signum: int) -> None:
     def signalled(self, inputs):
         # Never send a signal this process would die of: the handler must be installed.
         assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler)
-        os.kill(os.getpid(), signum)
+        # raise_signal delivers it to this (the main) thread: os.kill may land on another
+        # thread (tqdm's monitor), leaving a sleep here uninterrupted.
+        signal.raise_signal(signum)
         time.sleep(1)  # the handler runs at once; this is only never reached
         raise AssertionError("the signal did not stop evaluation")
 

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from medssl.data.indexed_images import IndexedImages
@@ -101,19 +102,28 @@ class StreamedFeed:
     def __init__(
         self, images: torch.Tensor | IndexedImages, device: torch.device, prefetch: int = 3
     ) -> None:
-        self.images, self.device, self.prefetch = images, device, prefetch
+        self.length, self.device, self.prefetch = len(images), device, prefetch
+        # Gathered with numpy, single-threaded: an OpenMP team on this thread would contend
+        # with the model's own for the cores (and wait at its barrier when they are busy).
+        base, self.rows = (
+            (images.images, images.indices) if isinstance(images, IndexedImages) else (images, None)
+        )
+        self.array = base.numpy()
+        self.dtype = base.dtype
         self.pin = device.type == "cuda"
         self.copy_stream = torch.cuda.Stream(device) if self.pin else None
 
     def __len__(self) -> int:
-        return len(self.images)
+        return self.length
 
     def gather(self, idx: torch.Tensor) -> torch.Tensor:
         """`images[idx]` read in sorted index order (sequential pages), returned in `idx`'s."""
         ordered, position = idx.sort()
-        rows = self.images.index_select(0, ordered)
-        out = torch.empty(rows.shape, dtype=rows.dtype, pin_memory=self.pin)
-        return out.index_copy_(0, position, rows)
+        rows = ordered if self.rows is None else self.rows[ordered]
+        block = np.take(self.array, rows.numpy(), axis=0)
+        out = torch.empty(block.shape, dtype=self.dtype, pin_memory=self.pin)
+        out.numpy()[position.numpy()] = block
+        return out
 
     def batches(
         self, order: torch.Tensor, micro: range, batch: int, shard: Callable
