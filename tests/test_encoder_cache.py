@@ -3,12 +3,14 @@ on the labelled subset; strict JSON; a finished job is skipped only for its own 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from medssl.atomic_files import write_json
+from medssl.data.intensity import IntensityMapping
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
 from medssl.data.splits import Split
@@ -137,3 +139,15 @@ def test_resuming_a_run_folder_with_other_overrides_names_them(
     run(compose_config(base), tmp_path / "run")
     with pytest.raises(MedsslError, match=r"different seed, trainer\.epochs;"):
         run(compose_config([*base, "trainer.epochs=2", "seed=3"]), tmp_path / "run")
+
+
+def test_key_changes_with_the_intensity_mapping_and_not_with_the_feed(breast):
+    mapped = dataclasses.replace(breast, intensity=IntensityMapping(kind="minmax"))
+    assert key_of([], mapped) != key_of([], breast)
+    base = key_of([], breast)
+    for same in (
+        ["trainer.feed=streamed"],
+        ["trainer.resident_budget_gib=0"],
+        ["trainer.checkpoint_every=null"],
+    ):
+        assert key_of(same, breast) == base, same

@@ -19,6 +19,7 @@ written last and marks the entry complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -67,6 +68,8 @@ def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
         "images": split_digest(job.train),
         "labels": tensor_digest(job.train.labels) if job.uses_labels else None,
     }
+    if job.intensity is not None:  # how stored pixels became the model's input (folders)
+        material["intensity"] = dataclasses.asdict(job.intensity)
     if job.selection is not None:  # only then, so other encoders keep their keys
         material["selection_val"] = tensor_digest(job.selection.images)
     return material

@@ -135,10 +135,11 @@ def pretrain(
         settings.precision, device,
     )  # fmt: skip
     memory_format = speed.apply(method, device) if speed is not None else None
+    clock = CheckpointClock(settings.checkpoint_every)
     trainer = EpochTrainer(
         distributed.wrap(method, device), augmentation, state, feed, labels, probe_data, plan,
         scheduler, settings.epochs, settings.precision, device, distributed, memory_format,
-        checkpoint, clock := CheckpointClock(settings.checkpoint_every), intensity,
+        checkpoint, clock, intensity,
     )  # fmt: skip
     main = distributed.is_main
     epochs = range(start_epoch, settings.epochs)
