@@ -353,6 +353,12 @@ def _prepare(name: str | None, folder, monkeypatch) -> None:
 def _stop_during_evaluation(monkeypatch, signum: int) -> None:
     from medssl.evaluation.linear_probe import LinearProbe
 
+    # A job started in the background of a non-interactive shell ignores SIGINT (and medssl
+    # leaves an ignored signal ignored); the case is a user at a terminal, so restore it.
+    if signal.getsignal(signum) == signal.SIG_IGN:
+        default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, default)
+
     def signalled(self, inputs):
         # Never send a signal this process would die of: the handler must be installed.
         assert signal.getsignal(signum) not in (signal.SIG_DFL, signal.default_int_handler)

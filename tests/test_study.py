@@ -130,6 +130,7 @@ KILL_JOB = (
     "trainer.epochs=4",
     "trainer.batch_size=32",
     "trainer.deterministic=true",
+    "trainer.checkpoint_every=null",  # a checkpoint each epoch, so the kill lands after one
 )
 
 
