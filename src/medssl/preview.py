@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from medssl.atomic_files import unwritable
 from medssl.components import build
 from medssl.configs import config_dir
-from medssl.data.model_input import MEAN, STD
+from medssl.data.model_input import MEAN, STD, to_unit
 from medssl.errors import MedsslError, composition_sentence
 
 log = logging.getLogger("medssl.preview")
@@ -39,7 +39,7 @@ HEADER_PX = 24
 
 def preview_grid(originals: torch.Tensor, views: list[torch.Tensor]) -> np.ndarray:
     """RGB uint8 grid: rows are images, columns the original then each view, with a header."""
-    columns = [originals.float() / 255.0] + [v.float() * STD + MEAN for v in views]
+    columns = [to_unit(originals)] + [v.float() * STD + MEAN for v in views]
     n, c, h, w = originals.shape
     scale = max(1, -(-MIN_CELL_PX // max(h, w)))  # ceil: small images are upscaled, pixel-exact
     cell_h, cell_w = h * scale, w * scale
@@ -73,9 +73,11 @@ def write_preview(cfg: DictConfig, out: Path, n_images: int = 8) -> Path:
     images = data.train.images
     generator = torch.Generator().manual_seed(int(cfg.seed))
     chosen = torch.randperm(len(images), generator=generator)[: min(n_images, len(images))]
-    originals = images[chosen]
-    views = augmentation(augmentation.prepare_images(originals), generator)
-    grid = preview_grid(originals, views)
+    # The dataset's own mapping of its stored pixels (16-bit ones, say) to [0, 1], as in training.
+    intensity = getattr(data, "intensity", None)
+    stored = images[chosen]
+    views = augmentation(to_unit(augmentation.prepare_images(stored), intensity), generator)
+    grid = preview_grid(to_unit(stored, intensity), views)
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def write_preview(cfg: DictConfig, out: Path, n_images: int = 8) -> Path:
         raise unwritable(out, error) from None
     if not cv2.imwrite(str(out), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise MedsslError(f"could not write the preview image {out}.")
-    log.info("Wrote %d images x %d views of %s to %s", len(originals), len(views), data.name, out)
+    log.info("Wrote %d images x %d views of %s to %s", len(stored), len(views), data.name, out)
     return out
 
 
