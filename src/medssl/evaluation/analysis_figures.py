@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl.evaluation.figures import draw_coverage_curves
+from medssl.evaluation.figures import displayable, draw_coverage_curves
 from medssl.plots import plt, save_figure
 
 SEVERITY_PANELS = (
@@ -106,9 +106,9 @@ def class_map_pairs(
             axes[2 * (i // columns), i % columns],
             axes[2 * (i // columns) + 1, i % columns],
         )
-        shown = images[i][0] if images[i].shape[0] == 1 else images[i].transpose(1, 2, 0)
+        shown = displayable(images[i])
         for ax in (top, bottom):
-            ax.imshow(shown, cmap="gray", vmin=0, vmax=255)
+            ax.imshow(shown, cmap="gray", vmin=0, vmax=1)
         bottom.imshow(maps[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         if thresholds and np.ptp(maps[i]) > 0:
             bottom.contour(maps[i], levels=sorted(thresholds), colors="white", linewidths=0.8)

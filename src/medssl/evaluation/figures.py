@@ -166,11 +166,21 @@ def confusion_matrix_plot(
     return save_figure(fig, path)
 
 
+def displayable(image: np.ndarray) -> np.ndarray:
+    """A stored `(C, H, W)` image as `(H, W)` or `(H, W, 3)` floats in [0, 1] for imshow: uint8
+    by its range, uint16 stretched min-max (a 12-bit scan in 16 bits would show black)."""
+    x = image.astype(np.float32)
+    if image.dtype == np.uint8:
+        x /= 255.0
+    else:
+        low, high = float(x.min()), float(x.max())
+        x = (x - low) / (high - low) if high > low else np.zeros_like(x)
+    return x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
+
+
 def _show(ax, image: np.ndarray) -> None:
-    """uint8 `(C, H, W)` as grey or RGB."""
-    ax.imshow(
-        image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=255
-    )
+    """A stored `(C, H, W)` image as grey or RGB."""
+    ax.imshow(displayable(image), cmap="gray", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
 
