@@ -55,10 +55,12 @@ def test_image_folder_store_equals_decoding_in_memory(tmp_path, kind, dtype):
     stored = load_image_folder(str(root), store_dir=str(tmp_path / "s"), **options)
     in_memory = load_image_folder(str(root), cache=False, **options)
     assert stored.train.images.dtype == dtype and _equal(stored, in_memory)
-    # ...and each image is the file decoded on its own, in the split order of the listing.
-    first = sorted((root / "train" / "a").iterdir())
-    decoded = {decode_image(p, 16, 1, np.dtype(str(dtype).split(".")[1])).tobytes() for p in first}
-    assert {img.numpy().tobytes() for img in stored.train.images} & decoded
+    # ...and every stored image is one of the files decoded on its own.
+    files = sorted((root / "train").rglob("*.*"))
+    dt = np.dtype(str(dtype).split(".")[1])
+    decoded = {decode_image(p, 16, 1, dt).tobytes() for p in files}
+    for split in ("train", "val", "test"):
+        assert {img.numpy().tobytes() for img in getattr(stored, split).images} <= decoded
 
 
 def test_csv_and_unlabelled_stores_equal_decoding_in_memory(tmp_path):

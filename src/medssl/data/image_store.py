@@ -68,7 +68,11 @@ def array_digest(array: np.ndarray, chunk: int = 4096) -> str:
     digest = hashlib.blake2b()
     for start in range(0, len(array), chunk):
         digest.update(np.ascontiguousarray(array[start : start + chunk]).data)
-    return f"{tuple(array.shape)}:{array.dtype}:" + digest.hexdigest()[:32]
+    return _digest_text(array.shape, array.dtype, digest)
+
+
+def _digest_text(shape, dtype, digest) -> str:
+    return f"{tuple(shape)}:{np.dtype(dtype).name}:" + digest.hexdigest()[:32]
 
 
 class ImageStore:
@@ -132,10 +136,7 @@ class ImageStore:
                 bar.update(len(block))
         out.flush()
         del out
-        return {
-            "count": shape[0],
-            "digest": f"{shape}:{np.dtype(spec.dtype).name}:" + digest.hexdigest()[:32],
-        }
+        return {"count": shape[0], "digest": _digest_text(shape, spec.dtype, digest)}
 
     def _check_disk(self) -> None:
         self.folder.parent.mkdir(parents=True, exist_ok=True)
