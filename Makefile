@@ -24,7 +24,7 @@ train: install  ## the default experiment; pass overrides with ARGS="method=vicr
 	$(BIN)/python train.py $(ARGS)
 
 report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"]
-	$(BIN)/python -m medssl.sweep_report $(SWEEP) $(ARGS)
+	$(BIN)/python -m medssl.cli.report $(SWEEP) $(ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import MISSING, OmegaConf
 
-import medssl.evaluate  # noqa: F401  registers the `evaluate` primary config
+import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` primary config
 from medssl.config_schema import SCHEMAS, check_config
 from medssl.configs import compose_config
 from medssl.errors import MedsslError

@@ -38,7 +38,7 @@ def test_the_wheel_carries_its_configs_and_its_console_scripts_train(tmp_path, m
     assert conf.startswith(str(site)), where.stderr[-2000:]  # the installed copy, not the checkout
     assert os.path.isfile(os.path.join(conf, "method", "simclr.yaml"))
 
-    helped = _run([sys.executable, "-m", "medssl.evaluate", "--help"], outside, env)
+    helped = _run([sys.executable, "-m", "medssl.cli.evaluate", "--help"], outside, env)
     assert helped.returncode == 0 and "method: " in helped.stdout, helped.stderr[-2000:]
 
     trained = _run(

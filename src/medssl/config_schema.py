@@ -86,7 +86,7 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig(TrainConfig):
-    """`python -m medssl.evaluate`: the training config plus the encoder to evaluate."""
+    """`python -m medssl.cli.evaluate`: the training config plus the encoder to evaluate."""
 
     ckpt: str = MISSING
 
@@ -99,7 +99,7 @@ class InspectOptions:
 
 @dataclass
 class InspectConfig(TrainConfig):
-    """conf/inspect.yaml (`python -m medssl.inspect`): the training config plus its own keys."""
+    """conf/inspect.yaml (`python -m medssl.cli.inspect`): the training config plus its own keys."""
 
     out: str = MISSING
     inspect: InspectOptions = field(default_factory=InspectOptions)

@@ -15,7 +15,7 @@ from medssl.data.image_folder import load_image_folder
 from medssl.data.intensity import IntensityMapping
 from medssl.data.model_input import to_unit
 from medssl.data.unlabelled_folder import load_unlabelled_folder
-from tests.test_decode import write_dicom
+from tests.data.test_decode import write_dicom
 
 
 def _write(folder, kind: str, i: int, rng) -> None:

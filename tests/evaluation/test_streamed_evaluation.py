@@ -12,7 +12,7 @@ from medssl.data.image_store import open_split
 from medssl.data.indexed_images import IndexedImages
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.training.batch_feed import FeedOptions
-from tests.test_finetune_defaults import aggressive, imbalanced_five_class
+from tests.evaluation.test_finetune_defaults import aggressive, imbalanced_five_class
 
 
 def test_indexed_images_read_like_the_gathered_rows(tmp_path):

@@ -92,7 +92,7 @@ def evaluate_as_configured(
     head: dict | None = None,
 ) -> dict[str, float]:
     """`evaluate_encoder` with the protocols, outputs and batch size a run config names
-    (`eval`, `eval_outputs`, `trainer.eval_batch_size`): what train.py and medssl.evaluate run.
+    (`eval`, `eval_outputs`, `trainer.eval_batch_size`): what train.py and medssl.cli.evaluate run.
     `head`: {"head": module, "head_info": {...}} for the classifier protocol, or empty."""
     protocols, options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
     return evaluate_encoder(

@@ -2,7 +2,7 @@
 
 `encoders/epoch_010.pt` beside the run's encoder.pt holds what encoder.pt holds (the backbone
 config, `in_chans`, `input_size`, the weights, a trained head) as they were after epoch 10, and
-`epoch`: `python -m medssl.evaluate ckpt=RUN/encoders/epoch_010.pt` scores it. A kept encoder is
+`epoch`: `python -m medssl.cli.evaluate ckpt=RUN/encoders/epoch_010.pt` scores it. A kept encoder is
 written before the checkpoint of its epoch, so a run killed in between writes it again (the
 same weights) when it resumes.
 """

@@ -4,7 +4,7 @@ baseline, figures, and the failed or missing runs.
 
 `write_report(folder)` writes `report.md`, `report.html`, `runs.csv`, `summary.csv` and the
 figures (`label_efficiency_<metric>.png`, `ablation_<metric>.png`) into `out` (default: the
-folder). `python -m medssl.sweep_report` is its command line.
+folder). `python -m medssl.cli.report` is its command line.
 """
 
 from __future__ import annotations

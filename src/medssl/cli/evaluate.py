@@ -1,7 +1,7 @@
 """Re-evaluate a saved encoder without retraining it.
 
-    python -m medssl.evaluate ckpt=outputs/2026-01-01/12-00-00/encoder.pt dataset=breastmnist
-    python -m medssl.evaluate ckpt=PATH 'eval=[linear,finetune,knn]' eval_outputs.cam=true label_frac=0.05
+    python -m medssl.cli.evaluate ckpt=outputs/2026-01-01/12-00-00/encoder.pt dataset=breastmnist
+    python -m medssl.cli.evaluate ckpt=PATH 'eval=[linear,finetune,knn]' eval_outputs.cam=true label_frac=0.05
 
 `ckpt` is the `encoder.pt` a training run writes (backbone config, in_chans, input_size and the
 weights). Everything else is the training config (conf/config.yaml): the dataset, the label
@@ -76,7 +76,7 @@ ConfigStore.instance().store(
             "callbacks": {
                 "folder_guard": {
                     "_target_": "medssl.study.folder_guard.FolderGuard",
-                    "refusal": "medssl.evaluate.folder_refusal",
+                    "refusal": "medssl.cli.evaluate.folder_refusal",
                     "skip": None,
                 }
             },
@@ -91,7 +91,7 @@ def folder_refusal(run_dir: Path, cfg: DictConfig) -> str | None:
     results = read_results(run_dir, quiet=True)
     if results is not None and "ckpt" not in results:
         return (
-            f"{run_dir} holds the results of a training run, which medssl.evaluate never "
+            f"{run_dir} holds the results of a training run, which medssl.cli.evaluate never "
             f"replaces; evaluate into a folder of its own (drop hydra.run.dir=, or e.g. "
             f"hydra.run.dir={Path(run_dir) / 'evaluations' / 'NAME'})."
         )
@@ -165,7 +165,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     started = time.perf_counter()
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise MedsslError(
-            "pass the encoder to evaluate: python -m medssl.evaluate ckpt=PATH/encoder.pt"
+            "pass the encoder to evaluate: python -m medssl.cli.evaluate ckpt=PATH/encoder.pt"
         )
     run_dir = Path(run_dir)
     refused = folder_refusal(run_dir, cfg)

@@ -1,7 +1,7 @@
 """Bad input: one sentence, the exit status, no traceback anywhere, and nothing written lost.
 
 Every input users were seen to get wrong (issue 34, and the earlier bad-input tests of train.py
-and medssl.evaluate) is one case of `test_bad_input`. Each runs in this process through the
+and medssl.cli.evaluate) is one case of `test_bad_input`. Each runs in this process through the
 function its CLI's main calls (`run_job`, `evaluate_checkpoint`, `preview.main`, ...): a new
 interpreter per case would cost 10 s of imports (tests/test_rerun_safety.py drives the real
 CLIs). A case in a finished run folder (`where="{finished}"`) runs in a copy of one finished
@@ -30,17 +30,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-import medssl.evaluate  # noqa: F401  registers the `evaluate` config
-import medssl.train_cli  # noqa: F401  registers the `train` config
-from medssl import preview, sweep_report
+import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
+import medssl.cli.train  # noqa: F401  registers the `train` config
+from medssl.cli import preview, report as sweep_report
 from medssl.errors import run_or_exit
-from medssl.evaluate import evaluate_checkpoint
-from medssl.inspect import inspect_dataset
+from medssl.cli.evaluate import evaluate_checkpoint
+from medssl.cli.inspect import inspect_dataset
 from medssl.run import run
 from medssl.study.folder_guard import FolderGuard
 from medssl.study.job import run_job
 from tests.conftest import CONF, compose_config
-from tests.test_evaluate_cli import save_encoder
+from tests.cli.test_evaluate_cli import save_encoder
 
 TINY = [
     "backbone=smallcnn",
@@ -193,7 +193,7 @@ CASES = {
     "guard_evaluate_training_folder": case(
         "guard",
         ["--evaluate", "ckpt={finished}/encoder.pt", "eval=[knn]"],
-        "holds the results of a training run, which medssl.evaluate never replaces",
+        "holds the results of a training run, which medssl.cli.evaluate never replaces",
         where="{finished}",
         keeps=True,
     ),
@@ -208,7 +208,7 @@ CASES = {
         "(eval=[linear]); select it too: 'eval=[linear,finetune]'",
     ),
     "unselected_knn": case("hint", "eval.knn.k=3", "'eval=[linear,knn]'"),
-    # medssl.evaluate (the earlier CLI test's inputs, and the training folder of defect 2).
+    # medssl.cli.evaluate (the earlier CLI test's inputs, and the training folder of defect 2).
     "evaluate_no_ckpt": case("evaluate", "", "pass the encoder to evaluate"),
     "evaluate_missing_ckpt": case("evaluate", "ckpt={run}/missing.pt", "does not exist"),
     "evaluate_junk_ckpt": case("evaluate", "ckpt={junk}", "could not be read as an encoder"),
@@ -392,7 +392,7 @@ def _run_case(c: Case, args: list[str], where, monkeypatch, capsys) -> tuple[int
     if c.cli == "guard":
         evaluate = args[:1] == ["--evaluate"]
         name = "evaluate" if evaluate else "train"
-        refusal = "medssl.evaluate.folder_refusal" if evaluate else "medssl.study.job.refusal"
+        refusal = "medssl.cli.evaluate.folder_refusal" if evaluate else "medssl.study.job.refusal"
         args = args[1:] if evaluate else [*TINY, *args]
         cfg = _compose(name, [*args, f"hydra.run.dir={where}"], hydra_config=True)
         return _status(lambda: FolderGuard(refusal).on_run_start(cfg)), ""
@@ -411,7 +411,7 @@ def _run_case(c: Case, args: list[str], where, monkeypatch, capsys) -> tuple[int
     if c.cli == "hint":
         monkeypatch.setattr(sys, "argv", ["train.py", *args])
         monkeypatch.setattr(logging, "raiseExceptions", logging.raiseExceptions)
-        return _status(medssl.train_cli.main), ""
+        return _status(medssl.cli.train.main), ""
     if c.cli == "compose":
         with pytest.raises((ConfigCompositionException, MissingConfigException)) as refused:
             compose_config(args)

@@ -1,7 +1,7 @@
 """Look at a dataset before training on it.
 
-    python -m medssl.inspect dataset=breastmnist
-    python -m medssl.inspect dataset=image_folder dataset.root=/data/aptos out=aptos_inspection
+    python -m medssl.cli.inspect dataset=breastmnist
+    python -m medssl.cli.inspect dataset=image_folder dataset.root=/data/aptos out=aptos_inspection
 
 Composes conf/inspect.yaml: the training config plus `out` (default: Hydra's run folder) and
 `inspect.*`. Loads `dataset` with its own loader and writes into `out`: `inspect.md` (image

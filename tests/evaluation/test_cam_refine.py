@@ -19,7 +19,7 @@ from medssl.evaluation.protocol import EvalInputs
 from medssl.models.backbone import create_backbone
 from medssl.models.small_cnn import SmallCNN
 from tests.conftest import compose_config
-from tests.test_mc_dropout import blob_inputs
+from tests.evaluation.test_mc_dropout import blob_inputs
 
 
 @pytest.fixture(scope="module")

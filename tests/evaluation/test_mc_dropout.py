@@ -14,7 +14,7 @@ from medssl.evaluation.finetune import FineTune
 from medssl.evaluation.mc_dropout import MCDropout, mc_metrics, mc_statistics
 from medssl.evaluation.protocol import EvalInputs
 from medssl.models.small_cnn import SmallCNN
-from tests.test_eval_robustness import blob_data
+from tests.evaluation.test_eval_robustness import blob_data
 
 
 def as_logits(probs) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`python -m medssl.evaluate ckpt=PATH dataset=...` re-evaluates a saved encoder without training."""
+"""`python -m medssl.cli.evaluate ckpt=PATH dataset=...` re-evaluates a saved encoder without training."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import medssl.evaluate  # noqa: F401  registers the `evaluate` config
+import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
-from medssl.evaluate import sweep_subdir
+from medssl.cli.evaluate import sweep_subdir
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
@@ -47,7 +47,7 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     cmd = [
         sys.executable,
         "-m",
-        "medssl.evaluate",
+        "medssl.cli.evaluate",
         f"ckpt={tmp_path / 'encoder.pt'}",
         "dataset=breastmnist",
         "eval=[linear]",
@@ -109,7 +109,7 @@ def test_a_sweep_over_kept_encoders_gives_one_named_folder_each(tmp_path, medmni
     torch.save({**weights, "state_dict": other.state_dict()}, kept / "epoch_002.pt")
     sweep = tmp_path / "evals"
     ckpts = ",".join(str(kept / f"epoch_00{e}.pt") for e in (1, 2))
-    cmd = [sys.executable, "-m", "medssl.evaluate", "-m", f"ckpt={ckpts}", "eval=[knn]"]
+    cmd = [sys.executable, "-m", "medssl.cli.evaluate", "-m", f"ckpt={ckpts}", "eval=[knn]"]
     cmd += ["eval_outputs.figures=false", "trainer.precision=fp32", f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
@@ -139,6 +139,6 @@ def compose_evaluate(overrides):
 
 
 def test_ckpt_is_required_and_bad_input_lives_in_the_bad_input_matrix():
-    """Each refusal of medssl.evaluate (no ckpt, a missing, junk, forged or mismatched
+    """Each refusal of medssl.cli.evaluate (no ckpt, a missing, junk, forged or mismatched
     encoder, a training run's folder) is a case of tests/test_bad_input.py."""
     assert OmegaConf.is_missing(compose_evaluate([]), "ckpt")

@@ -1,7 +1,7 @@
 """Look at what an augmentation does before training with it.
 
-    python -m medssl.preview dataset=breastmnist augmentation=byol
-    python -m medssl.preview dataset=image_folder dataset.root=/data/aptos augmentation=retina out=retina.png
+    python -m medssl.cli.preview dataset=breastmnist augmentation=byol
+    python -m medssl.cli.preview dataset=image_folder dataset.root=/data/aptos augmentation=retina out=retina.png
 
 Composes the same Hydra config as `train.py` (any override works, e.g. `augmentation.blur.p=0`),
 takes `n_images` training images of `pretrain_dataset` (else `dataset`), and writes a PNG grid to
@@ -30,7 +30,7 @@ from medssl.configs import config_dir
 from medssl.data.model_input import MEAN, STD, to_unit
 from medssl.errors import MedsslError, composition_sentence
 
-log = logging.getLogger("medssl.preview")
+log = logging.getLogger("medssl.cli.preview")
 
 MIN_CELL_PX = 112
 GAP_PX = 4

@@ -1,4 +1,4 @@
-"""`python -m medssl.preview` writes a PNG grid: the originals, then each view."""
+"""`python -m medssl.cli.preview` writes a PNG grid: the originals, then each view."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from medssl.preview import GAP_PX, HEADER_PX, main, preview_grid
+from medssl.cli.preview import GAP_PX, HEADER_PX, main, preview_grid
 from tests.conftest import REPO
 
 
@@ -70,7 +70,7 @@ def test_preview_runs_as_a_module(tmp_path, medmnist_root):
         [
             sys.executable,
             "-m",
-            "medssl.preview",
+            "medssl.cli.preview",
             "dataset=breastmnist",
             "augmentation=retina",
             f"out={out}",

@@ -1,6 +1,6 @@
 """Report a sweep: tables with 95 % intervals over seeds, paired differences, figures, CSVs.
 
-    python -m medssl.sweep_report multirun/label_efficiency/pneumoniamnist [--metric KEY ...] [--out DIR]
+    python -m medssl.cli.report multirun/label_efficiency/pneumoniamnist [--metric KEY ...] [--out DIR]
 
 Writes `report.md`, `report.html`, `runs.csv`, `summary.csv` and PNG figures into `--out`
 (default: the sweep folder) and prints the markdown; see `medssl.study.report`.
@@ -19,7 +19,7 @@ from medssl.study.report import write_report
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m medssl.sweep_report", description=__doc__.split("\n")[0]
+        prog="python -m medssl.cli.report", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "folder", type=Path, help="a sweep folder (multirun/...) or any folder of runs"

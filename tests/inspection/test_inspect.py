@@ -1,4 +1,4 @@
-"""`python -m medssl.inspect`: counts equal to the files' own labels, image statistics, exact
+"""`python -m medssl.cli.inspect`: counts equal to the files' own labels, image statistics, exact
 duplicates, and readable PNGs, for MedMNIST (genuine BreastMNIST; a generated multi-label
 ChestMNIST file), image folders, CSV-labelled folders and unlabelled folders."""
 
@@ -18,12 +18,12 @@ from hydra import compose, initialize_config_dir
 
 from medssl.data.splits import Split
 from medssl.errors import MedsslError
-from medssl.inspect import inspect_dataset
+from medssl.cli.inspect import inspect_dataset
 from medssl.inspection.duplicates import find_duplicates
 from medssl.inspection.groups import NO_POSITIVE, groups_of
 from medssl.inspection.image_stats import intensity_histograms
 from tests.conftest import CONF, write_fake_medmnist
-from tests.test_image_folder import write_image
+from tests.data.test_image_folder import write_image
 
 PNGS = ("class_counts.png", "samples.png", "intensity.png")
 SPLITS = ("train", "val", "test")
@@ -209,7 +209,7 @@ def test_cli_writes_into_hydras_run_folder_and_reports_bad_input_in_one_sentence
 ):
     def cli(*args):
         return subprocess.run(
-            [sys.executable, "-m", "medssl.inspect", *args],
+            [sys.executable, "-m", "medssl.cli.inspect", *args],
             cwd=tmp_path,
             env={**os.environ, "MEDMNIST_ROOT": str(medmnist_root)},
             capture_output=True,

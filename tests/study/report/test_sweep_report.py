@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from medssl import MedsslError
 from medssl.study.report import write_report
-from medssl.sweep_report import main
+from medssl.cli.report import main
 
 T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 seeds
 SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"

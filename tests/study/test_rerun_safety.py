@@ -1,6 +1,6 @@
 """A finished run folder survives every rerun that is not its own (issue 34, defects 1 and 2).
 
-Through the real CLIs (`train.py`, `python -m medssl.evaluate`): a refused rerun must leave the
+Through the real CLIs (`train.py`, `python -m medssl.cli.evaluate`): a refused rerun must leave the
 folder's record byte for byte (results.json, encoder.pt, config.yaml, labelled_indices.json and
 Hydra's .hydra/), write no error.json, and the sweep report must still count the finished run.
 Also in process: a multirun job refused the same way, a folder an older medssl let a refused
@@ -92,14 +92,14 @@ def test_a_rejected_rerun_leaves_a_finished_folder_as_it_was(finished):
 
 
 def test_neither_evaluate_nor_another_seed_replaces_a_finished_result(finished):
-    """Defect 2: `medssl.evaluate` into a training run's folder; `T seed=1` on a seed-0 one
+    """Defect 2: `medssl.cli.evaluate` into a training run's folder; `T seed=1` on a seed-0 one
     whose encoder came from the cache (so no checkpoint refusal could fire)."""
     cwd, before = finished.parent, _digests(finished)
     evaluate = _cli(
-        cwd, "-m", "medssl.evaluate", f"ckpt={finished / 'encoder.pt'}", "dataset=breastmnist",
+        cwd, "-m", "medssl.cli.evaluate", f"ckpt={finished / 'encoder.pt'}", "dataset=breastmnist",
         "eval=[knn]", "hydra.run.dir=R",
     )  # fmt: skip
-    _refused(evaluate, "holds the results of a training run, which medssl.evaluate never")
+    _refused(evaluate, "holds the results of a training run, which medssl.cli.evaluate never")
     _refused(_train(cwd, "seed=1"), "another configuration (different seed)")
     assert _digests(finished) == before and not (finished / "error.json").exists()
     _counted_as_finished(finished)

@@ -1,6 +1,6 @@
 """Pretraining-length curves: `trainer.eval_every` scores the encoder with k-NN and a linear
 probe into train_log.jsonl and figures/pretraining_curve.png without changing what trains;
-`trainer.keep_epochs` keeps encoders that `medssl.evaluate` scores; neither enters the cache key."""
+`trainer.keep_epochs` keeps encoders that `medssl.cli.evaluate` scores; neither enters the cache key."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from medssl.augment.pipeline import ViewPipeline
 from medssl.errors import MedsslError
-from medssl.evaluate import evaluate_checkpoint
+from medssl.cli.evaluate import evaluate_checkpoint
 from medssl.evaluation.calibration import probs_to_logits
 from medssl.evaluation.knn import KNNClassifier
 from medssl.evaluation.linear_probe import LinearProbe
@@ -27,8 +27,8 @@ from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import PretrainSettings, pretrain
 from medssl.training.pretraining_curve import PretrainingCurve
 from tests.conftest import compose_config, plain_crop, write_fake_medmnist
-from tests.test_encoder_cache import TINY, key_of
-from tests.test_evaluate_cli import compose_evaluate
+from tests.study.test_encoder_cache import TINY, key_of
+from tests.cli.test_evaluate_cli import compose_evaluate
 
 N = 32
 
@@ -174,7 +174,7 @@ def test_kept_encoders_reach_the_job_folder_from_the_cache_and_evaluate(tmp_path
     assert (other / "encoders" / "epoch_002.pt").samefile(job / "encoders" / "epoch_002.pt")
     assert (other / "figures" / "pretraining_curve.png").is_file()
 
-    # python -m medssl.evaluate scores a kept encoder fully; epoch 2 is the final encoder.
+    # python -m medssl.cli.evaluate scores a kept encoder fully; epoch 2 is the final encoder.
     cfg = compose_evaluate(
         [f"ckpt={job / 'encoders' / 'epoch_002.pt'}", "eval_outputs.figures=false"]
         + ["label_frac=0.5", "trainer.precision=fp32"]
