@@ -32,15 +32,16 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
 import medssl.cli.train  # noqa: F401  registers the `train` config
-from medssl.cli import preview, report as sweep_report
-from medssl.errors import run_or_exit
+from medssl.cli import preview
+from medssl.cli import report as sweep_report
 from medssl.cli.evaluate import evaluate_checkpoint
 from medssl.cli.inspect import inspect_dataset
+from medssl.errors import run_or_exit
 from medssl.run import run
 from medssl.study.folder_guard import FolderGuard
 from medssl.study.job import run_job
-from tests.conftest import CONF, compose_config
 from tests.cli.test_evaluate_cli import save_encoder
+from tests.conftest import CONF, compose_config
 
 TINY = [
     "backbone=smallcnn",

@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
+from medssl.cli.evaluate import sweep_subdir
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
-from medssl.cli.evaluate import sweep_subdir
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN

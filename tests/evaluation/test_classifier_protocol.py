@@ -8,10 +8,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from medssl import MedsslError
+from medssl.cli.evaluate import evaluate_checkpoint, load_encoder
 from medssl.configs import compose_config as compose_evaluate_config
 from medssl.data.medmnist_source import load_medmnist
 from medssl.data.model_input import to_model_input
-from medssl.cli.evaluate import evaluate_checkpoint, load_encoder
 from medssl.evaluation.classifier import TrainedClassifier
 from medssl.evaluation.protocol import EvalInputs
 from medssl.run import run

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from medssl.augment.pipeline import ViewPipeline
-from medssl.errors import MedsslError
 from medssl.cli.evaluate import evaluate_checkpoint
+from medssl.errors import MedsslError
 from medssl.evaluation.calibration import probs_to_logits
 from medssl.evaluation.knn import KNNClassifier
 from medssl.evaluation.linear_probe import LinearProbe
@@ -26,9 +26,9 @@ from medssl.training.features import extract_features
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import PretrainSettings, pretrain
 from medssl.training.pretraining_curve import PretrainingCurve
+from tests.cli.test_evaluate_cli import compose_evaluate
 from tests.conftest import compose_config, plain_crop, write_fake_medmnist
 from tests.study.test_encoder_cache import TINY, key_of
-from tests.cli.test_evaluate_cli import compose_evaluate
 
 N = 32
 

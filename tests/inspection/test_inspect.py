@@ -16,9 +16,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from medssl.cli.inspect import inspect_dataset
 from medssl.data.splits import Split
 from medssl.errors import MedsslError
-from medssl.cli.inspect import inspect_dataset
 from medssl.inspection.duplicates import find_duplicates
 from medssl.inspection.groups import NO_POSITIVE, groups_of
 from medssl.inspection.image_stats import intensity_histograms

@@ -14,8 +14,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from medssl import MedsslError
-from medssl.study.report import write_report
 from medssl.cli.report import main
+from medssl.study.report import write_report
 
 T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 seeds
 SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"
