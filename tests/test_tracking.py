@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import json
 
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
 from medssl.tracking import WandbTracker, flatten
-from tests.conftest import run_train
+from tests.conftest import CONF, run_train
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
+
+
+def tracker_from_config(**changes) -> WandbTracker:
+    """The `logger=wandb` option's tracker, with `changes` as command-line overrides would."""
+    return instantiate(OmegaConf.load(CONF / "logger" / "wandb.yaml"), **changes)
 
 
 def _blob(run_dir):
@@ -57,7 +65,7 @@ def test_wandb_offline_run_is_flat_tagged_resumable_and_keyless(tmp_path, medmni
 
 
 def test_tracker_groups_tags_and_closes_a_failed_run(tmp_path):
-    tracker = WandbTracker(mode="offline", tags=["mine"])
+    tracker = tracker_from_config(mode="offline", tags=["mine"])
     run_id = tracker.start(
         {"trainer": {"epochs": 3}, "method": "simclr"},
         tmp_path,
@@ -76,7 +84,7 @@ def test_tracker_groups_tags_and_closes_a_failed_run(tmp_path):
 
 
 def test_logger_config_wins_over_the_sweep_defaults(tmp_path):
-    tracker = WandbTracker(mode="offline", group="mine", job_type="ablation")
+    tracker = tracker_from_config(mode="offline", group="mine", job_type="ablation")
     tracker.start({}, tmp_path, name="job", group="sweep", job_type="pretrain+evaluate")
     assert tracker._run.group == "mine" and tracker._run.job_type == "ablation"
     tracker.finish({"test/auroc": 0.9})

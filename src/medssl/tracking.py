@@ -39,12 +39,13 @@ def flatten(config: dict, prefix: str = "") -> dict:
 class WandbTracker:
     def __init__(
         self,
-        project: str = "medssl",
-        entity: str | None = None,
-        mode: str = "offline",
-        group: str | None = None,
-        job_type: str | None = None,
-        tags: Sequence[str] = (),
+        *,
+        project: str,
+        entity: str | None,
+        mode: str,
+        group: str | None,
+        job_type: str | None,
+        tags: Sequence[str],
     ) -> None:
         if mode not in ("online", "offline", "disabled"):
             raise MedsslError(f"logger.mode must be online, offline or disabled, got {mode!r}.")

@@ -50,7 +50,11 @@ TRANSFORMS = {
         dict(brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0),
     ),
     "gamma": (Gamma, dict(gamma=(0.5, 2.0)), dict(gamma=(1.0, 1.0))),
-    "blur": (GaussianBlur, dict(sigma=(0.5, 2.0), kernel_frac=0.2), dict(sigma=(0.0, 0.0))),
+    "blur": (
+        GaussianBlur,
+        dict(sigma=(0.5, 2.0), kernel_frac=0.2),
+        dict(sigma=(0.0, 0.0), kernel_frac=0.2),
+    ),
     "noise": (GaussianNoise, dict(std=(0.05, 0.1)), dict(std=(0.0, 0.0))),
     "solarize": (Solarize, dict(threshold=0.5), dict(threshold=1.0)),
     "erasing": (RandomErasing, dict(scale=(0.1, 0.3)), dict(scale=(0.0, 0.0))),
@@ -120,7 +124,7 @@ def test_two_views_differ(name):
 def test_per_sample_randomness():
     """One batch must not share a single crop: each sample draws its own."""
     x = images(1, b=1).repeat(8, 1, 1, 1)
-    crop = plain_crop(scale=(0.2, 1.0))
+    crop = plain_crop(scale=(0.2, 1.0), hflip_p=0.5, p=1.0)
     y = run(crop, x, 0)
     assert len({tuple(v.flatten()[:50].tolist()) for v in y}) == 8
 
@@ -128,15 +132,15 @@ def test_per_sample_randomness():
 def test_crop_matches_manual_crop():
     """Scale 1/4 of the area at aspect 1 with no shift is the centre half, upsampled."""
     x = images(1, b=1, size=8)
-    crop = plain_crop(scale=(0.25, 0.25), ratio=(1.0, 1.0), hflip_p=0.0)
+    crop = plain_crop(scale=(0.25, 0.25), ratio=(1.0, 1.0), hflip_p=0.0, p=1.0)
     theta = crop.matrices(1, torch.Generator().manual_seed(0), "cpu")
     assert torch.allclose(theta[0, :, :2], torch.eye(2) * 0.5, atol=1e-6)
-    flipped = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=1.0, vflip_p=1.0)
+    flipped = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=1.0, vflip_p=1.0, p=1.0)
     torch.testing.assert_close(run(flipped, x, 0), x.flip(-1).flip(-2), atol=1e-5, rtol=0)
 
 
 def test_rotation_matrices_and_quarter_turn_resampling():
-    rot = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, degrees=90)
+    rot = plain_crop(scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip_p=0.0, degrees=90, p=1.0)
     theta = rot.matrices(256, torch.Generator().manual_seed(0), "cpu")
     linear = theta[:, :, :2]
     torch.testing.assert_close(
@@ -155,9 +159,9 @@ def test_rotation_matrices_and_quarter_turn_resampling():
 
 def test_random_crop_falls_back_to_centre_for_small_images():
     x = images(1, b=4, size=16)
-    small = RandomCrop(crop_frac=0.5, min_size=32)
+    small = RandomCrop(crop_frac=0.5, min_size=32, p=1.0)
     assert torch.equal(run(small, x, 0), run(small, x, 1))  # no randomness below min_size
-    big = RandomCrop(crop_frac=0.5, min_size=8)
+    big = RandomCrop(crop_frac=0.5, min_size=8, p=1.0)
     assert not torch.equal(run(big, x, 0), run(big, x, 1))
 
 
@@ -239,7 +243,7 @@ def test_clahe_matches_opencv(channels):
     image = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, channels), dtype=np.uint8), (7, 7), 2)
     image = image.reshape(64, 64, channels)
     stored = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-    out = CLAHE(clip_limit=3.0, tile_grid=4)(stored)[0].numpy()
+    out = CLAHE(clip_limit=3.0, tile_grid=4, enabled=True)(stored)[0].numpy()
     clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 4))
     if channels == 1:
         expected = clahe.apply(image[..., 0])[None]
@@ -249,13 +253,14 @@ def test_clahe_matches_opencv(channels):
         expected = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).transpose(2, 0, 1)
     np.testing.assert_array_equal(out, expected)
     assert not np.array_equal(out, image.transpose(2, 0, 1))
-    assert torch.equal(CLAHE(enabled=False)(stored), stored)
+    assert torch.equal(CLAHE(clip_limit=3.0, tile_grid=4, enabled=False)(stored), stored)
 
 
 def test_pipeline_views_seeded_and_distinct():
-    crop = plain_crop(scale=(0.08, 1.0))
-    jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
-    pipe = ViewPipeline(n_views=2, crop=crop, jitter=jitter, clahe=CLAHE())
+    crop = plain_crop(scale=(0.08, 1.0), hflip_p=0.5, p=1.0)
+    jitter = ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8)
+    clahe = CLAHE(clip_limit=2.0, tile_grid=8, enabled=True)
+    pipe = ViewPipeline(n_views=2, cpu_threads=None, crop=crop, jitter=jitter, clahe=clahe)
     assert list(pipe.stored) == ["clahe"] and "clahe" not in pipe.transforms
     u8 = (images(3) * 255).to(torch.uint8)
     a = pipe(u8, torch.Generator().manual_seed(0))
@@ -263,19 +268,19 @@ def test_pipeline_views_seeded_and_distinct():
     assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
     assert not torch.equal(a[0], a[1])
     assert a[0].min() >= -1 and a[0].max() <= 1
-    none = ViewPipeline(n_views=2)(u8, torch.Generator())
+    none = ViewPipeline(n_views=2, cpu_threads=None)(u8, torch.Generator())
     torch.testing.assert_close(none[0], to_model_input(u8))
 
 
 def test_per_view_probabilities_make_byol_views_asymmetric():
-    blur = GaussianBlur(sigma=(2.0, 2.0), p=[1.0, 0.0])
-    pipe = ViewPipeline(n_views=2, blur=blur)
+    blur = GaussianBlur(sigma=(2.0, 2.0), kernel_frac=0.1, p=[1.0, 0.0])
+    pipe = ViewPipeline(n_views=2, cpu_threads=None, blur=blur)
     u8 = (images(1) * 255).to(torch.uint8)
     first, second = pipe(u8, torch.Generator().manual_seed(0))
     assert not torch.allclose(first, to_model_input(u8))
     torch.testing.assert_close(second, to_model_input(u8))
     with pytest.raises(ValueError, match="probability"):
-        GaussianBlur(sigma=(0.1, 2.0), p=[1.0, 1.5])
+        GaussianBlur(sigma=(0.1, 2.0), kernel_frac=0.1, p=[1.0, 1.5])
 
 
 PRESETS = ["simclr", "byol", "medical", "retina", "finetune", "none"]
@@ -306,7 +311,7 @@ def test_ablation_is_an_override():
 def test_separable_resampling_matches_grid_sample(padding_mode, channels, size):
     """The axis-aligned fast path is bilinear `grid_sample` by another route, edges included."""
     x = torch.rand(16, channels, 28, 28, generator=torch.Generator().manual_seed(1))
-    crop = plain_crop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3)
+    crop = plain_crop(scale=(0.05, 1.0), hflip_p=0.5, vflip_p=0.5, translate=0.3, p=1.0)
     theta = crop.matrices(16, torch.Generator().manual_seed(2), "cpu")
     torch.testing.assert_close(
         resample_axis_aligned(x, theta, size, padding_mode),

@@ -127,7 +127,7 @@ def test_sharpness_p_zero_is_the_input_and_bad_factor_is_refused():
     x = torch.rand(4, 1, 12, 12)
     assert torch.equal(Sharpness(factor=(2.0, 9.0), p=0.0)(x, torch.Generator()), x)
     with pytest.raises(ValueError, match="factor"):
-        Sharpness(factor=(3.0, 1.0))
+        Sharpness(factor=(3.0, 1.0), p=1.0)
 
 
 def test_preset_is_simclr_plus_both_and_the_ablation_sweeps_it():

@@ -48,7 +48,13 @@ def test_store_holds_what_was_written_with_its_digest(tmp_path, dtype):
 
 def test_medmnist_store_equals_the_npz_and_is_converted_once(tmp_path, medmnist_root):
     data = load_medmnist(
-        "breastmnist", 28, str(medmnist_root), positive_class=0, store_dir=str(tmp_path)
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=str(tmp_path),
     )
     with np.load(medmnist_root / "breastmnist.npz") as npz:
         for split in ("train", "val", "test"):
@@ -57,13 +63,29 @@ def test_medmnist_store_equals_the_npz_and_is_converted_once(tmp_path, medmnist_
             assert np.array_equal(stored.labels.numpy(), npz[f"{split}_labels"][:, 0])
     (store,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     before = (store / "train.npy").stat().st_mtime_ns
-    load_medmnist("breastmnist", 28, str(medmnist_root), positive_class=0, store_dir=str(tmp_path))
+    load_medmnist(
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=str(tmp_path),
+    )
     assert (store / "train.npy").stat().st_mtime_ns == before  # opened, not rebuilt
 
 
 def test_colour_medmnist_store_is_channels_first(tmp_path):
     path = write_fake_medmnist(tmp_path / "mm", "dermamnist", n=10)
-    data = load_medmnist("dermamnist", 28, str(tmp_path / "mm"), positive_class=None)
+    data = load_medmnist(
+        "dermamnist",
+        28,
+        str(tmp_path / "mm"),
+        download=False,
+        positive_class=None,
+        references=[],
+        store_dir=None,
+    )
     with np.load(path) as npz:
         assert np.array_equal(data.train.images.numpy(), npz["train_images"].transpose(0, 3, 1, 2))
     assert (tmp_path / "mm" / ".medssl-cache").is_dir()  # store_dir null: beside the data

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from medssl.data.intensity import KINDS, IntensityMapping, as_torch
+from medssl.data.intensity import KINDS, as_torch
 from medssl.errors import MedsslError
+from tests.data.dataset_options import intensity
 
 DEVICES = [
     "cpu",
@@ -38,7 +39,7 @@ def assert_close(out: torch.Tensor, expected) -> None:
 
 def test_range_on_uint8_is_exactly_the_old_division():
     x = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
-    out = IntensityMapping()(x)
+    out = intensity()(x)
     assert out.dtype == torch.float32
     assert torch.equal(out, x.float() / 255.0)
 
@@ -46,20 +47,20 @@ def test_range_on_uint8_is_exactly_the_old_division():
 def test_range_on_uint16_divides_by_65535():
     x = batch([[[[0, 257, 4095, 65535]]]])
     expected = [0, 257 / 65535, 4095 / 65535, 1.0]
-    assert_close(IntensityMapping("range")(x).flatten(), expected)
+    assert_close(intensity(kind="range")(x).flatten(), expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
 def test_minmax_is_per_image_over_channels_and_pixels(dtype):
     x = batch([[[[10, 20]], [[30, 50]]], [[[7, 7]], [[7, 7]]]], dtype)
-    out = IntensityMapping("minmax")(x)
+    out = intensity(kind="minmax")(x)
     assert_close(out, [[[[0, 0.25]], [[0.5, 1]]], [[[0, 0]], [[0, 0]]]])
 
 
 def test_percentile_clips_then_stretches():
     # One image holding 0..100: its 10th and 90th percentiles are 10 and 90.
     values = np.arange(101).reshape(1, 1, 1, 101)
-    out = IntensityMapping("percentile", low=10, high=90)(as_torch(values.astype(np.uint8)))
+    out = intensity(kind="percentile", low=10, high=90)(as_torch(values.astype(np.uint8)))
     expected = np.clip((values - 10) / 80, 0, 1)
     assert_close(out, expected)
 
@@ -68,7 +69,7 @@ def test_percentile_clips_then_stretches():
 def test_percentile_matches_numpy_per_image(low, high):
     values = np.random.default_rng(0).integers(0, 65536, (3, 2, 9, 7)).astype(np.uint16)
     values[2] = 1234  # a constant image
-    out = IntensityMapping("percentile", low=low, high=high)(as_torch(values))
+    out = intensity(kind="percentile", low=low, high=high)(as_torch(values))
     for image, got in zip(values.astype(np.float64), out.numpy()):
         lo, hi = np.percentile(image, [low, high])
         want = np.zeros_like(image) if hi == lo else (np.clip(image, lo, hi) - lo) / (hi - lo)
@@ -77,11 +78,11 @@ def test_percentile_matches_numpy_per_image(low, high):
 
 def test_window_is_dicom_linear_in_stored_units():
     x = batch([[[[0, 74, 75, 100, 124, 125, 4000]]]])
-    out = IntensityMapping("window", center=100, width=51)(x).flatten()
+    out = intensity(kind="window", center=100, width=51)(x).flatten()
     # y = (x - 99.5) / 50 + 0.5, clipped.
     expected = [0, 0, 0.01, 0.51, 0.99, 1, 1]
     assert_close(out, expected)
-    step = IntensityMapping("window", center=100, width=1)(x).flatten()
+    step = intensity(kind="window", center=100, width=1)(x).flatten()
     assert step.tolist() == [0, 0, 0, 1, 1, 1, 1]
 
 
@@ -91,7 +92,7 @@ def test_window_is_dicom_linear_in_stored_units():
 def test_every_kind_stays_on_the_device_in_unit_range(device, kind, dtype):
     values = np.random.default_rng(1).integers(0, np.iinfo(dtype).max + 1, (4, 3, 16, 16))
     x = as_torch(values.astype(dtype)).to(device)
-    out = IntensityMapping(kind, center=120, width=200)(x)
+    out = intensity(kind=kind, center=120, width=200)(x)
     assert out.device == x.device and out.dtype == torch.float32 and out.shape == x.shape
     assert out.min() >= 0 and out.max() <= 1
 
@@ -114,23 +115,23 @@ def test_as_torch_copies_a_read_only_memmap_slice(tmp_path):
 
 def test_bad_configs_name_their_key():
     with pytest.raises(MedsslError, match="dataset.intensity.kind") as error:
-        IntensityMapping("zscore")
+        intensity(kind="zscore")
     assert all(kind in str(error.value) for kind in KINDS)
     for width in (None, 0, -3, 0.5):
         with pytest.raises(MedsslError, match="dataset.intensity.width"):
-            IntensityMapping("window", center=40, width=width)
+            intensity(kind="window", center=40, width=width)
     with pytest.raises(MedsslError, match="dataset.intensity.center"):
-        IntensityMapping("window", width=400)
+        intensity(kind="window", width=400)
     with pytest.raises(MedsslError, match="dataset.intensity.low"):
-        IntensityMapping("percentile", low=60, high=40)
+        intensity(kind="percentile", low=60, high=40)
     with pytest.raises(MedsslError, match="dataset.intensity.low"):
-        IntensityMapping("percentile", low=-1, high=99)
+        intensity(kind="percentile", low=-1, high=99)
 
 
 def test_bad_inputs_say_what_was_expected():
     with pytest.raises(ValueError, match="uint8 or uint16"):
-        IntensityMapping()(torch.zeros(1, 1, 2, 2))
+        intensity()(torch.zeros(1, 1, 2, 2))
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
-        IntensityMapping()(torch.zeros(1, 2, 2, dtype=torch.uint8))
+        intensity()(torch.zeros(1, 2, 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match="uint8 or uint16"):
         as_torch(np.zeros((2, 2), np.float32))

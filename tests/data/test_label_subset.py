@@ -80,7 +80,15 @@ def test_multilabel_subset_without_a_positive_is_refused():
 def test_real_subset_is_disjoint_from_val_and_test(medmnist_root):
     from medssl.data.medmnist_source import load_medmnist
 
-    data = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
+    data = load_medmnist(
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
     idx = labelled_subset(data.train.labels, 0.1, label_seed=0)
     train_bytes = {data.train.images[i].numpy().tobytes() for i in idx.tolist()}
     others = {img.numpy().tobytes() for img in torch.cat([data.val.images, data.test.images])}

@@ -12,9 +12,9 @@ import torch
 from medssl.data.csv_labels import load_csv_labels
 from medssl.data.decode import decode_image
 from medssl.data.image_folder import load_image_folder
-from medssl.data.intensity import IntensityMapping
 from medssl.data.model_input import to_unit
 from medssl.data.unlabelled_folder import load_unlabelled_folder
+from tests.data.dataset_options import intensity, loader_options
 from tests.data.test_decode import write_dicom
 
 
@@ -51,9 +51,9 @@ def _equal(a, b) -> bool:
 )
 def test_image_folder_store_equals_decoding_in_memory(tmp_path, kind, dtype):
     root = _class_folder(tmp_path / "data", kind)
-    options = dict(size=16, channels=1, val_frac=0.2, test_frac=0.2)
-    stored = load_image_folder(str(root), store_dir=str(tmp_path / "s"), **options)
-    in_memory = load_image_folder(str(root), cache=False, **options)
+    options = loader_options("image_folder", size=16, channels=1, val_frac=0.2, test_frac=0.2)
+    stored = load_image_folder(str(root), **{**options, "store_dir": str(tmp_path / "s")})
+    in_memory = load_image_folder(str(root), **{**options, "cache": False})
     assert stored.train.images.dtype == dtype and _equal(stored, in_memory)
     # ...and every stored image is one of the files decoded on its own.
     files = sorted((root / "train").rglob("*.*"))
@@ -71,28 +71,31 @@ def test_csv_and_unlabelled_stores_equal_decoding_in_memory(tmp_path):
         _write(root, "dicom" if i % 2 else "png16", i, rng)
         rows.append(f"{i}.{'dcm' if i % 2 else 'png'},{i % 2}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    options = dict(size=12, channels=1, val_frac=0.2, test_frac=0.2)
+    options = loader_options("csv", size=12, channels=1, val_frac=0.2, test_frac=0.2)
     assert _equal(
-        load_csv_labels(str(root), store_dir=str(tmp_path / "s"), **options),
-        load_csv_labels(str(root), cache=False, **options),
+        load_csv_labels(str(root), **{**options, "store_dir": str(tmp_path / "s")}),
+        load_csv_labels(str(root), **{**options, "cache": False}),
     )
-    stored = load_unlabelled_folder(str(root), size=12, channels=1, store_dir=str(tmp_path / "s"))
-    in_memory = load_unlabelled_folder(str(root), size=12, channels=1, cache=False)
+    unlabelled = loader_options("unlabelled_folder", size=12, channels=1)
+    stored = load_unlabelled_folder(str(root), **{**unlabelled, "store_dir": str(tmp_path / "s")})
+    in_memory = load_unlabelled_folder(str(root), **{**unlabelled, "cache": False})
     assert stored.train.images.dtype == torch.uint16
     assert torch.equal(stored.train.images, in_memory.train.images)
 
 
 def test_dtype_uint8_keeps_eight_bit_stores_for_sixteen_bit_files(tmp_path):
     root = _class_folder(tmp_path / "data", "png16")
-    data = load_image_folder(str(root), size=16, channels=1, dtype="uint8")
-    wide = load_image_folder(str(root), size=16, channels=1, dtype="uint16")
+    options = loader_options("image_folder", size=16, channels=1)
+    data = load_image_folder(str(root), **{**options, "dtype": "uint8"})
+    wide = load_image_folder(str(root), **{**options, "dtype": "uint16"})
     assert data.train.images.dtype == torch.uint8 and wide.train.images.dtype == torch.uint16
 
 
 def test_the_configured_intensity_reaches_the_model_input(tmp_path):
     root = _class_folder(tmp_path / "data", "png16")
-    mapping = IntensityMapping(kind="percentile", low=1.0, high=99.0)
-    data = load_image_folder(str(root), size=16, channels=1, intensity=mapping)
+    mapping = intensity(kind="percentile", low=1.0, high=99.0)
+    options = loader_options("image_folder", size=16, channels=1, intensity=mapping)
+    data = load_image_folder(str(root), **options)
     assert data.intensity is mapping
     unit = to_unit(data.train.images, data.intensity)
     assert float(unit.amin()) == 0.0 and float(unit.amax()) == 1.0  # per image, stretched

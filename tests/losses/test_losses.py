@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from medssl.losses.nt_xent import NTXentLoss
-from medssl.losses.vicreg import VICRegLoss
+from tests.losses.paper_losses import nt_xent, vicreg
 
 
 def nt_xent_by_loop(z_a, z_b, t):
@@ -54,14 +53,14 @@ def vicreg_by_loop(z_a, z_b, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e-4):
 def test_nt_xent_matches_the_paper(temperature):
     g = torch.Generator().manual_seed(0)
     z_a, z_b = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
-    ours = NTXentLoss(temperature)(z_a, z_b)
+    ours = nt_xent(temperature=temperature)(z_a, z_b)
     assert ours.item() == pytest.approx(nt_xent_by_loop(z_a, z_b, temperature), rel=1e-5)
 
 
 def test_nt_xent_is_symmetric_and_low_for_identical_views():
     g = torch.Generator().manual_seed(1)
     z_a, z_b = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
-    loss = NTXentLoss(0.1)
+    loss = nt_xent(temperature=0.1)
     assert loss(z_a, z_b).item() == pytest.approx(loss(z_b, z_a).item(), rel=1e-6)
     assert loss(z_a, z_a) < loss(z_a, z_b)
 
@@ -70,7 +69,7 @@ def test_nt_xent_is_symmetric_and_low_for_identical_views():
 def test_vicreg_matches_the_paper(scale):
     g = torch.Generator().manual_seed(2)
     z_a, z_b = scale * torch.randn(10, 6, generator=g), scale * torch.randn(10, 6, generator=g)
-    ours = VICRegLoss()(z_a, z_b)
+    ours = vicreg()(z_a, z_b)
     assert ours.item() == pytest.approx(vicreg_by_loop(z_a, z_b), rel=1e-5)
 
 
@@ -78,19 +77,19 @@ def test_vicreg_variance_term_is_the_sum_over_branches_not_the_mean():
     # Collapsed embeddings: std = sqrt(eps) in every dimension of both branches, so the paper's
     # v(Z) + v(Z') is 2 * (1 - 0.01) and the variance part of the loss is 25 * 1.98.
     z = torch.zeros(4, 3)
-    terms = VICRegLoss().terms(z, z)
+    terms = vicreg().terms(z, z)
     assert terms["variance"].item() == pytest.approx(2 * (1 - 0.01), rel=1e-6)
-    assert VICRegLoss()(z, z).item() == pytest.approx(25 * 1.98, rel=1e-6)
+    assert vicreg()(z, z).item() == pytest.approx(25 * 1.98, rel=1e-6)
 
 
 def test_vicreg_is_symmetric():
     g = torch.Generator().manual_seed(3)
     z_a, z_b = torch.randn(10, 6, generator=g), torch.randn(10, 6, generator=g)
-    loss = VICRegLoss()
+    loss = vicreg()
     assert loss(z_a, z_b).item() == pytest.approx(loss(z_b, z_a).item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [NTXentLoss(), VICRegLoss()])
+@pytest.mark.parametrize("loss", [nt_xent(), vicreg()])
 def test_bad_shapes_are_refused_with_a_clear_message(loss):
     with pytest.raises(ValueError, match="batch, dim"):
         loss(torch.randn(4, 2, 3), torch.randn(4, 2, 3))
@@ -100,7 +99,7 @@ def test_bad_shapes_are_refused_with_a_clear_message(loss):
         loss(torch.randn(1, 3), torch.randn(1, 3))
 
 
-@pytest.mark.parametrize("loss", [NTXentLoss(0.2), VICRegLoss()])
+@pytest.mark.parametrize("loss", [nt_xent(temperature=0.2), vicreg()])
 def test_loss_falls_when_optimised(loss):
     torch.manual_seed(0)
     x = torch.randn(32, 10)

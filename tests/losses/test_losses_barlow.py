@@ -7,9 +7,7 @@ import math
 import pytest
 import torch
 
-from medssl.losses.barlow import BarlowTwinsLoss
-from medssl.losses.sicova import SiCoVaLoss
-from medssl.losses.vicreg import VICRegLoss
+from tests.losses.paper_losses import barlow, sicova, vicreg
 
 
 def correlation_by_loop(z_a, z_b, eps=1e-5):
@@ -41,7 +39,7 @@ def test_barlow_matches_the_paper(lam):
     g = torch.Generator().manual_seed(0)
     z_a, z_b = torch.randn(9, 5, generator=g), 2 * torch.randn(9, 5, generator=g) + 1
     expected, on, off = barlow_by_loop(z_a, z_b, lam)
-    loss = BarlowTwinsLoss(off_diagonal_weight=lam)
+    loss = barlow(off_diagonal_weight=lam)
     terms = loss.terms(z_a, z_b)
     assert terms["invariance"].item() == pytest.approx(on, rel=1e-5)
     assert terms["redundancy"].item() == pytest.approx(off, rel=1e-5)
@@ -51,7 +49,7 @@ def test_barlow_matches_the_paper(lam):
 def test_barlow_is_symmetric_and_zero_for_identical_decorrelated_views():
     g = torch.Generator().manual_seed(1)
     z_a, z_b = torch.randn(16, 6, generator=g), torch.randn(16, 6, generator=g)
-    loss = BarlowTwinsLoss(off_diagonal_weight=0.1)
+    loss = barlow(off_diagonal_weight=0.1)
     assert loss(z_a, z_b).item() == pytest.approx(loss(z_b, z_a).item(), rel=1e-6)
     # Centred, orthogonal columns: identical views give C = identity and a loss of ~0.
     centred = torch.randn(16, 6, generator=g)
@@ -65,15 +63,15 @@ def test_sicova_is_vicreg_plus_the_weighted_correlation_term(weight):
     g = torch.Generator().manual_seed(2)
     z_a, z_b = torch.randn(10, 4, generator=g), torch.randn(10, 4, generator=g)
     lam = 5e-3
-    sicova = SiCoVaLoss(correlation_weight=weight, off_diagonal_weight=lam)
+    loss = sicova(correlation_weight=weight, off_diagonal_weight=lam)
     _, on, off = barlow_by_loop(z_a, z_b, lam)
-    expected = VICRegLoss()(z_a, z_b).item() + weight * (on + lam * off) / 4
-    assert sicova(z_a, z_b).item() == pytest.approx(expected, rel=1e-5)
-    assert sicova(z_a, z_b).item() == pytest.approx(sicova(z_b, z_a).item(), rel=1e-6)
-    assert set(sicova.terms(z_a, z_b)) == {"invariance", "variance", "covariance", "correlation"}
+    expected = vicreg()(z_a, z_b).item() + weight * (on + lam * off) / 4
+    assert loss(z_a, z_b).item() == pytest.approx(expected, rel=1e-5)
+    assert loss(z_a, z_b).item() == pytest.approx(loss(z_b, z_a).item(), rel=1e-6)
+    assert set(loss.terms(z_a, z_b)) == {"invariance", "variance", "covariance", "correlation"}
 
 
-@pytest.mark.parametrize("loss", [BarlowTwinsLoss(), SiCoVaLoss()])
+@pytest.mark.parametrize("loss", [barlow(), sicova()])
 def test_bad_shapes_are_refused(loss):
     with pytest.raises(ValueError, match="batch, dim"):
         loss(torch.randn(4, 2, 3), torch.randn(4, 2, 3))

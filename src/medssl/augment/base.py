@@ -38,7 +38,7 @@ def _check_probabilities(p: float | Sequence[float]) -> tuple[float, ...]:
 class BatchTransform(nn.Module):
     """Subclasses implement `transform(x, generator)`; `forward` applies it with probability `p`."""
 
-    def __init__(self, p: float | Sequence[float] = 1.0) -> None:
+    def __init__(self, p: float | Sequence[float]) -> None:
         super().__init__()
         self.probs = _check_probabilities(p)
 
@@ -75,7 +75,7 @@ class StoredImageTransform(nn.Module):
     of to every batch (CLAHE): the result is the same each epoch, so recomputing it is waste.
     `ViewPipeline.prepare_images` runs these; they never run inside `forward`."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool) -> None:
         super().__init__()
         self.enabled = enabled
 

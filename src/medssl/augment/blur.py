@@ -42,7 +42,7 @@ class GaussianBlur(BatchTransform):
     (SimCLR used 10 %), at least 3 pixels and odd. `sigma=[0, 0]` is the identity."""
 
     def __init__(
-        self, *, sigma: tuple[float, float], p: float | list[float], kernel_frac: float = 0.1
+        self, *, sigma: tuple[float, float], p: float | list[float], kernel_frac: float
     ) -> None:
         super().__init__(p)
         if not 0.0 <= sigma[0] <= sigma[1]:

@@ -49,7 +49,7 @@ class ColorJitter(BatchTransform):
     images only (a grayscale scan has no hue). All strengths 0 is the identity."""
 
     def __init__(
-        self, *, brightness: float, contrast: float, saturation: float, hue: float, p: float = 0.8
+        self, *, brightness: float, contrast: float, saturation: float, hue: float, p: float
     ) -> None:
         super().__init__(p)
         self.brightness, self.contrast = brightness, contrast
@@ -77,7 +77,7 @@ class Gamma(BatchTransform):
     """`x ** gamma` with gamma log-uniform in `gamma`; `[1, 1]` is the identity. Gamma < 1
     brightens dark tissue, > 1 darkens it, without clipping either end as brightness does."""
 
-    def __init__(self, gamma: tuple[float, float], p: float = 0.5) -> None:
+    def __init__(self, gamma: tuple[float, float], p: float) -> None:
         super().__init__(p)
         if not 0.0 < gamma[0] <= gamma[1]:
             raise ValueError(f"gamma must satisfy 0 < min <= max, got {gamma}")
@@ -91,7 +91,7 @@ class Gamma(BatchTransform):
 class Grayscale(BatchTransform):
     """Replace a colour image by its luminance on all channels (no-op for 1 channel)."""
 
-    def __init__(self, p: float = 0.2) -> None:
+    def __init__(self, p: float) -> None:
         super().__init__(p)
 
     def forward(
@@ -107,7 +107,7 @@ class Grayscale(BatchTransform):
 class Solarize(BatchTransform):
     """Invert pixels brighter than `threshold` (BYOL uses 0.5); `threshold=1` is the identity."""
 
-    def __init__(self, threshold: float = 0.5, *, p: float | list[float]) -> None:
+    def __init__(self, threshold: float, *, p: float | list[float]) -> None:
         super().__init__(p)
         self.threshold = threshold
 

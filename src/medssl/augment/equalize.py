@@ -66,7 +66,7 @@ class Equalize(BatchTransform):
     """Histogram equalisation with probability `p` per sample (the thesis used 0.5). It has no
     strength: its randomness is the per-sample coin."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float) -> None:
         super().__init__(p)
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -74,8 +74,8 @@ def resample_axis_aligned(
 class RandomResizedCrop(BatchTransform):
     """Random resized crop, flips, rotation and a small affine, resampled once.
 
-    A crop of area fraction in `scale` and aspect ratio in `ratio` is resized to `size` (default:
-    the input size), flipped left-right with `hflip_p` and up-down with `vflip_p`, rotated by an
+    A crop of area fraction in `scale` and aspect ratio in `ratio` is resized to the input size,
+    flipped left-right with `hflip_p` and up-down with `vflip_p`, rotated by an
     angle in [-degrees, degrees], sheared by [-shear, shear] degrees and shifted by up to
     `translate` of the side. `scale=[1, 1], ratio=[1, 1]` with the rest zero is the identity.
     Pixels from outside the image (after rotation or translation) are filled by `padding_mode`:
@@ -94,9 +94,8 @@ class RandomResizedCrop(BatchTransform):
         translate: float,
         shear: float,
         padding_mode: str,
-        hflip_p: float = 0.5,
-        size: int | None = None,
-        p: float = 1.0,
+        hflip_p: float,
+        p: float,
     ) -> None:
         super().__init__(p)
         if padding_mode not in PADDING_MODES:
@@ -111,7 +110,6 @@ class RandomResizedCrop(BatchTransform):
         self.max_angle = math.radians(degrees)
         self.max_shear = math.radians(shear)
         self.translate = translate
-        self.size = size
         self.padding_mode = padding_mode
 
     def matrices(self, b: int, generator: torch.Generator, device) -> torch.Tensor:
@@ -146,23 +144,21 @@ class RandomResizedCrop(BatchTransform):
         theta = self.matrices(len(x), generator, x.device)
         separable = not self.max_angle and not self.max_shear and self.padding_mode != "reflection"
         if separable and x.shape[1] == 1:
-            return resample_axis_aligned(x, theta, self.size, self.padding_mode)
-        return resample(x, theta, self.size, self.padding_mode)
+            return resample_axis_aligned(x, theta, None, self.padding_mode)
+        return resample(x, theta, None, self.padding_mode)
 
 
 class RandomCrop(BatchTransform):
-    """A square of `crop_frac` of the side cut at a random position and resized to `size`
-    (default: the input size). Images smaller than `min_size` px are cut at the centre instead:
+    """A square of `crop_frac` of the side cut at a random position and resized to the input
+    size. Images smaller than `min_size` px are cut at the centre instead:
     at 28 px a random offset shifts small anatomy (a lesion, the optic disc) out of the crop.
     `crop_frac=1` is the identity."""
 
-    def __init__(
-        self, crop_frac: float = 0.875, min_size: int = 32, size: int | None = None, p: float = 1.0
-    ) -> None:
+    def __init__(self, crop_frac: float, min_size: int, p: float) -> None:
         super().__init__(p)
         if not 0.0 < crop_frac <= 1.0:
             raise ValueError(f"crop_frac must lie in (0, 1], got {crop_frac}")
-        self.crop_frac, self.min_size, self.size = crop_frac, min_size, size
+        self.crop_frac, self.min_size = crop_frac, min_size
 
     def transform(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, dev = len(x), x.device
@@ -175,5 +171,5 @@ class RandomCrop(BatchTransform):
         theta[:, 0, 0] = theta[:, 1, 1] = self.crop_frac
         theta[:, :, 2] = centre
         if x.shape[1] == 1:
-            return resample_axis_aligned(x, theta, self.size, "border")
-        return resample(x, theta, self.size, "border")
+            return resample_axis_aligned(x, theta, None, "border")
+        return resample(x, theta, None, "border")

@@ -19,8 +19,8 @@ class MultiCrop(nn.Module):
     def __init__(
         self,
         global_views: ViewPipeline,
-        local_views: ViewPipeline | None = None,
-        local_size: float = 0.43,
+        local_views: ViewPipeline | None,
+        local_size: float,
     ) -> None:
         super().__init__()
         if not 0.0 < local_size <= 1.0:

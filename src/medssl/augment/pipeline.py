@@ -40,7 +40,7 @@ def intra_op_threads(n: int | None, device: torch.device):
 
 class ViewPipeline(nn.Module):
     def __init__(
-        self, n_views: int, cpu_threads: int | None = None, **transforms: nn.Module | None
+        self, n_views: int, *, cpu_threads: int | None, **transforms: nn.Module | None
     ) -> None:
         super().__init__()
         if n_views < 1:

@@ -21,7 +21,7 @@ class CLAHE(StoredImageTransform):
     `tile_grid` x `tile_grid` grid of tiles. Colour images are equalised on the lightness of
     their CIE Lab form, so hue is kept. `enabled=false` switches it off."""
 
-    def __init__(self, clip_limit: float = 2.0, tile_grid: int = 8, enabled: bool = True) -> None:
+    def __init__(self, clip_limit: float, tile_grid: int, enabled: bool) -> None:
         super().__init__(enabled)
         if clip_limit <= 0 or tile_grid < 1:
             raise ValueError(
@@ -54,7 +54,7 @@ class BackgroundRemoval(BatchTransform):
     """Zero every pixel whose luminance is below `threshold` (in [0, 1]): the dark surround of a
     fundus photograph carries sensor noise, not anatomy. `threshold=0` is the identity."""
 
-    def __init__(self, threshold: float = 0.05, p: float = 1.0) -> None:
+    def __init__(self, threshold: float, p: float) -> None:
         super().__init__(p)
         self.threshold = threshold
 
@@ -70,7 +70,7 @@ class Jigsaw(BatchTransform):
     border stays in place. `grids=[1]` is the identity.
     """
 
-    def __init__(self, grids: Sequence[int] = (8, 4, 2, 1), p: float = 0.5) -> None:
+    def __init__(self, grids: Sequence[int], p: float) -> None:
         super().__init__(p)
         if not grids or any(int(g) < 1 for g in grids):
             raise ValueError(f"grids must be a non-empty list of positive integers, got {grids}")

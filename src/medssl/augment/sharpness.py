@@ -35,7 +35,7 @@ class Sharpness(BatchTransform):
     """Sharpen (or soften) with a factor drawn per sample from `factor`; `[1, 1]` is the
     identity. Values are clipped to [0, 1] as PIL clips to 0-255."""
 
-    def __init__(self, factor: tuple[float, float] = (1.0, 10.0), p: float = 1.0) -> None:
+    def __init__(self, factor: tuple[float, float], p: float) -> None:
         super().__init__(p)
         if not 0.0 <= factor[0] <= factor[1]:
             raise ValueError(f"factor must satisfy 0 <= min <= max, got {factor}")

@@ -95,11 +95,11 @@ def csv_listing(folder: Path, csv_file: str, classes: list[str] | None) -> Listi
 
 
 def load_csv_labels(
-    root: str, csv_file: str = "labels.csv", classes: list[str] | None = None, **folder_options
+    root: str, *, csv_file: str, classes: list[str] | None, **folder_options
 ) -> DatasetSplits:
     """A folder listed by `csv_file`; `folder_options` are `load_image_folder`'s (size,
-    channels, val_frac, test_frac, split_seed, task, name, cache, dtype, store_dir), so both loaders decode,
-    cache and split the same way."""
+    channels, val_frac, test_frac, split_seed, task, name, cache, dtype, store_dir, intensity),
+    so both loaders decode, cache and split the same way."""
     return load_image_folder(
         root,
         listing=functools.partial(csv_listing, csv_file=csv_file, classes=classes),

@@ -49,11 +49,11 @@ class IntensityMapping:
             center - 0.5 when width is 1.
     """
 
-    kind: str = "range"
-    low: float = 0.5
-    high: float = 99.5
-    center: float | None = None
-    width: float | None = None
+    kind: str
+    low: float
+    high: float
+    center: float | None
+    width: float | None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

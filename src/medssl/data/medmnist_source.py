@@ -55,20 +55,20 @@ def npz_filename(name: str, size: int) -> str:
 
 def load_medmnist(
     name: str,
-    size: int = 28,
-    root: str = "~/.medmnist",
-    download: bool = True,
+    size: int,
+    root: str,
+    download: bool,
     *,
     positive_class: int | None,
-    references: list[dict] | None = None,
-    store_dir: str | None = None,
+    references: list[dict],
+    store_dir: str | None,
 ) -> DatasetSplits:
     """Load all three splits of one MedMNIST 2D dataset at `size` px from the cache `root`.
 
     `positive_class` names the clinically positive class of a binary task (BreastMNIST: 0,
-    malignant; each dataset file states it); other tasks have none (null). `references` are published all-labels results (each a
-    `name`, its image `size`, metric values and `source`) that reports draw beside this tool's
-    numbers.
+    malignant; each dataset file states it); other tasks have none (null). `references` are
+    published all-labels results (each a `name`, its image `size`, metric values and `source`)
+    that reports draw beside this tool's numbers; `[]` where none are listed.
     """
     if size not in SIZES:
         raise MedsslError(f"MedMNIST comes in sizes {SIZES}, not {size}.")
@@ -99,7 +99,7 @@ def load_medmnist(
         task=task,
         class_names=class_names,
         positive_class=1 if positive_class is None else positive_class,
-        references=[dict(r) for r in references or []],
+        references=[dict(r) for r in references],
         **splits,
     )
 

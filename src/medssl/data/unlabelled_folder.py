@@ -30,13 +30,14 @@ class UnlabelledImages(ImageShape):
 
 def load_unlabelled_folder(
     root: str,
-    size: int = 64,
-    channels: int = 3,
-    name: str | None = None,
-    cache: bool = True,
-    dtype: str = "auto",
-    store_dir: str | None = None,
-    intensity: IntensityMapping | None = None,
+    *,
+    size: int,
+    channels: int,
+    name: str | None,
+    cache: bool,
+    dtype: str,
+    store_dir: str | None,
+    intensity: IntensityMapping | None,
 ) -> UnlabelledImages:
     folder = existing_root(root)
     paths = list_images(folder, recursive=True)

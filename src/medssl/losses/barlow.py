@@ -37,9 +37,7 @@ def redundancy_terms(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class BarlowTwinsLoss(nn.Module):
-    def __init__(
-        self, off_diagonal_weight: float = 5e-3, eps: float = 1e-5, gather: bool = True
-    ) -> None:
+    def __init__(self, *, off_diagonal_weight: float, eps: float, gather: bool) -> None:
         super().__init__()
         if off_diagonal_weight < 0:
             raise ValueError(f"off_diagonal_weight must be non-negative, got {off_diagonal_weight}")

@@ -29,8 +29,8 @@ class DINOLoss(nn.Module):
         teacher_temp: float,
         warmup_teacher_temp: float,
         warmup_fraction: float,
-        student_temp: float = 0.1,
-        center_momentum: float = 0.9,
+        student_temp: float,
+        center_momentum: float,
     ) -> None:
         super().__init__()
         if min(teacher_temp, student_temp, warmup_teacher_temp) <= 0:

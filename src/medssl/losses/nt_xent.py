@@ -16,7 +16,7 @@ from medssl.losses.shapes import check_pair, positive_temperature
 
 
 class NTXentLoss(nn.Module):
-    def __init__(self, temperature: float = 0.2, gather: bool = True) -> None:
+    def __init__(self, *, temperature: float, gather: bool) -> None:
         super().__init__()
         self.temperature = positive_temperature(temperature)
         self.gather = gather

@@ -22,18 +22,24 @@ from medssl.losses.vicreg import VICRegLoss
 class SiCoVaLoss(nn.Module):
     def __init__(
         self,
-        invariance_weight: float = 25.0,
-        variance_weight: float = 25.0,
-        covariance_weight: float = 1.0,
-        correlation_weight: float = 1.0,
-        off_diagonal_weight: float = 5e-3,
-        gamma: float = 1.0,
-        eps: float = 1e-4,
-        gather: bool = True,
+        *,
+        invariance_weight: float,
+        variance_weight: float,
+        covariance_weight: float,
+        correlation_weight: float,
+        off_diagonal_weight: float,
+        gamma: float,
+        eps: float,
+        gather: bool,
     ) -> None:
         super().__init__()
         self.vicreg = VICRegLoss(
-            invariance_weight, variance_weight, covariance_weight, gamma, eps, gather=False
+            invariance_weight=invariance_weight,
+            variance_weight=variance_weight,
+            covariance_weight=covariance_weight,
+            gamma=gamma,
+            eps=eps,
+            gather=False,
         )
         self.correlation_weight = correlation_weight
         self.off_diagonal_weight = off_diagonal_weight

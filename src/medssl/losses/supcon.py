@@ -16,7 +16,7 @@ from medssl.losses.shapes import positive_temperature, same_label
 
 
 class SupConLoss(nn.Module):
-    def __init__(self, temperature: float = 0.1, gather: bool = True) -> None:
+    def __init__(self, *, temperature: float, gather: bool) -> None:
         super().__init__()
         self.temperature = positive_temperature(temperature)
         self.gather = gather

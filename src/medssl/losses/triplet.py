@@ -35,7 +35,7 @@ def valid_triplets(labels: torch.Tensor) -> torch.Tensor:
 
 
 class TripletLoss(nn.Module):
-    def __init__(self, margin: float = 0.2, gamma: float = 1.0, gather: bool = True) -> None:
+    def __init__(self, *, margin: float, gamma: float, gather: bool) -> None:
         super().__init__()
         if margin < 0 or gamma <= 0:
             raise ValueError(f"need margin >= 0 and gamma > 0, got margin={margin}, gamma={gamma}")

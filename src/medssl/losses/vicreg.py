@@ -35,12 +35,13 @@ def covariance_term(z: torch.Tensor) -> torch.Tensor:
 class VICRegLoss(nn.Module):
     def __init__(
         self,
-        invariance_weight: float = 25.0,
-        variance_weight: float = 25.0,
-        covariance_weight: float = 1.0,
-        gamma: float = 1.0,
-        eps: float = 1e-4,
-        gather: bool = True,
+        *,
+        invariance_weight: float,
+        variance_weight: float,
+        covariance_weight: float,
+        gamma: float,
+        eps: float,
+        gather: bool,
     ) -> None:
         super().__init__()
         self.gather = gather

@@ -90,7 +90,7 @@ class Method(nn.Module):
         """Called after each optimiser step with the fraction of training done (EMA updates)."""
 
 
-def task_arguments(method_class: type, task: str, num_classes: int, train_labels=None) -> dict:
+def task_arguments(method_class: type, task: str, num_classes: int, train_labels) -> dict:
     """The task description for a method whose constructor asks for it (the supervised
     baseline sizes its head by it, and weighs classes by `train_labels`, the labels it trains
     on); the metric-learning methods need only the labels."""

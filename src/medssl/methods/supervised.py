@@ -32,7 +32,7 @@ class Supervised(Method):
         label_smoothing: float,
         select_on_val: bool,
         class_weight: str | None,
-        train_labels: torch.Tensor | np.ndarray | None = None,
+        train_labels: torch.Tensor | np.ndarray,
     ) -> None:
         super().__init__(backbone)
         if class_weight not in CLASS_WEIGHTS:
@@ -45,10 +45,6 @@ class Supervised(Method):
         self.selects_on_val = bool(select_on_val)
         weight = None
         if class_weight == "balanced":
-            if train_labels is None:
-                raise MedsslError(
-                    "method.class_weight=balanced needs the labelled subset's labels."
-                )
             weight = torch.as_tensor(
                 balanced_weights(task, np.asarray(train_labels), num_classes), dtype=torch.float32
             )

@@ -37,8 +37,8 @@ def create_backbone(
     input_size: int,
     *,
     small_input: bool | str,
-    pretrained: bool = False,
-    weights: str | None = None,
+    pretrained: bool,
+    weights: str | None,
     **timm_kwargs,
 ) -> nn.Module:
     """A timm model without classifier (`num_classes=0`) taking `in_chans`-channel images."""

@@ -16,11 +16,10 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 class SmallCNN(nn.Module):
     """Four 3x3 conv blocks (widths w, 2w, 4w, 4w; the last three stride 2) and global average
-    pooling: `(B, in_chans, H, W) -> (B, 4 * width)`."""
+    pooling: `(B, in_chans, H, W) -> (B, 4 * width)`. `name` (the config's label) and
+    `input_size` (any size works) are taken as every backbone takes them, and not used."""
 
-    def __init__(
-        self, in_chans: int, width: int = 32, name: str = "smallcnn", input_size: int | None = None
-    ) -> None:
+    def __init__(self, in_chans: int, *, width: int, name: str, input_size: int) -> None:
         super().__init__()
         self.num_features = 4 * width
         self.features = nn.Sequential(
