@@ -35,6 +35,34 @@ def compose_config(overrides: list[str] | None = None):
         return compose(config_name="config", overrides=overrides or [])
 
 
+def compose_evaluate(overrides: list[str] | None = None):
+    """The config `python -m medssl.cli.evaluate OVERRIDES` runs."""
+    import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=overrides or [])
+
+
+# The smallest pretraining the config allows on MedMNIST: what tests of its keys compose.
+TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128"]
+
+
+def key_of(overrides: list[str], data) -> str:
+    """The encoder cache key of `TINY` plus `overrides` pretraining on `data`."""
+    import torch
+
+    from medssl.data.label_subset import labelled_subset
+    from medssl.pretraining_job import assemble_pretraining
+    from medssl.seeding import seed_everything
+    from medssl.study.encoder_cache import key_material, pretraining_key
+
+    cfg = compose_config([*TINY, *overrides])
+    seed_everything(cfg.seed)
+    labelled = labelled_subset(data.train.labels, cfg.label_frac, cfg.label_seed)
+    job, _ = assemble_pretraining(cfg, data, labelled, torch.device("cpu"), "fp32")
+    return pretraining_key(key_material(cfg, job, world_size=1))
+
+
 def run_train(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 300):
     """`python train.py ARGS` in a subprocess writing into `tmp_path/run`."""
     cmd = [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={tmp_path / 'run'}", *args]
@@ -85,3 +113,14 @@ def plain_crop(**changes):
     from medssl.augment.geometric import RandomResizedCrop
 
     return RandomResizedCrop(**{**PLAIN_CROP, **changes})
+
+
+def write_image(path, value: int, shape=(40, 30, 3)):
+    """A colour image whose mean encodes `value`, so a decoded pixel tells which file it was."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.full(shape, value, dtype=np.uint8)
+    image[..., 0] = value  # B in OpenCV's order: becomes the last RGB channel
+    image[..., 2] = 255 - value
+    assert cv2.imwrite(str(path), image)

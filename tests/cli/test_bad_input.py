@@ -40,7 +40,7 @@ from medssl.errors import run_or_exit
 from medssl.run import run
 from medssl.study.folder_guard import FolderGuard
 from medssl.study.job import run_job
-from tests.cli.test_evaluate_cli import save_encoder
+from tests.cli.conftest import save_encoder
 from tests.conftest import CONF, compose_config
 
 TINY = [

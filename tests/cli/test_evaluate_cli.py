@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import medssl.cli.evaluate  # noqa: F401  registers the `evaluate` config
@@ -19,26 +18,8 @@ from medssl.data.medmnist_source import load_medmnist
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.models.small_cnn import SmallCNN
-from tests.conftest import CONF
-
-
-def save_encoder(path, size=28):
-    torch.manual_seed(123)
-    encoder = SmallCNN(in_chans=1, width=8)
-    torch.save(
-        {
-            "backbone": {
-                "_target_": "medssl.models.small_cnn.SmallCNN",
-                "name": "smallcnn",
-                "width": 8,
-            },
-            "in_chans": 1,
-            "input_size": size,
-            "state_dict": encoder.state_dict(),
-        },
-        path,
-    )
-    return encoder
+from tests.cli.conftest import save_encoder
+from tests.conftest import compose_evaluate
 
 
 def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, medmnist_root):
@@ -131,11 +112,6 @@ def test_sweep_folder_names_drop_only_the_checkpoint_item():
         == "r/epoch_010,eval=[linear,knn]"
     )
     assert sweep_subdir("/x/r/encoder.pt", "a=1,ckpt=/x/r/encoder.pt,z=2") == "r/encoder,a=1,z=2"
-
-
-def compose_evaluate(overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="evaluate", overrides=overrides)
 
 
 def test_ckpt_is_required_and_bad_input_lives_in_the_bad_input_matrix():

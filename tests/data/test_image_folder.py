@@ -16,17 +16,8 @@ from medssl.data.image_folder import load_image_folder
 from medssl.data.image_store import CACHE_DIR
 from medssl.data.unlabelled_folder import NO_LABEL, load_unlabelled_folder
 from medssl.errors import MedsslError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, write_image
 from tests.data.dataset_options import loader_options
-
-
-def write_image(path, value: int, shape=(40, 30, 3)):
-    """A colour image whose mean encodes `value`, so a decoded pixel tells which file it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.full(shape, value, dtype=np.uint8)
-    image[..., 0] = value  # B in OpenCV's order: becomes the last RGB channel
-    image[..., 2] = 255 - value
-    assert cv2.imwrite(str(path), image)
 
 
 def make_folder(root, splits=("train",), classes=("benign", "malignant"), per_class=5):

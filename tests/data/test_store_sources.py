@@ -14,8 +14,8 @@ from medssl.data.decode import decode_image
 from medssl.data.image_folder import load_image_folder
 from medssl.data.model_input import to_unit
 from medssl.data.unlabelled_folder import load_unlabelled_folder
+from tests.data.conftest import write_dicom
 from tests.data.dataset_options import intensity, loader_options
-from tests.data.test_decode import write_dicom
 
 
 def _write(folder, kind: str, i: int, rng) -> None:

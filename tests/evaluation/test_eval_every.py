@@ -26,9 +26,14 @@ from medssl.training.features import extract_features
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import PretrainSettings, pretrain
 from medssl.training.pretraining_curve import PretrainingCurve
-from tests.cli.test_evaluate_cli import compose_evaluate
-from tests.conftest import compose_config, plain_crop, write_fake_medmnist
-from tests.study.test_encoder_cache import TINY, key_of
+from tests.conftest import (
+    TINY,
+    compose_config,
+    compose_evaluate,
+    key_of,
+    plain_crop,
+    write_fake_medmnist,
+)
 
 N = 32
 

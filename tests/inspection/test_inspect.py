@@ -22,8 +22,7 @@ from medssl.errors import MedsslError
 from medssl.inspection.duplicates import find_duplicates
 from medssl.inspection.groups import NO_POSITIVE, groups_of
 from medssl.inspection.image_stats import intensity_histograms
-from tests.conftest import CONF, write_fake_medmnist
-from tests.data.test_image_folder import write_image
+from tests.conftest import CONF, write_fake_medmnist, write_image
 
 PNGS = ("class_counts.png", "samples.png", "intensity.png")
 SPLITS = ("train", "val", "test")

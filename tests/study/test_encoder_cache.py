@@ -11,31 +11,17 @@ import torch
 
 from medssl.atomic_files import write_json
 from medssl.data.intensity import IntensityMapping
-from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
 from medssl.data.splits import Split
 from medssl.errors import MedsslError
-from medssl.pretraining_job import assemble_pretraining
 from medssl.run import run
-from medssl.seeding import seed_everything
-from medssl.study.encoder_cache import key_material, pretraining_key
 from medssl.study.job import completed_results, config_hash
-from tests.conftest import compose_config
-
-TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128"]
+from tests.conftest import TINY, compose_config, key_of
 
 
 @pytest.fixture(scope="module")
 def breast(medmnist_root):
     return load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
-
-
-def key_of(overrides: list[str], data) -> str:
-    cfg = compose_config([*TINY, *overrides])
-    seed_everything(cfg.seed)
-    labelled = labelled_subset(data.train.labels, cfg.label_frac, cfg.label_seed)
-    job, _ = assemble_pretraining(cfg, data, labelled, torch.device("cpu"), "fp32")
-    return pretraining_key(key_material(cfg, job, world_size=1))
 
 
 def test_key_ignores_what_only_evaluation_sees(breast):
