@@ -1,15 +1,19 @@
-"""One run: build → pretrain or reuse the encoder → evaluate → write results.
+"""One run in five stages: start (refuse a bad config, seed) → build (data, labelled subset,
+pretraining job) → pretrain or reuse the encoder → evaluate → finish (results.json).
 
 Every component is built from its config group with `hydra.utils.instantiate`
 (`pretraining_job.assemble_pretraining`); this module wires the stages together and writes into
-the run folder Hydra made. Pretraining goes through the encoder cache (`study.encoder_cache`)
-unless `cache.enabled=false`, so jobs that differ only in what evaluation sees share one encoder.
+the run folder Hydra made, whose config.yaml the job runner (`study.job.run_job`) has written.
+Pretraining goes through the encoder cache (`study.encoder_cache`) unless
+`cache.enabled=false`, so jobs that differ only in what evaluation sees share one encoder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +28,7 @@ from medssl.data.splits import DatasetSplits
 from medssl.evaluation.interruption import stop_on_signals
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import check_evaluation, evaluate_as_configured
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_job import PretrainingJob, assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
@@ -34,7 +38,7 @@ from medssl.study.encoder_cache import (
     pretrain_or_reuse,
     pretraining_key,
 )
-from medssl.study.job import identity, save_config
+from medssl.study.job import identity
 from medssl.tracking import flatten
 from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
@@ -55,95 +59,98 @@ def cache_dir(cfg: DictConfig) -> Path | None:
     return Path(cfg.cache.dir).expanduser().resolve() if cfg.cache.enabled else None
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run reads, fixed once `_start` has checked the config."""
+
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    precision: str  # `trainer.precision` as it resolved on this device
+    distributed: Distributed
+    label_frac: float  # checked: in (0, 1]
+    cache_dir: Path | None  # where encoders are shared; None: `cache.enabled=false`
+    choices: dict[str, str]  # the config group options, from Hydra
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """What `_build` made: the evaluation data, its labelled subset, the pretraining job, and
+    what shapes that pretraining (`key_material`) with its hash, the encoder's cache key."""
+
+    data: DatasetSplits
+    labelled: torch.Tensor
+    job: PretrainingJob
+    material: dict
+    key: str
+
+
 def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict:
     """Returns the results (also in `run_dir/results.json`); under torchrun only the main
     process evaluates and writes, the others return an empty dict after pretraining.
     `choices` (the config group options, from Hydra) go into results.json as `config/<group>`."""
     distributed, device = setup_distributed(cfg.trainer.device)
     try:
-        return _run(cfg, Path(distributed.broadcast(str(run_dir))), distributed, device, choices)
+        run_dir = Path(distributed.broadcast(str(run_dir)))
+        return _run(cfg, run_dir=run_dir, distributed=distributed, device=device, choices=choices)
     finally:
         teardown_distributed()
 
 
-def _run(cfg: DictConfig, run_dir: Path, distributed: Distributed, device, choices) -> dict:
+def _run(
+    cfg: DictConfig,
+    *,
+    run_dir: Path,
+    distributed: Distributed,
+    device: torch.device,
+    choices: dict[str, str] | None,
+) -> dict:
     started = time.perf_counter()
-    label_frac, precision = _start(cfg, run_dir, distributed, device)
-    data, labelled, job = _build(cfg, label_frac, distributed, device, precision, run_dir)
-    material = key_material(cfg, job, distributed.world_size)
-    tracker = (
-        _start_tracker(cfg, run_dir, choices, _stage(job, cache_dir(cfg), material))
-        if distributed.is_main
-        else None
-    )
-    try:
-        pretrain_started = time.perf_counter()
-        pretrained = _pretrain(cfg, job, data, material, run_dir, distributed, device, tracker)
-        pretrain_seconds = time.perf_counter() - pretrain_started
+    context = _start(cfg, run_dir=run_dir, distributed=distributed, device=device, choices=choices)
+    parts = _build(context)
+    with _tracked(context, parts) as tracker:
+        pretrained, pretrain_seconds = _pretrain(context, parts, tracker=tracker)
         if not distributed.is_main:
             return {}
-        # Evaluate: the protocols on the labelled subset, val picks, test is read once.
-        again = (
-            f"the encoder is saved ({pretrained.encoder_path}), so the same command evaluates "
-            f"it again without pretraining."
-        )
-        with stop_on_signals(again):
-            metrics = evaluate_as_configured(
-                cfg,
-                job.method.encoder,
-                data,
-                labelled,
-                run_dir=run_dir,
-                device=device,
-                precision=precision,
-                augmentation=job.augmentation,
-                head=trained_head(job, data, pretrained),
-            )
-    except BaseException:
-        if tracker is not None:
-            tracker.finish(None, failed=True)
-        raise
-    results = results_record(
-        metrics,
-        data,
-        labelled,
-        identity=identity(cfg, choices),
-        method=type(job.method).__name__,
-        backbone=cfg.backbone.name,
-        label_frac=label_frac,
-        device=device,
-        precision=precision,
+        metrics = _evaluate(context, parts, pretrained=pretrained)
+    return _finish(
+        context,
+        parts,
+        pretrained=pretrained,
+        metrics=metrics,
+        tracker=tracker,
+        pretrain_seconds=pretrain_seconds,
         total_seconds=time.perf_counter() - started,
-        details={
-            "pretrain_dataset": job.source_name,
-            "world_size": distributed.world_size,
-            "n/pretrain": len(job.train),
-            **pretraining_record(pretrained),
-            **reference_record(data),
-            "time/pretrain_s": pretrain_seconds,
-        },
     )
-    write_results(run_dir, results)
-    if tracker is not None:
-        tracker.log_figures(run_dir / "figures")
-        tracker.finish(results)
-    return results
 
 
-def _start(cfg: DictConfig, run_dir: Path, distributed: Distributed, device) -> tuple[float, str]:
-    """Refuse a bad budget, label fraction, seed or optimizer before anything runs; save the
-    config; seed."""
+def _start(
+    cfg: DictConfig,
+    *,
+    run_dir: Path,
+    distributed: Distributed,
+    device: torch.device,
+    choices: dict[str, str] | None,
+) -> RunContext:
+    """Refuse a bad budget, label fraction, seed or optimizer before anything runs; seed."""
     label_frac = check_label_frac(cfg.label_frac)
     check_seed(cfg.seed, "seed")
     check_seed(cfg.label_seed, "label_seed")
     check_budget(cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.accumulate_steps)
     check_optimizer(cfg)
     check_evaluation(cfg.eval, cfg.eval_outputs)
-    if distributed.is_main:
-        save_config(cfg, run_dir / "config.yaml")
     set_deterministic(cfg.trainer.deterministic)
     seed_everything(cfg.seed)
-    return label_frac, resolve_precision(cfg.trainer.precision, device)
+    return RunContext(
+        cfg=cfg,
+        run_dir=run_dir,
+        device=device,
+        precision=resolve_precision(cfg.trainer.precision, device),
+        distributed=distributed,
+        label_frac=label_frac,
+        cache_dir=cache_dir(cfg),
+        choices=choices or {},
+    )
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -161,10 +168,10 @@ def check_optimizer(cfg: DictConfig) -> None:
         optim_log.setLevel(level)
 
 
-def _build(
-    cfg: DictConfig, label_frac: float, distributed: Distributed, device, precision, run_dir
-):
-    """The data, the labelled subset (saved as labelled_indices.json) and the pretraining job."""
+def _build(context: RunContext) -> RunParts:
+    """The data, the labelled subset (saved as labelled_indices.json), the pretraining job and
+    its cache key."""
+    cfg, label_frac = context.cfg, context.label_frac
     data = check_evaluation_dataset(build(cfg, "dataset"))
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)
     check_classes(data, labelled)  # before hours of pretraining, not after
@@ -179,35 +186,114 @@ def _build(
         cfg,
         data,
         labelled,
-        device,
-        precision,
-        online_probe=cfg.trainer.online_probe and distributed.is_main,
+        context.device,
+        context.precision,
+        online_probe=cfg.trainer.online_probe and context.distributed.is_main,
     )
-    if distributed.is_main:
+    if context.distributed.is_main:
         write_json(
-            run_dir / "labelled_indices.json",
+            context.run_dir / "labelled_indices.json",
             {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()},
         )
-    return data, labelled, job
+    material = key_material(cfg, job, context.distributed.world_size)
+    return RunParts(
+        data=data, labelled=labelled, job=job, material=material, key=pretraining_key(material)
+    )
 
 
-def _pretrain(cfg, job, data, material, run_dir, distributed, device, tracker) -> Pretrained:
-    """Pretrain, or reuse the encoder an earlier job of the same recipe pretrained."""
-    return pretrain_or_reuse(
-        job,
-        material=material,
-        cache_dir=cache_dir(cfg),
-        run_dir=run_dir,
-        device=device,
+@contextlib.contextmanager
+def _tracked(context: RunContext, parts: RunParts):
+    """The experiment tracker (main process, when `logger` is set; else None) through
+    pretraining and evaluation; finished as failed when either raises."""
+    tracker = None
+    if context.distributed.is_main:
+        tracker = _start_tracker(context, job_type=_job_type(parts, context.cache_dir))
+    try:
+        yield tracker
+    except BaseException:
+        if tracker is not None:
+            tracker.finish(None, failed=True)
+        raise
+
+
+def _pretrain(context: RunContext, parts: RunParts, *, tracker) -> tuple[Pretrained, float]:
+    """Pretrain, or reuse the encoder an earlier job of the same recipe pretrained; returns it
+    and the seconds this took."""
+    started = time.perf_counter()
+    pretrained = pretrain_or_reuse(
+        parts.job,
+        material=parts.material,
+        cache_dir=context.cache_dir,
+        run_dir=context.run_dir,
+        device=context.device,
         encoder_record={
-            "backbone": OmegaConf.to_container(cfg.backbone, resolve=True),
-            "in_chans": data.channels,
-            "input_size": data.image_size,
+            "backbone": OmegaConf.to_container(context.cfg.backbone, resolve=True),
+            "in_chans": parts.data.channels,
+            "input_size": parts.data.image_size,
         },
-        distributed=distributed,
-        label_frac=check_label_frac(cfg.label_frac),
+        distributed=context.distributed,
+        label_frac=context.label_frac,
         on_epoch_end=tracker.log_epoch if tracker is not None else None,
     )
+    return pretrained, time.perf_counter() - started
+
+
+def _evaluate(context: RunContext, parts: RunParts, *, pretrained: Pretrained) -> dict:
+    """The protocols on the labelled subset: val picks, test is read once."""
+    again = (
+        f"the encoder is saved ({pretrained.encoder_path}), so the same command evaluates "
+        f"it again without pretraining."
+    )
+    with stop_on_signals(again):
+        return evaluate_as_configured(
+            context.cfg,
+            parts.job.method.encoder,
+            parts.data,
+            parts.labelled,
+            run_dir=context.run_dir,
+            device=context.device,
+            precision=context.precision,
+            augmentation=parts.job.augmentation,
+            head=trained_head(parts.job, parts.data, pretrained),
+        )
+
+
+def _finish(
+    context: RunContext,
+    parts: RunParts,
+    *,
+    pretrained: Pretrained,
+    metrics: dict,
+    tracker,
+    pretrain_seconds: float,
+    total_seconds: float,
+) -> dict:
+    """results.json, and the tracker's figures and summary."""
+    results = results_record(
+        metrics,
+        parts.data,
+        parts.labelled,
+        identity=identity(context.cfg, context.choices),
+        method=type(parts.job.method).__name__,
+        backbone=context.cfg.backbone.name,
+        label_frac=context.label_frac,
+        device=context.device,
+        precision=context.precision,
+        total_seconds=total_seconds,
+        details={
+            "pretrain_dataset": parts.job.source_name,
+            "world_size": context.distributed.world_size,
+            "n/pretrain": len(parts.job.train),
+            **pretraining_record(pretrained),
+            **reference_record(parts.data),
+            "time/pretrain_s": pretrain_seconds,
+        },
+    )
+    write_results(context.run_dir, results)
+    if tracker is not None:
+        tracker.log_figures(context.run_dir / "figures")
+        tracker.finish(results)
+    return results
 
 
 def pretraining_record(pretrained: Pretrained) -> dict:
@@ -245,20 +331,20 @@ def reference_record(data: DatasetSplits) -> dict:
     }
 
 
-def _stage(job, cache: Path | None, material: dict) -> str:
+def _job_type(parts: RunParts, cache: Path | None) -> str:
     """What this job will do, as W&B's job type."""
-    if not job.trains:
+    if not parts.job.trains:
         return "evaluate (untrained encoder)"
-    if cache is not None and CacheEntry(cache / pretraining_key(material)).complete():
+    if cache is not None and CacheEntry(cache / parts.key).complete():
         return "evaluate (reused encoder)"
     return "pretrain+evaluate"
 
 
-def _start_tracker(cfg: DictConfig, run_dir: Path, choices, stage: str):
+def _start_tracker(context: RunContext, *, job_type: str):
+    cfg, run_dir, choices = context.cfg, context.run_dir, context.choices
     if cfg.get("logger") is None:
         return None
     tracker = build(cfg, "logger")
-    choices = choices or {}
     # Flat keys (`trainer.epochs`) and the choices (`method: simclr`) side by side.
     config = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **choices}
     # A sweep job's folder is named by its overrides; the sweep is the folder above it.
@@ -269,7 +355,7 @@ def _start_tracker(cfg: DictConfig, run_dir: Path, choices, stage: str):
         run_dir,
         name=run_name(run_dir),
         group=sweep,
-        job_type=stage,
+        job_type=job_type,
         tags=[*tags, f"label_frac={cfg.label_frac}"],
     )
     return tracker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 
@@ -15,14 +16,26 @@ from medssl.augment.pipeline import ViewPipeline
 from medssl.losses.nt_xent import NTXentLoss
 from medssl.methods.simclr import SimCLR
 from medssl.models.small_cnn import SmallCNN
+from medssl.training.distributed import Distributed
 from medssl.training.optim import build_optimizer, build_scheduler
 from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.resume import RunCheckpoint, new_training_state
 from medssl.training.stop_signals import RunStopped, StopSignals
 from tests.conftest import plain_crop
 
 
 class Killed(Exception):
     pass
+
+
+def _tiny(method_class):
+    """A SimCLR (or a subclass) on an 8-wide SmallCNN, every argument stated as the config would."""
+    return method_class(
+        SmallCNN(1, width=8, name="smallcnn", input_size=16),
+        NTXentLoss(temperature=0.2, gather=True),
+        proj_hidden_dim=16,
+        proj_dim=8,
+    )
 
 
 class KilledSimCLR(SimCLR):
@@ -56,13 +69,14 @@ def _train(
     run_dir, die_at=None, epochs=3, fingerprint="a", signal_at=None, signum=None, every=None
 ):
     torch.manual_seed(0)
-    method = KilledSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    method = _tiny(KilledSimCLR)
     method.die_at = die_at
     images = torch.randint(
         0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
     )
-    crop = plain_crop()
-    pipeline = ViewPipeline(n_views=2, crop=crop, blur=GaussianBlur(sigma=(0.1, 2.0), p=0.5))
+    crop = plain_crop(hflip_p=0.5, p=1.0)
+    blur = GaussianBlur(sigma=(0.1, 2.0), kernel_frac=0.1, p=0.5)
+    pipeline = ViewPipeline(n_views=2, cpu_threads=None, crop=crop, blur=blur)
     pipeline = SignalledViews(pipeline, signal_at, signum)
     history = pretrain(
         method,
@@ -92,6 +106,46 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in ref_history], rel=1e-5)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b)
+    # One epoch log: the one returned is the one the last checkpoint and train_log.jsonl hold.
+    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["history"] == history
+    lines = (tmp_path / "killed" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == history
+
+
+def test_the_checkpoint_writes_the_epoch_log_it_is_handed_and_resume_hands_it_back(tmp_path):
+    """The loop owns the epoch log: a `RunCheckpoint` keeps none, writes the one `save` is
+    handed, and `resume` gives the saved one back for the next loop to take over."""
+    cpu, one_process = torch.device("cpu"), Distributed()
+    settings = PretrainSettings(epochs=3, batch_size=16, precision="fp32", seed=0)
+
+    def checkpoint() -> RunCheckpoint:
+        method = _tiny(SimCLR)
+        state = new_training_state(
+            method=method,
+            optimizer=torch.optim.SGD(method.parameters(), lr=0.1),
+            settings=settings,
+            device=cpu,
+            distributed=one_process,
+            probe_data=None,
+            selection=None,
+        )
+        return RunCheckpoint(
+            run_dir=tmp_path, fingerprint="log", state=state, distributed=one_process
+        )
+
+    fresh = checkpoint().resume(cpu)
+    assert (fresh.epochs_done, fresh.progress, fresh.history) == (0, None, ())
+    history = [{"epoch": 1, "loss": 4.0}, {"epoch": 2, "loss": 3.5}]
+    writer = checkpoint()
+    writer.save(2, None, history=history)
+    assert not hasattr(writer, "history")
+    saved = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["history"] == history and isinstance(saved["history"], list)
+    history.append({"epoch": 3, "loss": 3.0})  # the caller's list, changed after the hand-over
+    resumed = checkpoint().resume(cpu)
+    assert resumed.epochs_done == 2 and resumed.progress is None
+    assert resumed.history == ({"epoch": 1, "loss": 4.0}, {"epoch": 2, "loss": 3.5})
 
 
 def _same_training(a, b, history_a, history_b) -> None:
@@ -199,7 +253,7 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
     """SGD on 32 random 16 px images, batch 16, fp32 on the CPU."""
     pretrain(
         method,
-        ViewPipeline(n_views=2),
+        ViewPipeline(n_views=2, cpu_threads=None),
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
         PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
@@ -215,7 +269,7 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
 
 def test_non_finite_loss_stops_at_once_with_a_clear_message(tmp_path):
     torch.manual_seed(0)
-    method = DivergingSimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    method = _tiny(DivergingSimCLR)
     with pytest.raises(
         MedsslError, match=r"loss became nan at epoch 2, step 1.*last good checkpoint"
     ):
@@ -232,9 +286,7 @@ class OutOfMemorySimCLR(SimCLR):
 
 
 def test_out_of_memory_says_which_batch_and_what_to_set(tmp_path):
-    method = OutOfMemorySimCLR(
-        SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8
-    )
+    method = _tiny(OutOfMemorySimCLR)
     with pytest.raises(
         MedsslError,
         match=r"ran out of memory with a batch of 16 images .*trainer.batch_size=8 "

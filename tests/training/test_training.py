@@ -50,10 +50,16 @@ def _probe_data():
     )
 
 
+def _encoder() -> SmallCNN:
+    return SmallCNN(1, width=8, name="smallcnn", input_size=16)
+
+
 METHODS = {
-    "simclr": lambda: SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8),
+    "simclr": lambda: SimCLR(
+        _encoder(), NTXentLoss(temperature=0.2, gather=True), proj_hidden_dim=16, proj_dim=8
+    ),
     "byol": lambda: BYOL(
-        SmallCNN(1, width=8),
+        _encoder(),
         BYOLLoss(),
         proj_hidden_dim=16,
         proj_dim=8,
@@ -61,8 +67,8 @@ METHODS = {
         base_momentum=0.996,
     ),
     "moco": lambda: MoCo(
-        SmallCNN(1, width=8),
-        InfoNCELoss(0.2),
+        _encoder(),
+        InfoNCELoss(temperature=0.2, gather=True),
         proj_hidden_dim=16,
         proj_dim=8,
         momentum=0.999,
@@ -70,8 +76,15 @@ METHODS = {
         max_queue_size=65536,
     ),
     "dino": lambda: DINO(
-        SmallCNN(1, width=8),
-        DINOLoss(out_dim=16, teacher_temp=0.04, warmup_teacher_temp=0.04, warmup_fraction=0.5),
+        _encoder(),
+        DINOLoss(
+            out_dim=16,
+            teacher_temp=0.04,
+            warmup_teacher_temp=0.04,
+            warmup_fraction=0.5,
+            student_temp=0.1,
+            center_momentum=0.9,
+        ),
         head_hidden_dim=16,
         head_bottleneck_dim=8,
         out_dim=16,
@@ -109,10 +122,7 @@ def _train(
         method.on_step_end = on_step_end
     history = pretrain(
         method,
-        ViewPipeline(
-            n_views=2,
-            crop=plain_crop(),
-        ),
+        ViewPipeline(n_views=2, cpu_threads=None, crop=plain_crop(hflip_p=0.5, p=1.0)),
         _images(),
         None,
         PretrainSettings(
@@ -190,11 +200,11 @@ def test_accumulation_takes_fewer_steps_and_scales_the_lr_with_the_effective_bat
 
 
 def test_the_random_floor_is_not_trained(tmp_path):
-    method = RandomInit(SmallCNN(1, width=8))
+    method = RandomInit(_encoder())
     before = {k: v.clone() for k, v in method.state_dict().items()}
     history = pretrain(
         method,
-        ViewPipeline(n_views=2),
+        ViewPipeline(n_views=2, cpu_threads=None),
         _images(),
         None,
         PretrainSettings(epochs=5, batch_size=16, precision="fp32", seed=0),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -37,11 +38,13 @@ from medssl.training.train_state import EpochProgress, TrainingState
 
 @dataclass(frozen=True)
 class StepPlan:
-    """The batch each process's share is cut from, batches per optimiser step, steps per epoch."""
+    """The batch each process's share is cut from, batches per optimiser step, steps per epoch
+    and the run's epochs."""
 
     batch: int
     accumulate: int
     steps: int
+    epochs: int
 
     @classmethod
     def of(cls, n_images: int, settings, labelled: bool) -> StepPlan:
@@ -51,72 +54,114 @@ class StepPlan:
         )
         micro_steps = steps_per_epoch(n_images, batch)
         accumulate = min(settings.accumulate_steps, micro_steps)
-        return cls(batch=batch, accumulate=accumulate, steps=micro_steps // accumulate)
+        return cls(
+            batch=batch,
+            accumulate=accumulate,
+            steps=micro_steps // accumulate,
+            epochs=settings.epochs,
+        )
+
+    def run_fraction(self, global_step: int) -> float:
+        """How far through the run step `global_step` (0-based) ends, for methods whose
+        momentum or temperature follows the run."""
+        return (global_step + 1) / (self.epochs * self.steps)
 
 
-@dataclass
-class EpochTrainer:
-    """What every epoch of one run trains with; `model` is `state.method`, DDP-wrapped under
-    torchrun."""
+@dataclass(frozen=True)
+class StepInputs:
+    """What every step reads: the images through `feed` (`batch_feed.make_feed`: resident on
+    the device, or streamed to it), the view pipeline, and the labels of methods that train on
+    them (on the device) and of the online probe."""
 
-    model: torch.nn.Module
-    augmentation: torch.nn.Module
-    state: TrainingState
     feed: ResidentFeed | StreamedFeed
-    labels: torch.Tensor | None  # on the device
+    augmentation: torch.nn.Module
+    labels: torch.Tensor | None
+    intensity: IntensityMapping | None  # the images' mapping to [0, 1]; None: by their dtype
     probe_data: ProbeData | None
-    plan: StepPlan
-    scheduler: object
-    epochs: int
-    precision: str
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where and how the steps run: the device, the processes under torchrun, the autocast
+    precision and the views' memory layout (None: as the augmentation makes them)."""
+
     device: torch.device
     distributed: Distributed
+    precision: str
     memory_format: torch.memory_format | None
-    checkpoint: RunCheckpoint
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """The run's checkpoint file and the clock that says when the next one is due."""
+
+    file: RunCheckpoint
     clock: CheckpointClock
-    intensity: IntensityMapping | None = None  # the pretraining images' mapping to [0, 1]
+
+
+@dataclass(frozen=True)
+class EpochTrainer:
+    """What every epoch of one run trains with; `model` is `state.method`, DDP-wrapped under
+    torchrun. It keeps no epoch log: a checkpoint written inside an epoch carries the one
+    `train` is handed."""
+
+    model: torch.nn.Module
+    state: TrainingState
+    inputs: StepInputs
+    plan: StepPlan
+    scheduler: object
+    compute: Compute
+    checkpointing: Checkpointing
 
     def train(
-        self, epoch: int, progress: EpochProgress | None, stop: StopSignals
+        self,
+        epoch: int,
+        progress: EpochProgress | None,
+        stop: StopSignals,
+        *,
+        history: Sequence[dict],
     ) -> tuple[EpochProgress, float]:
         """Train epoch `epoch` (0-based) from `progress` (None: its start); returns the epoch's
-        progress and its seconds (including those before a resume)."""
-        method, steps = self.state.method, self.plan.steps
+        progress and its seconds (including those before a resume). `history` is the log of
+        the epochs done, for a checkpoint written inside this one."""
+        method, plan, compute = self.state.method, self.plan, self.compute
         method.train()
         if progress is None:
             order = torch.randperm(
-                len(self.feed), generator=self.state.generator, device=self.device
+                len(self.inputs.feed), generator=self.state.generator, device=compute.device
             )
             progress = EpochProgress(order=order)
         started = time.perf_counter() - progress.seconds
-        accumulate = self.plan.accumulate
-        micro = range(progress.step * accumulate, steps * accumulate)
-        batches = self.feed.batches(progress.order, micro, self.plan.batch, self.distributed.shard)
+        micro = range(progress.step * plan.accumulate, plan.steps * plan.accumulate)
+        batches = self.inputs.feed.batches(
+            progress.order, micro, plan.batch, compute.distributed.shard
+        )
+        checkpoint, clock = self.checkpointing.file, self.checkpointing.clock
         with (
-            out_of_memory_explained(self.plan.batch, accumulate, self.device),
+            out_of_memory_explained(plan.batch, plan.accumulate, compute.device),
             contextlib.closing(batches),
         ):
-            while progress.step < steps:
-                if not self.distributed.all_true(not stop.requested, self.device):
+            while progress.step < plan.steps:
+                if not compute.distributed.all_true(not stop.requested, compute.device):
                     progress.seconds = time.perf_counter() - started
-                    self.checkpoint.save(epoch, progress)
-                    stop.stop(str(self.checkpoint.path))
-                if progress.step and self.clock.due_in_epoch(self.distributed, self.device):
+                    checkpoint.save(epoch, progress, history=history)
+                    stop.stop(str(checkpoint.path))
+                if progress.step and clock.due_in_epoch(compute.distributed, compute.device):
                     progress.seconds = time.perf_counter() - started
-                    self.checkpoint.save(epoch, progress)
-                    self.clock.saved()
-                global_step = epoch * steps + progress.step
+                    checkpoint.save(epoch, progress, history=history)
+                    clock.saved()
+                global_step = epoch * plan.steps + progress.step
                 self.scheduler.step_update(global_step)
                 self._step(progress, epoch, batches)
-                method.on_step_end((global_step + 1) / (self.epochs * steps))
+                method.on_step_end(plan.run_fraction(global_step))
                 progress.step += 1
         return progress, time.perf_counter() - started
 
     def record(self, epoch: int, progress: EpochProgress, seconds: float) -> dict:
         """The epoch's statistics: mean losses, lr, speed, collapse monitors, online probe."""
-        plan = self.plan
-        record = self.distributed.mean(
-            {k: v / plan.steps for k, v in progress.sums.items()}, self.device
+        plan, compute, probe_data = self.plan, self.compute, self.inputs.probe_data
+        record = compute.distributed.mean(
+            {k: v / plan.steps for k, v in progress.sums.items()}, compute.device
         )
         record.update(
             epoch=epoch + 1,
@@ -130,36 +175,37 @@ class EpochTrainer:
             record["probe/loss"] = sum(finite) / len(finite) if finite else None
             features = extract_features(
                 self.state.method.backbone,
-                self.probe_data.val_images,
-                device=self.device,
-                precision=self.precision,
-                out_device=self.device,
-                intensity=self.probe_data.intensity,
+                probe_data.val_images,
+                device=compute.device,
+                precision=compute.precision,
+                out_device=compute.device,
+                intensity=probe_data.intensity,
             )
             record["val/probe_acc"] = self.state.probe.accuracy(
-                features, self.probe_data.val_labels.to(self.device)
+                features, probe_data.val_labels.to(compute.device)
             )
         return record
 
     def _step(self, progress: EpochProgress, epoch: int, batches) -> None:
         """One optimiser step of `accumulate` batches; stops the run on a non-finite loss."""
         state, accumulate = self.state, self.plan.accumulate
+        inputs, compute = self.inputs, self.compute
         state.optimizer.zero_grad(set_to_none=True)
         for _ in range(accumulate):
             images, idx = next(batches)
-            if self.intensity is not None:
-                images = to_unit(images, self.intensity)
+            if inputs.intensity is not None:
+                images = to_unit(images, inputs.intensity)
             views = in_memory_format(
-                self.augmentation(images, state.view_generator), self.memory_format
+                inputs.augmentation(images, state.view_generator), compute.memory_format
             )
-            with autocast(self.device, self.precision):
-                out = self.model(views, self.labels[idx] if self.labels is not None else None)
+            with autocast(compute.device, compute.precision):
+                out = self.model(views, inputs.labels[idx] if inputs.labels is not None else None)
             loss = out["loss"]
-            if not self.distributed.all_true(bool(torch.isfinite(loss)), self.device):
+            if not compute.distributed.all_true(bool(torch.isfinite(loss)), compute.device):
                 raise MedsslError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {progress.step + 1}; "
                     f"lower optimizer.base_lr or use trainer.precision=fp32 (last good checkpoint: "
-                    f"{self.checkpoint.path})."
+                    f"{self.checkpointing.file.path})."
                 )
             state.scaler.scale(loss / accumulate).backward()
             for key, value in out.items():
@@ -169,11 +215,11 @@ class EpochTrainer:
                     )
             state.monitor.add(out["embedding"])
             if state.probe is not None:
-                mask = self.probe_data.labelled[idx]
+                mask = inputs.probe_data.labelled[idx]
                 if int(mask.sum()) >= 2:
                     progress.probe_losses.append(
                         state.probe.train_step(
-                            out["embedding"][mask], self.probe_data.labels[idx][mask]
+                            out["embedding"][mask], inputs.probe_data.labels[idx][mask]
                         )
                     )
         state.scaler.step(state.optimizer)

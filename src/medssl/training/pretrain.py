@@ -26,11 +26,11 @@ from medssl.methods.base import Method
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed
 from medssl.training.checkpoint_clock import CheckpointClock
 from medssl.training.distributed import Distributed
-from medssl.training.epoch import EpochTrainer, StepPlan
+from medssl.training.epoch import Checkpointing, Compute, EpochTrainer, StepInputs, StepPlan
 from medssl.training.kept_encoders import check_keep_epochs, kept_encoder_path
 from medssl.training.online_probe import ProbeData
 from medssl.training.pretraining_curve import PretrainingCurve
-from medssl.training.resume import RunCheckpoint, new_training_state
+from medssl.training.resume import Resumed, RunCheckpoint, new_training_state
 from medssl.training.speed import SpeedOptions
 from medssl.training.stop_signals import StopSignals
 from medssl.training.val_selection import ValSelection, selected_epoch, selected_val_score
@@ -72,6 +72,33 @@ class PretrainSettings:
         )
 
 
+@dataclass(frozen=True)
+class EpochOutputs:
+    """What each epoch's end writes or reports besides the checkpoint, into `run_dir`.
+
+    `selection` scores `method.classify` on val after every epoch and leaves the method at the
+    best epoch when training ends; `curve` scores the encoder every `eval_every` epochs;
+    `kept_encoder(epoch)` is the content of `encoders/epoch_NNN.pt` for the epochs in
+    `keep_epochs`; `on_epoch_end(record)` receives each epoch's statistics (trackers)."""
+
+    run_dir: Path
+    selection: ValSelection | None
+    curve: PretrainingCurve | None
+    kept_encoder: Callable[[int], dict] | None
+    on_epoch_end: Callable[[dict], None] | None
+
+    def check(self, settings: PretrainSettings) -> None:
+        if settings.keep_epochs and self.kept_encoder is None:
+            raise ValueError("settings.keep_epochs needs kept_encoder, the content of each file")
+        if settings.eval_every is not None and self.curve is None:
+            raise ValueError("settings.eval_every needs the curve that scores the encoder")
+
+    def keep_encoder(self, epoch: int) -> None:
+        path = kept_encoder_path(self.run_dir, epoch)
+        save_torch(path, {**self.kept_encoder(epoch), "epoch": epoch})
+        log.info("Kept the encoder of epoch %d: %s", epoch, path)
+
+
 def pretrain(
     method: Method,
     augmentation: torch.nn.Module,
@@ -94,91 +121,181 @@ def pretrain(
     feed: ResidentFeed | StreamedFeed | None = None,
     intensity: IntensityMapping | None = None,
 ) -> list[dict]:
-    """Train `method` on `images` (uint8 or uint16 `(N, C, H, W)`); returns per-epoch stats.
-
-    `feed` brings each step's images to `device` (`batch_feed.make_feed`); None: `images`
-    resident on `device`; `intensity` maps them to [0, 1] (None: by their dtype's range).
-    `labels` (None for methods that train without them) go to `device`.
-
-    `selection` scores `method.classify` on val after every epoch and leaves `method` at the
-    best epoch when training ends. `curve` scores the encoder every `settings.eval_every`
-    epochs; `kept_encoder(epoch)` is the content of `encoders/epoch_NNN.pt` for the epochs in
-    `settings.keep_epochs`. `on_epoch_end(record)` receives each epoch's statistics
-    (experiment trackers). Under torchrun (`distributed`) every process draws the same batch
-    order and trains on its share; only the main process scores the curve and writes. SIGTERM,
-    SIGUSR1 and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`).
-    """
-    distributed = distributed or Distributed()
+    """Train `method` on `images` (uint8 or uint16 `(N, C, H, W)`) and return its per-epoch
+    records. What the steps read (`feed`: None keeps `images` resident on `device`;
+    `intensity`; `labels`, for methods that train on them) travels as `StepInputs`; what each
+    epoch's end does besides its checkpoint (`selection`, `curve`, `kept_encoder`,
+    `on_epoch_end`) as `EpochOutputs`. Under torchrun (`distributed`) every process draws the
+    same batch order and trains on its share; only the main process writes. SIGTERM, SIGUSR1
+    and Ctrl-C stop it after the current step with a checkpoint (`RunStopped`)."""
     if not method.trains:
         log.info("%s trains nothing: pretraining skipped", type(method).__name__)
         return []
-    if settings.keep_epochs and kept_encoder is None:
-        raise ValueError("settings.keep_epochs needs kept_encoder, the content of each file")
-    if settings.eval_every is not None and curve is None:
-        raise ValueError("settings.eval_every needs the curve that scores the encoder")
-    if feed is None:
-        feed = ResidentFeed(images, device)
-    labels = labels.to(device) if labels is not None else None
-    plan = StepPlan.of(len(feed), settings, labelled=labels is not None)
-    method.prepare(len(feed), plan.batch)
+    outputs = EpochOutputs(
+        run_dir=Path(run_dir),
+        selection=selection,
+        curve=curve,
+        kept_encoder=kept_encoder,
+        on_epoch_end=on_epoch_end,
+    )
+    inputs = StepInputs(
+        feed=feed if feed is not None else ResidentFeed(images, device),
+        augmentation=augmentation,
+        labels=labels.to(device) if labels is not None else None,
+        intensity=intensity,
+        probe_data=probe_data,
+    )
+    loop = _prepared_loop(
+        method,
+        settings,
+        inputs=inputs,
+        outputs=outputs,
+        optimizer_factory=optimizer_factory,
+        scheduler_factory=scheduler_factory,
+        fingerprint=fingerprint,
+        device=device,
+        distributed=distributed or Distributed(),
+        speed=speed,
+    )
+    return loop.run()
+
+
+def _prepared_loop(
+    method: Method,
+    settings: PretrainSettings,
+    *,
+    inputs: StepInputs,
+    outputs: EpochOutputs,
+    optimizer_factory,
+    scheduler_factory,
+    fingerprint: dict | str,
+    device: torch.device,
+    distributed: Distributed,
+    speed: SpeedOptions | None,
+) -> PretrainingLoop:
+    """The loop and all its epochs share, built in the order that fixes the random streams,
+    restored from the run folder's checkpoint when there is one."""
+    outputs.check(settings)
+    plan = StepPlan.of(len(inputs.feed), settings, labelled=inputs.labels is not None)
+    method.prepare(len(inputs.feed), plan.batch)
     optimizer = optimizer_factory(method, batch_size=plan.batch * plan.accumulate)
     state = new_training_state(
-        method, optimizer, settings, device, distributed, probe_data, selection
+        method=method,
+        optimizer=optimizer,
+        settings=settings,
+        device=device,
+        distributed=distributed,
+        probe_data=inputs.probe_data,
+        selection=outputs.selection,
     )
     scheduler = scheduler_factory(optimizer, epochs=settings.epochs, steps_per_epoch=plan.steps)
-    checkpoint = RunCheckpoint(run_dir, fingerprint, state, distributed)
-    start_epoch, progress = checkpoint.resume(device)
-    history = checkpoint.history
+    checkpoint = RunCheckpoint(
+        run_dir=outputs.run_dir, fingerprint=fingerprint, state=state, distributed=distributed
+    )
+    resumed = checkpoint.resume(device)
     log.info(
         "Pretraining %s for %d epochs of %d steps (batch %d x %d accumulated, %s on %s)",
         type(method).__name__, settings.epochs, plan.steps, plan.batch, plan.accumulate,
         settings.precision, device,
     )  # fmt: skip
     memory_format = speed.apply(method, device) if speed is not None else None
-    clock = CheckpointClock(settings.checkpoint_every)
+    clock = CheckpointClock(settings.checkpoint_every)  # the interval runs from here
     trainer = EpochTrainer(
-        distributed.wrap(method, device), augmentation, state, feed, labels, probe_data, plan,
-        scheduler, settings.epochs, settings.precision, device, distributed, memory_format,
-        checkpoint, clock, intensity,
-    )  # fmt: skip
-    main = distributed.is_main
-    epochs = range(start_epoch, settings.epochs)
-    bar = tqdm(epochs, desc="pretrain", unit="epoch", initial=start_epoch, total=settings.epochs,
-               disable=not main)  # fmt: skip
-    with StopSignals() as stop:
-        for epoch in bar:
-            progress, seconds = trainer.train(epoch, progress, stop)
-            record, done = trainer.record(epoch, progress, seconds), epoch + 1
-            if selection is not None:  # before the checkpoint, which keeps the best so far
-                record.update(selection.end_epoch(method, done, device, settings.precision))
-            if main and settings.scores_curve(done):
-                record.update(curve.score(method, device, settings.precision))
-            if main and done in settings.keep_epochs:  # before the checkpoint that passes it
-                save_torch(kept_encoder_path(run_dir, done), {**kept_encoder(done), "epoch": done})
-                log.info("Kept the encoder of epoch %d: %s", done, kept_encoder_path(run_dir, done))
-            history.append(record)
-            progress = None
-            saved = clock.due_at_epoch_end(done == settings.epochs, distributed, device)
-            if saved:
-                checkpoint.save(done, None)
-                clock.saved()
-            if not main:
-                continue
-            if saved:  # never ahead of the checkpoint
-                write_jsonl(Path(run_dir) / "train_log.jsonl", history)
-            if "eval/seconds" in record:
-                curve.draw(history, run_dir)
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-            bar.set_postfix(_postfix(record))
-        bar.close()
-        # A signal during the last epoch's bookkeeping: its checkpoint is complete, stop anyway.
-        if not distributed.all_true(not stop.requested, device):
-            stop.stop(str(checkpoint.path))
-    if selection is not None:
-        selection.restore(method)
-    _warn_if_collapsed(history)
-    return history
+        model=distributed.wrap(method, device),
+        state=state,
+        inputs=inputs,
+        plan=plan,
+        scheduler=scheduler,
+        compute=Compute(
+            device=device,
+            distributed=distributed,
+            precision=settings.precision,
+            memory_format=memory_format,
+        ),
+        checkpointing=Checkpointing(file=checkpoint, clock=clock),
+    )
+    return PretrainingLoop(trainer=trainer, settings=settings, outputs=outputs, resumed=resumed)
+
+
+class PretrainingLoop:
+    """The epochs from the one the run resumes at to the last. It owns the epoch log
+    (`history`): each epoch's record is appended here, and every checkpoint is handed it."""
+
+    def __init__(
+        self,
+        *,
+        trainer: EpochTrainer,
+        settings: PretrainSettings,
+        outputs: EpochOutputs,
+        resumed: Resumed,
+    ) -> None:
+        self.trainer = trainer
+        self.settings = settings
+        self.outputs = outputs
+        self.resumed = resumed
+        self.history: list[dict] = list(resumed.history)  # this loop's from here on
+
+    def run(self) -> list[dict]:
+        """Train the remaining epochs; returns the log of every epoch, this run's and before."""
+        settings, compute = self.settings, self.trainer.compute
+        first, progress = self.resumed.epochs_done, self.resumed.progress
+        bar = tqdm(range(first, settings.epochs), desc="pretrain", unit="epoch", initial=first,
+                   total=settings.epochs, disable=not compute.distributed.is_main)  # fmt: skip
+        with StopSignals() as stop:
+            for epoch in bar:
+                progress, seconds = self.trainer.train(epoch, progress, stop, history=self.history)
+                record = self._scored(epoch + 1, self.trainer.record(epoch, progress, seconds))
+                self._end_epoch(epoch + 1, record)
+                if compute.distributed.is_main:
+                    bar.set_postfix(_postfix(record))
+                progress = None
+            bar.close()
+            # A signal during the last epoch's bookkeeping: its checkpoint is complete, stop anyway.
+            if not compute.distributed.all_true(not stop.requested, compute.device):
+                stop.stop(str(self.trainer.checkpointing.file.path))
+        if self.outputs.selection is not None:
+            self.outputs.selection.restore(self.trainer.state.method)
+        _warn_if_collapsed(self.history)
+        return self.history
+
+    def _scored(self, done: int, record: dict) -> dict:
+        """Epoch `done`'s (1-based) record with its score on val for model selection (before
+        the checkpoint, which keeps the best so far) and, on its epochs, the curve's."""
+        method, compute, settings = self.trainer.state.method, self.trainer.compute, self.settings
+        selection, curve = self.outputs.selection, self.outputs.curve
+        selected = (
+            selection.end_epoch(method, done, compute.device, settings.precision)
+            if selection is not None
+            else {}
+        )
+        scored = (
+            curve.score(method, compute.device, settings.precision)
+            if compute.distributed.is_main and settings.scores_curve(done)
+            else {}
+        )
+        return {**record, **selected, **scored}
+
+    def _end_epoch(self, done: int, record: dict) -> None:
+        """Keep the encoder of epoch `done` when asked, log `record`, checkpoint when due, and
+        hand the record on; the epoch log on disk is never ahead of the checkpoint."""
+        settings, outputs, compute = self.settings, self.outputs, self.trainer.compute
+        main = compute.distributed.is_main
+        if main and done in settings.keep_epochs:  # before the checkpoint that passes it
+            outputs.keep_encoder(done)
+        self.history.append(record)
+        checkpoint, clock = self.trainer.checkpointing.file, self.trainer.checkpointing.clock
+        saved = clock.due_at_epoch_end(done == settings.epochs, compute.distributed, compute.device)
+        if saved:
+            checkpoint.save(done, None, history=self.history)
+            clock.saved()
+        if not main:
+            return
+        if saved:
+            write_jsonl(outputs.run_dir / "train_log.jsonl", self.history)
+        if "eval/seconds" in record:
+            outputs.curve.draw(self.history, outputs.run_dir)
+        if outputs.on_epoch_end is not None:
+            outputs.on_epoch_end(record)
 
 
 def _warn_if_collapsed(history: list[dict]) -> None:

@@ -8,6 +8,8 @@ epoch's progress, so a resumed run repeats no step and loses or repeats no log l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from medssl.training.val_selection import ValSelection
 
 
 def new_training_state(
+    *,
     method,
     optimizer: torch.optim.Optimizer,
     settings,
@@ -30,9 +33,8 @@ def new_training_state(
     selection: ValSelection | None,
 ) -> TrainingState:
     """The state of a run that has not trained yet; `settings` is a `PretrainSettings`."""
-    generator = torch.Generator(device=device).manual_seed(
-        settings.seed
-    )  # batch order: same everywhere
+    # The batch order: the same on every process.
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
     # Each process augments its own share with its own stream; one process uses one stream.
     view_generator = generator
     if distributed.enabled:
@@ -61,27 +63,53 @@ def new_training_state(
     )
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """Where a run starts: the epochs done, the unfinished epoch's progress (None: it stopped
+    between epochs, or never ran) and the epoch log so far, which the loop takes over."""
+
+    epochs_done: int
+    progress: EpochProgress | None
+    history: tuple[dict, ...]
+
+
 class RunCheckpoint:
     """`run_dir/checkpoints/last.pt` of one run: resume from it, write it (main process only;
-    every process must call `save`, which gathers per-rank states). `history` is the epoch log
-    so far, which the checkpoint carries."""
+    every process must call `save`, which gathers per-rank states). The epoch log is not kept
+    here: `resume` hands back the saved one and `save` writes the one it is handed."""
 
     def __init__(
-        self, run_dir: Path, fingerprint: dict | str, state: TrainingState, distributed: Distributed
+        self,
+        *,
+        run_dir: Path,
+        fingerprint: dict | str,
+        state: TrainingState,
+        distributed: Distributed,
     ) -> None:
         self.path = Path(run_dir) / "checkpoints" / "last.pt"
         self.fingerprint, self.state, self.distributed = fingerprint, state, distributed
-        self.history: list[dict] = []
 
-    def resume(self, device: torch.device) -> tuple[int, EpochProgress | None]:
-        """Restore the state; returns the epochs done and the unfinished epoch's progress."""
+    def resume(self, device: torch.device) -> Resumed:
+        """Restore the state from the checkpoint, if there is one."""
         saved = load_checkpoint(self.path, self.fingerprint)
         if saved is None:
-            return 0, None
-        self.history = saved["history"]
-        return saved["epoch"], self.state.load(saved, self.distributed.rank, device)
+            return Resumed(epochs_done=0, progress=None, history=())
+        return Resumed(
+            epochs_done=saved["epoch"],
+            progress=self.state.load(saved, self.distributed.rank, device),
+            history=tuple(saved["history"]),
+        )
 
-    def save(self, epochs_done: int, progress: EpochProgress | None) -> None:
-        checkpoint = self.state.checkpoint(epochs_done, self.history, progress, self.distributed)
+    def save(
+        self, epochs_done: int, progress: EpochProgress | None, *, history: Sequence[dict]
+    ) -> None:
+        """Write the checkpoint after `epochs_done` epochs (and `progress` into the next), with
+        `history`, the log of those epochs."""
+        checkpoint = self.state.checkpoint(
+            epochs_done=epochs_done,
+            progress=progress,
+            history=history,
+            distributed=self.distributed,
+        )
         if self.distributed.is_main:
             save_checkpoint(self.path, fingerprint=self.fingerprint, state=checkpoint)

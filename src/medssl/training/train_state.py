@@ -10,12 +10,14 @@ checkpoints load with `weights_only=True`.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from medssl.training.collapse import CollapseMonitor
+from medssl.training.distributed import Distributed
 from medssl.training.val_selection import ValSelection
 
 
@@ -95,8 +97,16 @@ class TrainingState:
     monitor: CollapseMonitor
     selection: ValSelection | None = None  # the best epoch on val so far, when the method selects
 
-    def checkpoint(self, epochs_done: int, history: list, progress, distributed) -> dict:
-        """The checkpoint's content; every process must call it (per-rank states are gathered)."""
+    def checkpoint(
+        self,
+        *,
+        epochs_done: int,
+        progress: EpochProgress | None,
+        history: Sequence[dict],
+        distributed: Distributed,
+    ) -> dict:
+        """The checkpoint's content, with `history`, the epoch log it is handed (stored as a
+        list); every process must call it (per-rank states are gathered)."""
         own = {
             "view_generator": self.view_generator.get_state(),
             "random": global_random_states(),
@@ -107,7 +117,7 @@ class TrainingState:
         return {
             "epoch": epochs_done,
             "step": progress.step if progress is not None else 0,
-            "history": history,
+            "history": list(history),
             "method": self.method.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
