@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from medssl import MedsslError
 from medssl.cli.report import main
-from medssl.study.report import write_report
+from medssl.study.report import read_report_options, report_options_file, write_report
 
 T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 seeds
 SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"
@@ -363,7 +363,10 @@ def test_published_reference_row_and_citation(tmp_path):
     for path in tmp_path.glob("*/results.json"):
         record = json.loads(path.read_text())
         path.write_text(json.dumps({**record, "val/linear/auroc": record["test/linear/auroc"]}))
-    val = write_report(tmp_path, ["val/linear/auroc"], out=tmp_path / "val").read_text()
+    chosen = read_report_options(report_options_file()).overridden(
+        confidence=None, metrics=["val/linear/auroc"]
+    )
+    val = write_report(tmp_path, chosen, out=tmp_path / "val").read_text()
     assert "published" not in _table(val, "#### val/linear/auroc (AUROC)")[-1]
     assert "Published reference" not in val
 

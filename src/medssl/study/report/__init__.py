@@ -1,6 +1,7 @@
 """The study report of a sweep: per dataset and protocol, every variant's metrics by label
-fraction with 95 % Student-t intervals over seeds, paired differences against the supervised
-baseline, figures, and the failed or missing runs.
+fraction with Student-t intervals over seeds, paired differences against the supervised
+baseline, figures, and the failed or missing runs. Which metrics, and the intervals' level,
+are `ReportOptions` (conf/report.yaml).
 
 `write_report(folder)` writes `report.md`, `report.html`, `runs.csv`, `summary.csv` and the
 figures (`label_efficiency_<metric>.png`, `ablation_<metric>.png`) into `out` (default: the
@@ -10,10 +11,10 @@ folder). `python -m medssl.cli.report` is its command line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from medssl.atomic_files import write_bytes
+from medssl.configs import config_dir
 from medssl.study.report.cells import Study
 from medssl.study.report.collect import collect_runs
 from medssl.study.report.contents import report_blocks, title
@@ -21,23 +22,29 @@ from medssl.study.report.csv_tables import runs_csv, summary_csv
 from medssl.study.report.document import Figure, to_markdown
 from medssl.study.report.html import to_html
 from medssl.study.report.metrics import report_metrics
+from medssl.study.report.options import ReportOptions, read_report_options
 
-__all__ = ["write_report"]
+__all__ = ["ReportOptions", "read_report_options", "report_options_file", "write_report"]
 
 log = logging.getLogger(__name__)
 
 
+def report_options_file() -> Path:
+    """conf/report.yaml, where the report's options live."""
+    return config_dir() / "report.yaml"
+
+
 def write_report(
-    folder: Path, metrics: Sequence[str] | None = None, out: Path | None = None
+    folder: Path, options: ReportOptions | None = None, out: Path | None = None
 ) -> Path:
     """Writes the report of every run under `folder` and returns the path of `report.md`.
 
-    `metrics`: results.json keys to tabulate (e.g. `test/linear/auroc`); None: AUROC, accuracy,
-    balanced accuracy, ECE after temperature scaling and AURC of every protocol found."""
+    `options`: the intervals' level and the metrics to tabulate; None: conf/report.yaml's."""
     folder = Path(folder)
     out = Path(out) if out is not None else folder
-    study = Study(folder, collect_runs(folder))
-    keys = report_metrics(study.result_keys, metrics)
+    options = options or read_report_options(report_options_file())
+    study = Study(folder, collect_runs(folder), confidence=options.confidence)
+    keys = report_metrics(study.result_keys, options.metrics)
     blocks = report_blocks(study, keys)
     for figure in (b for b in blocks if isinstance(b, Figure)):
         write_bytes(out / figure.filename, figure.png)

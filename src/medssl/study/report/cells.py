@@ -67,26 +67,29 @@ class Cell(RunGroup):
     dataset: str
     variant: Variant
     label_frac: float
+    confidence: float  # the level of its intervals (the report's options)
     runs: list[Run] = field(default_factory=list)
 
     def values(self, metric: str) -> list[float]:
         return [v for run in self.finished if (v := run.value(metric)) is not None]
 
     def estimate(self, metric: str) -> Estimate | None:
-        return estimate(self.values(metric))
+        return estimate(self.values(metric), self.confidence)
 
 
 class Study(RunGroup):
-    """Every run under one folder, with its variant, grouped into cells."""
+    """Every run under one folder, with its variant, grouped into cells; every interval over
+    its seeds is at level `confidence`."""
 
-    def __init__(self, folder: Path, runs: list[Run]) -> None:
+    def __init__(self, folder: Path, runs: list[Run], *, confidence: float) -> None:
         self.folder = Path(folder)
         self.runs = runs
+        self.confidence = confidence
         self.variant_of = dict(zip(map(id, runs), label_variants(runs)))
         self.cells: dict[tuple, Cell] = {}
         for run in runs:
             key = (run.dataset, self.variant(run), run.label_frac)
-            self.cells.setdefault(key, Cell(*key)).runs.append(run)
+            self.cells.setdefault(key, Cell(*key, confidence=confidence)).runs.append(run)
 
     def variant(self, run: Run) -> Variant:
         return self.variant_of[id(run)]

@@ -20,14 +20,18 @@ from medssl.study.report.pretraining_curves import (
 )
 from medssl.study.report.references import reference_blocks
 from medssl.study.report.robustness import robustness_png
+from medssl.study.report.stats import level_text, quantile_text
 from medssl.study.report.tables import metric_table, paired_against_table, paired_table
 from medssl.study.report.variants import Variant
 
-HOW_TO_READ = (
-    "Cells: mean over seeds ± half-width of the 95 % Student-t interval (t_{0.975, n-1} · s / √n), "
-    "n = seeds with a result; 'failed': every run of the cell failed; '–': no run. Bold: best "
-    "mean of a column (lower is better for ECE, MCE, NLL, Brier score, AURC and losses)."
-)
+
+def how_to_read(confidence: float) -> str:
+    return (
+        f"Cells: mean over seeds ± half-width of the {level_text(confidence)} Student-t interval "
+        f"({quantile_text(confidence)} · s / √n), n = seeds with a result; 'failed': every run of "
+        "the cell failed; '–': no run. Bold: best mean of a column (lower is better for ECE, MCE, "
+        "NLL, Brier score, AURC and losses)."
+    )
 
 
 def title(study: Study) -> str:
@@ -35,7 +39,11 @@ def title(study: Study) -> str:
 
 
 def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
-    blocks: list[Block] = [Heading(title(study), 1), *_state(study), Paragraph(HOW_TO_READ)]
+    blocks: list[Block] = [
+        Heading(title(study), 1),
+        *_state(study),
+        Paragraph(how_to_read(study.confidence)),
+    ]
     if not metrics:
         blocks.append(Paragraph("No run has finished yet, so there is no metric to tabulate."))
     several = len(study.datasets) > 1

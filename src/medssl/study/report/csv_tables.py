@@ -24,10 +24,12 @@ def runs_csv(study: Study) -> str:
 
 
 def summary_csv(study: Study, metrics: list[str]) -> str:
-    """One row per cell; `<metric> ci95` is the 95 % t half-width, empty from a single seed."""
+    """One row per cell; `<metric> ci95` is the t half-width at the study's confidence (95 %;
+    ci90 at 90 %), empty from a single seed."""
+    interval = f"ci{100 * study.confidence:g}"
     columns = ["dataset", "variant", "label_frac", "n_runs", "n_failed"]
     for metric in metrics:
-        columns += [f"{metric} mean", f"{metric} ci95", f"{metric} n"]
+        columns += [f"{metric} mean", f"{metric} {interval}", f"{metric} n"]
     rows = []
     for (dataset, variant, frac), cell in sorted(
         study.cells.items(), key=lambda item: (item[0][0], item[0][1].label, item[0][2])
@@ -42,7 +44,7 @@ def summary_csv(study: Study, metrics: list[str]) -> str:
         for metric in metrics:
             summary = cell.estimate(metric)
             row[f"{metric} mean"] = _text(summary.mean if summary else None)
-            row[f"{metric} ci95"] = _text(summary.half_width if summary else None)
+            row[f"{metric} {interval}"] = _text(summary.half_width if summary else None)
             row[f"{metric} n"] = str(summary.n if summary else 0)
         rows.append(row)
     return _csv(columns, rows)

@@ -19,6 +19,7 @@ from medssl.study.report.metrics import (
     lower_is_better,
     protocol_of,
 )
+from medssl.study.report.stats import level_text
 from medssl.study.report.tables import percent
 from medssl.study.report.variants import Variant
 
@@ -29,7 +30,7 @@ SUPERVISED_STYLES = ("-", "--", ":", "-.")
 
 
 def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | None:
-    """Mean over seeds per variant against the label fraction (log axis), with 95 % t bands."""
+    """Mean over seeds per variant against the label fraction (log axis), with t bands."""
     fractions = study.fractions_in(dataset)
     if len(fractions) < 2:
         return None
@@ -67,13 +68,7 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
         )
     if not drawn:
         return None
-    for index, reference in enumerate(study.references(dataset, metric)):
-        ax.axhline(
-            reference.value,
-            linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
-            color="0.35",
-            label=reference_label(reference),
-        )
+    _reference_lines(ax, study.references(dataset, metric))
     ticks = [100 * frac for frac in fractions]
     ax.set_xscale("log")
     ax.set_xticks(ticks, [percent(f) for f in fractions])
@@ -82,13 +77,24 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
     ax.set_ylabel(_axis_label(metric), fontsize=FONT_SIZE)
     ax.set_title(
         f"{dataset}: {_shown(metric)}, {protocol_of(metric)} protocol\n"
-        "mean over seeds, band: 95 % t-interval",
+        f"mean over seeds, band: {level_text(study.confidence)} t-interval",
         fontsize=FONT_SIZE + 1,
     )
     ax.grid(True, alpha=0.3)
     ax.tick_params(labelsize=FONT_SIZE - 1)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_SIZE - 1, frameon=False)
     return _png(fig)
+
+
+def _reference_lines(ax, references: list) -> None:
+    """Each published reference as a horizontal line, in the order its dataset lists them."""
+    for index, reference in enumerate(references):
+        ax.axhline(
+            reference.value,
+            linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
+            color="0.35",
+            label=reference_label(reference),
+        )
 
 
 def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> bytes | None:
@@ -147,7 +153,7 @@ def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> 
     axes[0].invert_yaxis()
     fig.suptitle(
         f"{dataset}: {_shown(metric)}, {protocol_of(metric)} protocol "
-        f"(mean, 95 % t-interval over seeds; dashed: {baseline.label})",
+        f"(mean, {level_text(study.confidence)} t-interval over seeds; dashed: {baseline.label})",
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)

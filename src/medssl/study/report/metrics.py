@@ -10,8 +10,6 @@ from collections.abc import Iterable, Sequence
 from medssl.errors import MedsslError
 
 PROTOCOLS = ("linear", "finetune", "knn", "classifier")
-# The last two exist only where the runs measured robustness (eval.robustness.enabled=true).
-MAIN_METRICS = ("auroc", "acc", "balanced_acc", "ece_ts", "aurc", "auroc_corrupt", "ece_ts_corrupt")
 CURVE_METRICS = ("auroc", "acc", "ece_ts")
 # Errors and risks: a smaller value is the better model.
 LOWER_IS_BETTER = ("ece", "mce", "nll", "brier", "aurc", "loss")
@@ -65,19 +63,21 @@ def lower_is_better(key: str) -> bool:
     return key.rsplit("/", 1)[-1].startswith(LOWER_IS_BETTER)
 
 
-def report_metrics(result_keys: set[str], requested: Sequence[str] | None) -> list[str]:
-    """The requested keys, or the main metrics of every protocol the results hold."""
-    if requested:
-        missing = [key for key in requested if key not in result_keys]
-        if result_keys and len(missing) == len(requested):
-            raise MedsslError(
-                f"no results.json has {missing[0]!r}; metrics are keys like test/linear/auroc."
-            )
-        return list(dict.fromkeys(requested))
+def report_metrics(result_keys: set[str], chosen: Sequence[str]) -> list[str]:
+    """The keys the report tabulates, from the report's `metrics` (ReportOptions): a results.json
+    key (`test/linear/auroc`) as it is, then each metric name (`auroc`) as `test/<protocol>/<name>`
+    for every protocol whose results hold it, protocol by protocol."""
+    keys = [item for item in chosen if "/" in item]
+    names = [item for item in chosen if "/" not in item]
     protocols = [p for p in PROTOCOLS if any(k.startswith(f"test/{p}/") for k in result_keys)]
-    return [
-        f"test/{p}/{m}" for p in protocols for m in MAIN_METRICS if f"test/{p}/{m}" in result_keys
-    ]
+    expanded = [f"test/{p}/{m}" for p in protocols for m in names]
+    found = [key for key in expanded if key in result_keys]
+    if result_keys and not found and not any(key in result_keys for key in keys):
+        raise MedsslError(
+            f"no results.json has {chosen[0]!r}; metrics are keys like test/linear/auroc or "
+            "names like auroc (for every protocol)."
+        )
+    return list(dict.fromkeys([*keys, *found]))
 
 
 def by_protocol(metrics: Iterable[str]) -> dict[str, list[str]]:

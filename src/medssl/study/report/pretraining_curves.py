@@ -3,7 +3,7 @@
 Where the runs scored their encoder during pretraining (`trainer.eval_every`), each job's
 `train_log.jsonl` holds the val AUROC of cheap probes fitted on the labelled subset
 (`eval/<protocol>/auroc`). Per variant, the curve is the mean over seeds at each scored epoch
-with its 95 % Student-t interval. A pretraining counts once: the jobs that reused one cached
+with its Student-t interval. A pretraining counts once: the jobs that reused one cached
 encoder (same `pretrain/cache_key`) share its curve. Val only; test is never read for this.
 """
 
@@ -21,7 +21,7 @@ from medssl.study.report.cells import Study
 from medssl.study.report.collect import Run
 from medssl.study.report.document import Table
 from medssl.study.report.figures import FONT_SIZE, _png, line_style
-from medssl.study.report.stats import Estimate, estimate
+from medssl.study.report.stats import Estimate, estimate, level_text
 from medssl.study.report.variants import Variant
 
 PROTOCOLS = {"linear": "linear probe", "knn": "k-NN"}  # what trainer.eval_every scores
@@ -58,7 +58,8 @@ def variant_curves(study: Study, dataset: str, protocol: str) -> dict[Variant, d
     for variant, by_pretraining in curves.items():
         epochs = sorted({e for curve in by_pretraining.values() for e in curve})
         summary[variant] = {
-            e: estimate([c[e] for c in by_pretraining.values() if e in c]) for e in epochs
+            e: estimate([c[e] for c in by_pretraining.values() if e in c], study.confidence)
+            for e in epochs
         }
     return summary
 
@@ -93,7 +94,8 @@ def pretraining_curves_png(study: Study, dataset: str) -> bytes | None:
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda h: len(h[0]))
     fig.legend(handles, labels, loc="outside right center", fontsize=FONT_SIZE - 1, frameon=False)
     fig.suptitle(
-        f"{dataset}: val AUROC during pretraining (mean over seeds, 95 % t band)",
+        f"{dataset}: val AUROC during pretraining (mean over seeds, "
+        f"{level_text(study.confidence)} t band)",
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)
@@ -119,7 +121,8 @@ def pretraining_curve_table(study: Study, dataset: str, protocol: str) -> Table 
             table.bold.add((max(means)[1], column))
     table.notes.append(
         f"val/{protocol} AUROC scored every trainer.eval_every epochs during pretraining "
-        "(train_log.jsonl), mean ± 95 % t half-width over pretrainings (n)."
+        f"(train_log.jsonl), mean ± {level_text(study.confidence)} t half-width over "
+        "pretrainings (n)."
     )
     return table
 

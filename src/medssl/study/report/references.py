@@ -1,7 +1,7 @@
 """The runs on every label against the published results their dataset config cites.
 
 A reproduction is judged on the full-label cells only: per metric that has references (AUROC,
-accuracy), a table of each variant and protocol with its mean over seeds, 95 % t-interval and
+accuracy), a table of each variant and protocol with its mean over seeds, t-interval and
 per-seed values, and its difference from each reference; and a figure with the seeds, the means
 with their intervals and the references as horizontal lines.
 """
@@ -16,6 +16,7 @@ from medssl.study.report.document import Block, Heading, Table
 from medssl.study.report.document import Figure as FigureBlock
 from medssl.study.report.figures import COLOURS, FONT_SIZE, REFERENCE_STYLES, _png, reference_label
 from medssl.study.report.metrics import display_name, name_of, protocol_of
+from medssl.study.report.stats import level_text
 from medssl.study.report.tables import cell_text
 
 ALL_LABELS = 1.0
@@ -61,7 +62,7 @@ def _rows(study: Study, dataset: str, keys: list[str]):
 
 def _table(study: Study, dataset: str, keys: list[str]) -> Table:
     references = study.references(dataset, keys[0])
-    header = ["variant, protocol", "mean ± 95 % CI (n)", "per seed"]
+    header = ["variant, protocol", f"mean ± {level_text(study.confidence)} CI (n)", "per seed"]
     header += [f"− {r.name or 'reference'} ({r.value:.3f})" for r in references]
     table = Table(header=header, rows=[])
     for label, cell, key in _rows(study, dataset, keys):
@@ -72,15 +73,16 @@ def _table(study: Study, dataset: str, keys: list[str]) -> Table:
         ]
         table.rows.append([label, cell_text(cell, key), seeds, *differences])
     table.notes.append(
-        f"Difference: our mean test {display_name(keys[0])} minus the published one; its 95 % "
-        "interval is ours (the published values are taken as exact)."
+        f"Difference: our mean test {display_name(keys[0])} minus the published one; its "
+        f"{level_text(study.confidence)} interval is ours (the published values are taken as "
+        "exact)."
     )
     table.notes += [f"Published reference: {r.source}." for r in references]
     return table
 
 
 def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -> bytes | None:
-    """A panel per metric, a row per variant and protocol: seeds (dots), mean and 95 % interval,
+    """A panel per metric, a row per variant and protocol: seeds (dots), mean and t-interval,
     coloured by protocol, and each reference as a vertical line."""
     rows_of = {name: list(_rows(study, dataset, keys)) for name, keys in compared.items()}
     height = 1.2 + 0.28 * max(len(rows) for rows in rows_of.values())
@@ -118,7 +120,8 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
         loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_SIZE - 2, frameon=False
     )
     fig.suptitle(
-        f"{dataset}, every label: seeds (dots), mean ± 95 % t-interval; lines: published",
+        f"{dataset}, every label: seeds (dots), mean ± {level_text(study.confidence)} "
+        "t-interval; lines: published",
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)

@@ -1,6 +1,7 @@
-"""Means over seeds with 95 % Student-t intervals, and paired differences against a baseline.
+"""Means over seeds with Student-t intervals, and paired differences against a baseline.
 
-With 3-5 seeds the normal approximation is far too narrow: t_{0.975, 2} = 4.30, not 1.96.
+The level is the report's `confidence` (conf/report.yaml, `--confidence`). With 3-5 seeds the
+normal approximation is far too narrow: at 95 %, t_{0.975, 2} = 4.30, not 1.96.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -40,27 +39,37 @@ class PairedDifference:
     won: int
 
 
-def t_half_width(values: Sequence[float]) -> float | None:
+def level_text(confidence: float) -> str:
+    """`95 %` for 0.95: how the report names its intervals."""
+    return f"{100 * confidence:g} %"
+
+
+def quantile_text(confidence: float) -> str:
+    """`t_{0.975, n-1}` for 0.95: the two-sided quantile the half-widths use."""
+    return f"t_{{{(1 + confidence) / 2:g}, n-1}}"
+
+
+def t_half_width(values: Sequence[float], confidence: float) -> float | None:
     """t_{(1+c)/2, n-1} · s / √n, with s the sample standard deviation (ddof=1)."""
     n = len(values)
     if n < 2:
         return None
-    t = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1)
+    t = stats.t.ppf((1 + confidence) / 2, n - 1)
     return float(t * np.std(values, ddof=1) / math.sqrt(n))
 
 
-def estimate(values: Sequence[float]) -> Estimate | None:
+def estimate(values: Sequence[float], confidence: float) -> Estimate | None:
     if not values:
         return None
-    return Estimate(float(np.mean(values)), t_half_width(values), len(values))
+    return Estimate(float(np.mean(values)), t_half_width(values, confidence), len(values))
 
 
 def paired_difference(
-    pairs: Sequence[tuple[float, float]], lower_is_better: bool
+    pairs: Sequence[tuple[float, float]], *, lower_is_better: bool, confidence: float
 ) -> PairedDifference | None:
     """`pairs` are (variant, baseline) values of the same seed."""
     differences = [variant - baseline for variant, baseline in pairs]
-    summary = estimate(differences)
+    summary = estimate(differences, confidence)
     if summary is None:
         return None
     won = sum((d < 0) if lower_is_better else (d > 0) for d in differences)

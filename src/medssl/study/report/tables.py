@@ -6,7 +6,7 @@ from __future__ import annotations
 from medssl.study.report.cells import Cell, Study
 from medssl.study.report.document import Table
 from medssl.study.report.metrics import display_name, lower_is_better
-from medssl.study.report.stats import Estimate, PairedDifference, paired_difference
+from medssl.study.report.stats import Estimate, PairedDifference, level_text, paired_difference
 from medssl.study.report.variants import Variant
 
 NO_RUN = "–"
@@ -17,7 +17,8 @@ def percent(label_frac: float) -> str:
 
 
 def metric_table(study: Study, dataset: str, metric: str) -> Table:
-    """Rows: variants; columns: label fractions; cells: mean ± 95 % t half-width (n=seeds)."""
+    """Rows: variants; columns: label fractions; cells: mean ± t half-width at the study's
+    confidence (n=seeds)."""
     fractions = study.fractions_in(dataset)
     variants = [v for v in study.variants_in(dataset) if study.reports(dataset, v, metric)]
     table = Table(header=["variant", *map(percent, fractions)], rows=[])
@@ -74,7 +75,8 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
     name = display_name(metric)
     table.notes.append(
         f"Each cell: mean over seeds of (variant − supervised) in {name}, each run against the "
-        "supervised run with the same other settings, seed and label seed, ± the 95 % t "
+        "supervised run with the same other settings, seed and label seed, ± the "
+        f"{level_text(study.confidence)} t "
         f"half-width. A positive difference means the variant's {name} is higher than the "
         f"supervised baseline's ({better} is better); 'won k/n': seeds where the variant was better."
     )
@@ -101,7 +103,8 @@ def paired_against_table(
     better = "lower" if lower_is_better(metric) else "higher"
     table.notes.append(
         f"Each cell: mean over seeds of (variant − {baseline.label}) in {name}, each run against "
-        f"the {baseline.label} run with the same seed and label seed, ± the 95 % t half-width "
+        f"the {baseline.label} run with the same seed and label seed, ± the "
+        f"{level_text(study.confidence)} t half-width "
         f"({better} is better); 'won k/n': seeds where the variant was better."
     )
     return table
@@ -119,7 +122,10 @@ def _paired_row(
     row = [variant.label]
     for frac in fractions:
         pairs = study.paired_values(dataset, variant, baseline, frac, metric)
-        row.append(_difference_text(paired_difference(pairs, lower_is_better(metric))))
+        paired = paired_difference(
+            pairs, lower_is_better=lower_is_better(metric), confidence=study.confidence
+        )
+        row.append(_difference_text(paired))
     return row
 
 
