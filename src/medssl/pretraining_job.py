@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from medssl.components import build
+from medssl.components import build, build_node, call
 from medssl.configs import config_dir
 from medssl.data.intensity import IntensityMapping
 from medssl.data.prepare import prepare_dataset
@@ -170,7 +170,7 @@ def assemble_pretraining(
         if uses_labels
         else {}
     )
-    method = build(cfg, "method")(backbone=backbone, **task_kwargs).to(device)
+    method = call(cfg, "method", backbone=backbone, **task_kwargs).to(device)
     augmentation = build(cfg, "augmentation").to(device)
     # Deterministic stored-image transforms (CLAHE) run once, on every split the encoder sees.
     data = prepare_dataset(augmentation, data)
@@ -197,11 +197,11 @@ def assemble_pretraining(
         train=pretraining_split(source, data, labelled, uses_labels),
         uses_labels=uses_labels,
         source_name=task_data.name,
-        optimizer_factory=instantiate(cfg.optimizer),
-        scheduler_factory=instantiate(cfg.scheduler),
+        optimizer_factory=build(cfg, "optimizer"),
+        scheduler_factory=build(cfg, "scheduler"),
         settings=settings,
         probe_data=probe_data,
-        speed=instantiate(cfg.trainer.speed),
+        speed=build(cfg, "trainer.speed"),
         selection=selection,
         curve=pretraining_curve(cfg, data, labelled) if settings.eval_every is not None else None,
         feed=cfg.trainer.feed,
@@ -235,7 +235,7 @@ def pretraining_curve(
     probes = {}
     for name in ("knn", "linear"):
         node = cfg.eval.get(name) or OmegaConf.load(config_dir() / "eval" / f"{name}.yaml")[name]
-        probes[name] = build(OmegaConf.create({name: node}), name)
+        probes[name] = build_node(node, f"eval.{name}")
     return PretrainingCurve(
         probes=probes,
         train_images=data.train.images[labelled],

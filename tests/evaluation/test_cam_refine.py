@@ -19,7 +19,7 @@ from medssl.evaluation.protocol import EvalInputs
 from medssl.models.backbone import create_backbone
 from medssl.models.small_cnn import SmallCNN
 from tests.conftest import compose_config
-from tests.evaluation.test_mc_dropout import blob_inputs
+from tests.evaluation.conftest import blob_inputs
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def head(channels: int, n_outputs: int = 2, **changes) -> CAMRefineHead:
 
 def test_maps_have_the_feature_maps_spatial_shape_and_lie_in_0_1():
     torch.manual_seed(0)
-    encoder = SmallCNN(in_chans=1, width=8).eval()
+    encoder = SmallCNN(in_chans=1, width=8, name="smallcnn", input_size=28).eval()
     feature_map = encoder.forward_features(torch.randn(3, 1, 28, 28))
     cam = head(feature_map.shape[1], n_outputs=4)
     out = cam.outputs(feature_map)
@@ -65,7 +65,7 @@ def test_cam_refine_loss_falls_on_real_breastmnist(medmnist_root):
     images = torch.as_tensor(arrays["train_images"][:96, None])
     labels = torch.as_tensor(arrays["train_labels"][:96, 0], dtype=torch.long)
     torch.manual_seed(0)
-    encoder = SmallCNN(in_chans=1, width=8)
+    encoder = SmallCNN(in_chans=1, width=8, name="smallcnn", input_size=28)
     cam = head(encoder.num_features)
     optimizer = torch.optim.Adam([*encoder.parameters(), *cam.parameters()], lr=3e-3)
     x = to_model_input(images)
@@ -113,6 +113,8 @@ def test_cam_refine_refuses_a_vit_in_one_sentence(finetune_config):
         in_chans=1,
         input_size=16,
         small_input=False,
+        pretrained=False,
+        weights=None,
         patch_size=4,
         img_size=16,
         depth=1,

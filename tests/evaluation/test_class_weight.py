@@ -14,7 +14,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from medssl.evaluation.calibration import logits_to_probs
-from medssl.evaluation.finetune import FineTune
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import EvalInputs
@@ -22,6 +21,7 @@ from medssl.losses.class_weight import balanced_weights
 from medssl.methods.base import task_arguments
 from medssl.methods.supervised import Supervised
 from medssl.models.small_cnn import SmallCNN
+from tests.evaluation.finetune_settings import finetune
 
 
 class PixelEncoder(nn.Module):
@@ -92,7 +92,7 @@ def test_balanced_probe_raises_balanced_accuracy(counts):
     inputs = imbalanced_inputs(counts=counts, balanced_eval=(60,) * len(counts))
     scores = {
         weight: balanced_acc(
-            inputs, LinearProbe(Cs=(1.0,), class_weight=weight).evaluate(inputs).test
+            inputs, LinearProbe(Cs=(1.0,), max_iter=1000, class_weight=weight).evaluate(inputs).test
         )
         for weight in (None, "balanced")
     }
@@ -103,7 +103,7 @@ def test_balanced_finetuning_raises_balanced_accuracy():
     inputs = imbalanced_inputs()
     scores = {}
     for weight in (None, "balanced"):
-        out = FineTune(
+        out = finetune(
             epochs=15,
             batch_size=64,
             lr=5e-2,
@@ -155,7 +155,7 @@ def test_supervised_balanced_loss_is_the_weighted_cross_entropy(task):
     kwargs = task_arguments(Supervised, task, k, labels)
     assert kwargs["train_labels"] is labels  # the runner's labelled subset reaches the method
     method = Supervised(
-        SmallCNN(1, width=4),
+        SmallCNN(in_chans=1, width=4, name="smallcnn", input_size=12),
         **kwargs,
         label_smoothing=0.0,
         select_on_val=False,
@@ -174,7 +174,13 @@ def test_supervised_balanced_loss_is_the_weighted_cross_entropy(task):
         expected = (weight[labels] * ce).sum() / weight[labels].sum()
     torch.testing.assert_close(loss.detach(), expected)
     plain = Supervised(
-        SmallCNN(1, width=4), task, k, label_smoothing=0.0, select_on_val=False, class_weight=None
+        SmallCNN(in_chans=1, width=4, name="smallcnn", input_size=12),
+        task,
+        k,
+        label_smoothing=0.0,
+        select_on_val=False,
+        class_weight=None,
+        train_labels=labels,
     )
     assert plain.class_weight is None
     assert "class_weight" not in method.state_dict()  # checkpoints and encoder.pt unchanged

@@ -67,7 +67,13 @@ def test_classifier_reports_the_trained_network_at_the_epoch_picked_on_val(
     head = torch.nn.Linear(*saved["head"]["weight"].shape[::-1])
     head.load_state_dict(saved["head"])
     test = load_medmnist(
-        "breastmnist", root=str(medmnist_root), download=False, positive_class=0
+        "breastmnist",
+        size=28,
+        root=str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
     ).test
     with torch.no_grad():
         logits = head(encoder.eval()(to_model_input(test.images)))

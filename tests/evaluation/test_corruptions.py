@@ -21,7 +21,9 @@ from tests.conftest import compose_config
 @pytest.fixture(scope="module")
 def robustness() -> Robustness:
     """The corruptions as the real config builds them."""
-    return instantiate(compose_config(["eval.robustness.enabled=true"]).eval.robustness)
+    return instantiate(
+        compose_config(["eval.analyses.robustness.enabled=true"]).eval.analyses.robustness
+    )
 
 
 def textured(channels: int, n: int = 6, size: int = 28, seed: int = 0) -> torch.Tensor:

@@ -18,10 +18,10 @@ ARGS = [
     "eval.finetune.epochs=2",
     "eval.finetune.head_only_epochs=1",
     "eval.finetune.head=cam_refine",
-    "eval.robustness.enabled=true",
-    "eval.robustness.severities=[1,5]",
-    "eval.mc_dropout.samples=5",
-    "eval/shift_dataset=pneumoniamnist",
+    "eval.analyses.robustness.enabled=true",
+    "eval.analyses.robustness.severities=[1,5]",
+    "eval.analyses.mc_dropout.samples=5",
+    "eval/analyses/shift_dataset=pneumoniamnist",
     "eval_outputs.tsne_max_iter=250",
     "eval_outputs.tsne_perplexity=10",
 ]
@@ -62,7 +62,7 @@ def test_a_shift_dataset_of_another_shape_is_refused_in_one_sentence(tmp_path, m
             "backbone=smallcnn",
             "method=random",
             "dataset.size=64",
-            "eval/shift_dataset=breastmnist",
+            "eval/analyses/shift_dataset=breastmnist",
             "eval_outputs.figures=false",
         ],
         tmp_path,
@@ -71,7 +71,7 @@ def test_a_shift_dataset_of_another_shape_is_refused_in_one_sentence(tmp_path, m
     assert proc.returncode == 1
     error = json.loads((tmp_path / "run" / "error.json").read_text())
     assert error["error"].startswith(
-        "eval.shift_dataset 'breastmnist' has 1-channel 28 px images and a binary task with 2 "
+        "eval.analyses.shift_dataset 'breastmnist' has 1-channel 28 px images and a binary task with 2 "
         "classes but dataset 'breastmnist' has 1-channel 64 px images"
     )
     assert error["error_type"] == "MedsslError"

@@ -46,7 +46,10 @@ def _images(seed, n):
 def _curve() -> PretrainingCurve:
     labelled = torch.arange(0, N, 2)  # half the pretraining images keep their labels
     return PretrainingCurve(
-        probes={"knn": KNNClassifier(k=5), "linear": LinearProbe(Cs=(0.1, 1.0))},
+        probes={
+            "knn": KNNClassifier(k=5, temperature=0.07),
+            "linear": LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced"),
+        },
         train_images=_images(1, N)[labelled],
         train_labels=labelled % 4 // 2,
         val_images=_images(2, 24),
@@ -58,7 +61,12 @@ def _curve() -> PretrainingCurve:
 
 def _train(run_dir, *, epochs=3, eval_every=None, die_at=None):
     torch.manual_seed(0)
-    method = SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    method = SimCLR(
+        SmallCNN(in_chans=1, width=8, name="smallcnn", input_size=16),
+        NTXentLoss(temperature=0.2, gather=True),
+        proj_hidden_dim=16,
+        proj_dim=8,
+    )
     if die_at is not None:
         steps, original = {"n": 0}, method.on_step_end
 
@@ -71,16 +79,23 @@ def _train(run_dir, *, epochs=3, eval_every=None, die_at=None):
         method.on_step_end = on_step_end
     history = pretrain(
         method,
-        ViewPipeline(n_views=2, crop=plain_crop()),
+        ViewPipeline(n_views=2, cpu_threads=None, crop=plain_crop(hflip_p=0.5, p=1.0)),
         _images(1, N),
         None,
         PretrainSettings(
             epochs=epochs, batch_size=16, precision="fp32", seed=0, eval_every=eval_every
         ),
         optimizer_factory=functools.partial(
-            build_optimizer, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+            build_optimizer,
+            name="adamw",
+            base_lr=1e-2,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         ),
-        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
+        scheduler_factory=functools.partial(
+            build_scheduler, warmup_epochs=0.5, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+        ),
         device=torch.device("cpu"),
         run_dir=run_dir,
         fingerprint="curve",
@@ -104,7 +119,7 @@ def test_curve_rows_score_the_encoder_of_their_epoch_and_change_no_weight(tmp_pa
     curve = _curve()
     bank = extract_features(scored.encoder, curve.images["train"], device=torch.device("cpu"))
     val = extract_features(scored.encoder, curve.images["val"], device=torch.device("cpu"))
-    probs = KNNClassifier(k=5).predict_proba(
+    probs = KNNClassifier(k=5, temperature=0.07).predict_proba(
         "binary", 2, bank.numpy(), curve.labels["train"], val.numpy()
     )
     expected = ranking_auroc("binary", curve.labels["val"], probs, probs_to_logits("binary", probs))
@@ -128,7 +143,15 @@ def test_a_resumed_run_neither_loses_nor_repeats_curve_rows(tmp_path):
 def test_neither_key_changes_the_encoder_cache_key(medmnist_root):
     from medssl.data.medmnist_source import load_medmnist
 
-    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
+    breast = load_medmnist(
+        "breastmnist",
+        size=28,
+        root=str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
     base = key_of([], breast)
     assert key_of(["trainer.eval_every=1"], breast) == base
     assert key_of(["trainer.keep_epochs=[1]"], breast) == base
@@ -144,7 +167,15 @@ def test_neither_key_changes_the_encoder_cache_key(medmnist_root):
 def test_impossible_settings_are_refused_before_training(overrides, message, medmnist_root):
     from medssl.data.medmnist_source import load_medmnist
 
-    breast = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
+    breast = load_medmnist(
+        "breastmnist",
+        size=28,
+        root=str(medmnist_root),
+        download=False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
     with pytest.raises(MedsslError, match=message):
         key_of(overrides, breast)
 

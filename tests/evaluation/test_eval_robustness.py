@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from medssl import MedsslError
-from medssl.data.splits import DatasetSplits, Split
 from medssl.evaluation import analysis_figures
 from medssl.evaluation.analyses import Analyses
 from medssl.evaluation.corruptions import BrightnessShift, GaussianNoise
@@ -23,6 +22,7 @@ from medssl.evaluation.run_summary import summary_markdown
 from medssl.evaluation.runner import evaluate_encoder
 from medssl.evaluation.shift import check_shift_dataset
 from medssl.models.small_cnn import SmallCNN
+from tests.evaluation.conftest import blob_data
 
 OPTIONS = EvalOutputOptions(
     n_bins=10,
@@ -37,30 +37,16 @@ OPTIONS = EvalOutputOptions(
 )
 
 
-def blobs(rng, n: int, size: int = 16, channels: int = 1) -> Split:
-    """Class 1: a bright square top-left, class 0: bottom-right, on a mid-grey noisy field."""
-    y = rng.integers(0, 2, n)
-    images = rng.integers(60, 120, (n, channels, size, size))
-    for i, label in enumerate(y):
-        r = 2 if label else size - 7
-        images[i, :, r : r + 5, r : r + 5] = 200
-    return Split(torch.as_tensor(images, dtype=torch.uint8), torch.as_tensor(y))
-
-
-def blob_data(seed: int = 0, channels: int = 1, name: str = "blobs") -> DatasetSplits:
-    rng = np.random.default_rng(seed)
-    return DatasetSplits(
-        name, "binary", ["left", "right"], *(blobs(rng, 64, channels=channels) for _ in range(3))
-    )
-
-
 def evaluate(data, analyses, tmp_path):
     torch.manual_seed(0)
     return evaluate_encoder(
-        SmallCNN(in_chans=data.channels, width=4),
+        SmallCNN(in_chans=data.channels, width=4, name="smallcnn", input_size=16),
         data,
         torch.arange(len(data.train)),
-        {"linear": LinearProbe(Cs=(1.0,)), "knn": KNNClassifier(k=5)},
+        {
+            "linear": LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced"),
+            "knn": KNNClassifier(k=5, temperature=0.07),
+        },
         options=OPTIONS,
         run_dir=tmp_path,
         device=torch.device("cpu"),
@@ -78,7 +64,9 @@ def test_noise_lowers_the_metrics_of_fitted_protocols_and_the_keys_tables_and_fi
         [1, 2],
         seed=0,
     )
-    results = evaluate(blob_data(), Analyses(robustness=robustness), tmp_path)
+    results = evaluate(
+        blob_data(), Analyses(robustness=robustness, mc_dropout=None, shift_dataset=None), tmp_path
+    )
     for protocol in ("linear", "knn"):
         assert results[f"test/{protocol}/auroc"] > 0.95  # the clean task is learnt
         for name in ("noise", "brightness"):
@@ -118,7 +106,9 @@ def test_noise_lowers_the_metrics_of_fitted_protocols_and_the_keys_tables_and_fi
 def test_shift_to_a_copy_gives_the_test_metrics_and_a_mismatch_is_one_sentence(tmp_path):
     data = blob_data()
     copy = dataclasses.replace(data, name="copy")
-    results = evaluate(data, Analyses(shift_dataset=copy), tmp_path)
+    results = evaluate(
+        data, Analyses(robustness=None, mc_dropout=None, shift_dataset=copy), tmp_path
+    )
     assert results["shift/copy/n"] == 64
     for protocol in ("linear", "knn"):
         # Scored by the protocol as fitted: the test split under another name scores the same.
@@ -131,7 +121,9 @@ def test_shift_to_a_copy_gives_the_test_metrics_and_a_mismatch_is_one_sentence(t
         (blob_data(channels=3, name="rgb"), "3-channel 16 px images"),
         (dataclasses.replace(data, name="multi", task="multiclass"), "a multiclass task"),
     ):
-        pattern = f"eval.shift_dataset '{other.name}' has .*{expected}.* but dataset 'blobs' has"
+        pattern = (
+            f"eval.analyses.shift_dataset '{other.name}' has .*{expected}.* but dataset 'blobs' has"
+        )
         with pytest.raises(MedsslError, match=pattern) as error:
             check_shift_dataset(other, data)
         assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")

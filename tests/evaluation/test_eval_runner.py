@@ -62,10 +62,13 @@ def synthetic(task: str, n: int = 40, k: int = 3, seed: int = 0) -> DatasetSplit
 def test_every_task_gets_its_metrics_and_figures(task, figures, tmp_path):
     torch.manual_seed(0)
     data = synthetic(task)
-    protocols = {"linear": LinearProbe(Cs=(1.0,)), "knn": KNNClassifier(k=5)}
+    protocols = {
+        "linear": LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced"),
+        "knn": KNNClassifier(k=5, temperature=0.07),
+    }
     options = EvalOutputOptions(**{**OPTIONS, "figures": figures, "cam": figures})
     results = evaluate_encoder(
-        SmallCNN(in_chans=3, width=4),
+        SmallCNN(in_chans=3, width=4, name="smallcnn", input_size=16),
         data,
         torch.arange(40),
         protocols,

@@ -12,73 +12,27 @@ import torch
 import torch.nn.functional as F
 
 from medssl.evaluation.calibration import logits_to_probs
-from medssl.evaluation.finetune import FineTune, warmup_cosine
 from medssl.evaluation.finetune_heads import TaskLoss
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.evaluation.metrics import auroc, classification_metrics
-from medssl.evaluation.protocol import EvalInputs
 from medssl.models.backbone import create_backbone
-from medssl.models.small_cnn import SmallCNN
-
-COUNTS = (50, 25, 12, 8, 5)  # about 100 labels, five classes, 10:1 imbalance
-SPOTS = [(1, 1), (1, 7), (7, 1), (7, 7), (4, 4)]
-
-
-def spot_images(rng, counts, size=12, contrast=50):
-    """Class k: a faint 4x4 square at SPOTS[k] on noise."""
-    y = np.repeat(np.arange(len(counts)), counts)
-    x = rng.integers(0, 90, (len(y), 1, size, size))
-    for i, k in enumerate(y):
-        r, c = SPOTS[k]
-        x[i, :, r : r + 4, c : c + 4] += contrast
-    return torch.as_tensor(x, dtype=torch.uint8), y
-
-
-def imbalanced_five_class(seed: int) -> EvalInputs:
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    splits = {
-        "train": spot_images(rng, COUNTS),
-        "val": spot_images(rng, (20,) * 5),
-        "test": spot_images(rng, (20,) * 5),
-    }
-    return EvalInputs(
-        task="multiclass",
-        num_classes=5,
-        encoder=SmallCNN(in_chans=1, width=4),
-        images={s: v[0] for s, v in splits.items()},
-        labels={s: v[1] for s, v in splits.items()},
-        device=torch.device("cpu"),
-        batch_size=128,
-    )
-
-
-def aggressive(probe, **changes) -> FineTune:
-    """A learning rate high enough to wreck a randomly started head on these 100 labels."""
-    settings = dict(
-        epochs=6,
-        batch_size=32,
-        lr=1e-1,
-        warmup_epochs=0,
-        head_only_epochs=0,
-        patience=6,
-        class_weight="balanced",
-        head="linear",
-        probe=probe,
-    )
-    return FineTune(**{**settings, **changes})
+from medssl.training.optim import warmup_cosine
+from tests.conftest import compose_config
+from tests.evaluation.conftest import aggressive, imbalanced_five_class
+from tests.evaluation.finetune_settings import PLAIN, finetune
 
 
 def test_warmup_then_cosine_factors():
     # 4 warm-up updates of 20: 1/4, 2/4, 3/4, 1, then a cosine from 1 down towards 0.
-    factors = [warmup_cosine(s, 4, 20) for s in range(20)]
+    factors = [warmup_cosine(s, warmup_steps=4, total_steps=20) for s in range(20)]
     assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert factors[4:] == pytest.approx(
         [0.5 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)]
     )
     assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
     assert factors[-1] < 0.01 and factors[-1] > 0
-    assert warmup_cosine(0, 0, 10) == 1.0  # no warm-up: the cosine from the first update
+    # No warm-up: the cosine from the first update.
+    assert warmup_cosine(0, warmup_steps=0, total_steps=10) == 1.0
 
 
 def test_finetune_learning_rates_follow_the_schedule(monkeypatch):
@@ -93,7 +47,7 @@ def test_finetune_learning_rates_follow_the_schedule(monkeypatch):
 
     monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
     inputs = imbalanced_five_class(0)  # 100 images, batch 50: 2 updates per epoch
-    FineTune(
+    finetune(
         epochs=5,
         batch_size=50,
         lr=1e-2,
@@ -104,7 +58,7 @@ def test_finetune_learning_rates_follow_the_schedule(monkeypatch):
         head="linear",
         probe=None,
     ).evaluate(inputs)
-    factors = [1.0, 1.0] + [warmup_cosine(s, 2, 8) for s in range(8)]
+    factors = [1.0, 1.0] + [warmup_cosine(s, warmup_steps=2, total_steps=8) for s in range(8)]
     assert len(seen) == 10
     np.testing.assert_allclose([lrs[0] for lrs in seen], [1e-2 * f for f in factors])
     np.testing.assert_allclose([lrs[1] for lrs in seen][2:], [1e-3 * f for f in factors[2:]])
@@ -115,7 +69,7 @@ def test_finetuning_from_the_probe_does_not_collapse_to_the_majority_class():
     only the majority class (balanced ACC near 1/5); started from the probe, and with that start
     kept as epoch 0 unless val improves on it, fine-tuning cannot fall below the probe on val."""
     inputs = imbalanced_five_class(1)
-    probe = LinearProbe(Cs=(0.1, 1.0), class_weight="balanced")
+    probe = LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced")
     out = aggressive(probe).evaluate(inputs)
     metrics = classification_metrics(
         "multiclass", inputs.labels["test"], logits_to_probs("multiclass", out.test)
@@ -129,7 +83,7 @@ def test_finetuning_from_the_probe_does_not_collapse_to_the_majority_class():
 
 def test_mlp_head_starts_as_the_probe():
     inputs = imbalanced_five_class(0)
-    probe = LinearProbe(Cs=(1.0,), class_weight="balanced")
+    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced")
     _, _, linear = probe.select(inputs)
     tune = aggressive(probe, head="mlp", mlp_hidden=16, epochs=1)
     model = tune.build_model(inputs)
@@ -159,7 +113,9 @@ def test_label_smoothing_is_torchs_and_smooths_multilabel_targets():
 
 def test_finetune_head_is_sized_by_feature_dim_not_num_features():
     """MobileNetV3 pools 288 channels into a 1024-wide pre-logits layer: the head reads 1024."""
-    encoder = create_backbone("mobilenetv3_small_050", 1, 12, small_input=True)
+    encoder = create_backbone(
+        "mobilenetv3_small_050", 1, 12, small_input=True, pretrained=False, weights=None
+    )
     assert (encoder.num_features, encoder.head_hidden_size) == (288, 1024)
     inputs = imbalanced_five_class(0)
     inputs.encoder = encoder
@@ -171,7 +127,7 @@ def test_finetune_head_is_sized_by_feature_dim_not_num_features():
 def test_finetune_returns_the_probe_when_no_epoch_improves_on_it():
     """Epoch 0 competes: with no epochs that improve (lr 0), the probe itself is returned."""
     inputs = imbalanced_five_class(0)
-    probe = LinearProbe(Cs=(1.0,), class_weight="balanced")
+    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced")
     out = aggressive(probe, lr=0.0, epochs=2, patience=1).evaluate(inputs)
     assert out.params["best_epoch"] == 0
     _, probe_val, head = probe.select(inputs)
@@ -180,3 +136,13 @@ def test_finetune_returns_the_probe_when_no_epoch_improves_on_it():
     assert auroc(
         "multiclass", inputs.labels["val"], logits_to_probs("multiclass", out.val)
     ) == pytest.approx(probe_val)
+
+
+def test_plain_settings_are_the_configs_numbers():
+    """The tests' plain fine-tuning differs from `eval=[finetune]` only in what it leaves out."""
+    configured = compose_config(["eval=[finetune]"]).eval.finetune
+    left_out = {"probe", "augmentation", "cam_refine", "mc_dropout"}
+    assert {k: v for k, v in PLAIN.items() if k not in left_out} == {
+        k: configured[k] for k in PLAIN if k not in left_out
+    }
+    assert set(PLAIN) == {k for k in configured if k != "_target_"}

@@ -7,14 +7,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from medssl import MedsslError
-from medssl.evaluation.finetune import FineTune
 from medssl.evaluation.mc_dropout import MCDropout, mc_metrics, mc_statistics
-from medssl.evaluation.protocol import EvalInputs
-from medssl.models.small_cnn import SmallCNN
-from tests.evaluation.test_eval_robustness import blob_data
+from tests.evaluation.conftest import blob_inputs
+from tests.evaluation.finetune_settings import finetune
 
 
 def as_logits(probs) -> np.ndarray:
@@ -55,24 +52,10 @@ def test_mc_aurc_ranks_by_entropy_and_by_mutual_information_as_worked_by_hand():
     assert metrics["aurc_mi"] == pytest.approx((0 + 0 + 0 + 1 / 4) / 4)
 
 
-def blob_inputs() -> EvalInputs:
-    data = blob_data()
-    torch.manual_seed(0)
-    return EvalInputs(
-        task="binary",
-        num_classes=2,
-        encoder=SmallCNN(in_chans=1, width=4),
-        images={s: getattr(data, s).images for s in ("train", "val", "test")},
-        labels={s: getattr(data, s).labels.numpy() for s in ("train", "val", "test")},
-        device=torch.device("cpu"),
-        batch_size=32,
-    )
-
-
 def test_finetune_with_mc_dropout_gives_differing_reproducible_samples():
     inputs = blob_inputs()
     mc = MCDropout(samples=6, rate=0.3, seed=0)
-    out = FineTune(
+    out = finetune(
         epochs=1,
         batch_size=32,
         head_only_epochs=1,
@@ -90,7 +73,7 @@ def test_finetune_with_mc_dropout_gives_differing_reproducible_samples():
     assert not np.array_equal(samples, out.sample_predict(test, 6, 1))
     # Deterministic predictions keep dropout off: the same logits as the protocol's test ones.
     np.testing.assert_allclose(out.predict(test), out.test)
-    off = FineTune(head="linear", probe=None, mc_dropout=MCDropout(samples=0, rate=0.3, seed=0))
+    off = finetune(mc_dropout=MCDropout(samples=0, rate=0.3, seed=0))
     assert off.build_model(inputs).dropout.p == 0.0  # fine-tuning without MC is unchanged
 
 

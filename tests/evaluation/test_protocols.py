@@ -12,13 +12,13 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from medssl.evaluation.calibration import logits_to_probs
-from medssl.evaluation.finetune import FineTune
 from medssl.evaluation.gradcam import grad_cam, last_conv_block
 from medssl.evaluation.knn import KNNClassifier
 from medssl.evaluation.linear_probe import LinearProbe, fold_into_linear
 from medssl.evaluation.metrics import auroc
 from medssl.evaluation.protocol import EvalInputs
 from medssl.models.small_cnn import SmallCNN
+from tests.evaluation.finetune_settings import finetune
 
 
 @pytest.mark.parametrize("task,k", [("binary", 2), ("multiclass", 4), ("multilabel", 3)])
@@ -68,12 +68,14 @@ def test_knn_votes_match_a_direct_loop():
             votes[labels[i]] += np.exp(sims[i] / 0.1)
         np.testing.assert_allclose(row, votes / votes.sum(), atol=1e-5)
     # k beyond the bank size uses the whole bank; bad settings are refused.
-    assert knn.__class__(k=500).predict_proba("multiclass", 3, bank, labels, queries).shape == (
+    assert KNNClassifier(k=500, temperature=0.1).predict_proba(
+        "multiclass", 3, bank, labels, queries
+    ).shape == (
         7,
         3,
     )
     with pytest.raises(ValueError, match="temperature"):
-        KNNClassifier(temperature=0)
+        KNNClassifier(k=5, temperature=0)
 
 
 def blob_images(rng, n, size=12):
@@ -95,7 +97,7 @@ def synthetic_inputs(seed=0, n=48):
     return EvalInputs(
         task="binary",
         num_classes=2,
-        encoder=SmallCNN(in_chans=1, width=4),
+        encoder=SmallCNN(in_chans=1, width=4, name="smallcnn", input_size=12),
         images={s: v[0] for s, v in splits.items()},
         labels={s: v[1] for s, v in splits.items()},
         device=torch.device("cpu"),
@@ -121,7 +123,10 @@ def test_features_use_frozen_batchnorm():
 
 def test_linear_probe_and_knn_learn_the_synthetic_task():
     inputs = synthetic_inputs()
-    for protocol in (LinearProbe(Cs=(0.1, 1.0)), KNNClassifier(k=5, temperature=0.1)):
+    for protocol in (
+        LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced"),
+        KNNClassifier(k=5, temperature=0.1),
+    ):
         out = protocol.evaluate(inputs)
         assert out.val.shape == out.test.shape == (48, 2)
         assert auroc("binary", inputs.labels["test"], logits_to_probs("binary", out.test)) > 0.8
@@ -130,7 +135,7 @@ def test_linear_probe_and_knn_learn_the_synthetic_task():
 def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
     inputs = synthetic_inputs()
     before = {k: v.clone() for k, v in inputs.encoder.state_dict().items()}
-    out = FineTune(
+    out = finetune(
         epochs=4,
         batch_size=16,
         lr=1e-2,
@@ -150,19 +155,19 @@ def test_finetune_keeps_the_best_val_checkpoint_and_leaves_the_encoder_alone():
 
 def test_finetune_head_only_epochs_do_not_touch_the_encoder():
     inputs = synthetic_inputs()
-    out = FineTune(
+    out = finetune(
         epochs=2, batch_size=16, head_only_epochs=2, patience=5, head="linear", probe=None
     ).evaluate(inputs)
     tuned = out.model[0].state_dict()
     for key, value in inputs.encoder.state_dict().items():
         torch.testing.assert_close(tuned[key], value)  # weights and BatchNorm statistics alike
     with pytest.raises(ValueError, match="head_only_epochs"):
-        FineTune(epochs=2, head_only_epochs=3, head="linear", probe=None)
+        finetune(epochs=2, head_only_epochs=3)
 
 
 def test_grad_cam_equals_the_class_activation_map_for_gap_and_linear():
     torch.manual_seed(0)
-    encoder = SmallCNN(in_chans=1, width=4).eval()
+    encoder = SmallCNN(in_chans=1, width=4, name="smallcnn", input_size=16).eval()
     head = nn.Linear(encoder.num_features, 3)
     model = nn.Sequential(encoder, head).eval()
     x = torch.randn(2, 1, 16, 16)

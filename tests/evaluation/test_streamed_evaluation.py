@@ -12,7 +12,7 @@ from medssl.data.image_store import open_split
 from medssl.data.indexed_images import IndexedImages
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.training.batch_feed import FeedOptions
-from tests.evaluation.test_finetune_defaults import aggressive, imbalanced_five_class
+from tests.evaluation.conftest import aggressive, imbalanced_five_class
 
 
 def test_indexed_images_read_like_the_gathered_rows(tmp_path):
@@ -41,6 +41,9 @@ def test_finetuning_fed_streamed_equals_fed_resident(tmp_path):
             images={**inputs.images, "train": IndexedImages(stored, everything)},
             feed=FeedOptions(mode, None),
         )
-        outputs[mode] = aggressive(LinearProbe(max_iter=100), epochs=2).evaluate(run)
+        outputs[mode] = aggressive(
+            LinearProbe(Cs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), max_iter=100, class_weight="balanced"),
+            epochs=2,
+        ).evaluate(run)
     assert np.array_equal(outputs["resident"].val, outputs["streamed"].val)
     assert np.array_equal(outputs["resident"].test, outputs["streamed"].test)

@@ -26,14 +26,18 @@ from medssl.evaluation.shift import shift_results
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Analyses:
-    """The analyses `eval` configures, by key: `eval.robustness`, `eval.mc_dropout` and
-    `eval.shift_dataset` (the loaded `eval/shift_dataset`, if any)."""
+    """Config `eval.analyses`: `robustness`, `mc_dropout` (each off unless enabled) and the
+    loaded `shift_dataset` (`eval/analyses/shift_dataset=<option>`; None: none chosen, or not
+    loaded yet). None is no such analysis."""
 
-    robustness: Robustness | None = None
-    mc_dropout: MCDropout | None = None
-    shift_dataset: DatasetSplits | None = None
+    robustness: Robustness | None
+    mc_dropout: MCDropout | None
+    shift_dataset: DatasetSplits | None
+
+
+NO_ANALYSES = Analyses(robustness=None, mc_dropout=None, shift_dataset=None)
 
 
 def run_analyses(

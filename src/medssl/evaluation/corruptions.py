@@ -2,9 +2,9 @@
 
 Each corruption maps a uint8 batch `(B, C, H, W)` on any device to a uint8 batch of the same
 shape: severity `s` in 1..len(levels) uses `levels[s - 1]`, severity 0 is the clean image. The
-levels are config keys (`eval.robustness.corruptions.<name>.levels`) and must grow in strength
-with the severity, which the constructor checks. Results are rounded back to 8 bits, the form
-the images are stored in. Random corruptions (noise) draw from the generator passed in, so the
+levels are config keys (`eval.analyses.robustness.corruptions.<name>.levels`) and must grow in
+strength with the severity, which the constructor checks. Results are rounded back to 8 bits,
+the form the images are stored in. Random corruptions (noise) draw from the generator passed in, so the
 same seed corrupts the same pixels for every protocol and every severity.
 """
 

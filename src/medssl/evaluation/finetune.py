@@ -8,11 +8,12 @@ at a hundred imbalanced labels they can collapse the network onto the majority c
 `head_only_epochs` the encoder is frozen (BatchNorm in eval mode, no gradients) and only the
 head learns, at `lr`; then the encoder is unfrozen at `lr * encoder_lr_scale`, and both
 learning rates follow a per-step linear warm-up over `warmup_epochs` and a cosine decay to 0
-at the last epoch. After every epoch the val `monitor` (AUROC or balanced ACC) decides: the
-best encoder and head are kept, and training stops after `patience` epochs without improvement. Test is predicted once,
-with the best checkpoint. The loss is cross-entropy (per-label binary cross-entropy), with
-`label_smoothing` and, with `class_weight: balanced`, class weights n / (K n_k) of the
-labelled subset (per label: positives against negatives).
+at the last epoch (`training.optim.warmup_cosine`). After every epoch the val `monitor` (AUROC
+or balanced ACC) decides: the best encoder and head are kept, and training stops after
+`patience` epochs without improvement (finetune_run.py holds what a run carries from epoch to
+epoch). Test is predicted once, with the best checkpoint. The loss is cross-entropy (per-label
+binary cross-entropy), with `label_smoothing` and, with `class_weight: balanced`, class weights
+n / (K n_k) of the labelled subset (per label: positives against negatives).
 
 `head: linear` is one linear layer on the pooled features; `head: mlp` adds a hidden layer of
 `mlp_hidden` units beside it, zero-initialised so that it too starts as the probe;
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from medssl.data.model_input import to_model_input, to_unit
+from medssl.data.model_input import to_model_input
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.finetune_heads import (
@@ -41,7 +43,9 @@ from medssl.evaluation.finetune_heads import (
     TaskLoss,
     spatial_feature_map,
 )
+from medssl.evaluation.finetune_run import BestCheckpoint, FineTuneRun
 from medssl.evaluation.linear_probe import LinearProbe
+from medssl.evaluation.mc_dropout import MCDropout
 from medssl.evaluation.metrics import auroc, label_metrics, predictions
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
@@ -55,68 +59,31 @@ HEADS = ("linear", "mlp", "cam_refine")
 MONITORS = ("auroc", "balanced_acc")
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """The learning-rate factor of update `step` (0-based) of `total_steps`: linear warm-up
-    `(step + 1) / warmup_steps`, then a cosine from 1 towards 0 at `total_steps`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
+@dataclass(eq=False, kw_only=True)
 class FineTune:
-    def __init__(
-        self,
-        epochs: int = 20,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        encoder_lr_scale: float = 0.1,
-        weight_decay: float = 1e-4,
-        warmup_epochs: float = 1.0,
-        head_only_epochs: int = 2,
-        patience: int = 5,
-        augmentation: nn.Module | None = None,
-        seed: int = 0,
-        label_smoothing: float = 0.0,
-        class_weight: str | None = "balanced",
-        mlp_hidden: int = 256,
-        monitor: str = "auroc",
-        *,
-        head: str,
-        probe: LinearProbe | None,
-        cam_refine=None,
-        mc_dropout=None,
-    ) -> None:
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(
-                f"epochs and batch_size must be positive, got {epochs} and {batch_size}"
-            )
-        if not 0 <= head_only_epochs <= epochs:
-            raise ValueError(
-                f"head_only_epochs must lie in [0, epochs={epochs}], got {head_only_epochs}"
-            )
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be non-negative, got {warmup_epochs}")
-        if class_weight not in CLASS_WEIGHTS:
-            raise MedsslError(
-                f"eval.finetune.class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}."
-            )
-        if monitor not in MONITORS:
-            raise MedsslError(f"eval.finetune.monitor must be one of {MONITORS}, got {monitor!r}.")
-        if head not in HEADS:
-            raise MedsslError(f"eval.finetune.head must be one of {HEADS}, got {head!r}.")
-        if head == "cam_refine" and cam_refine is None:
-            raise MedsslError(
-                "eval.finetune.head=cam_refine needs the eval.finetune.cam_refine block."
-            )
-        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
-        self.encoder_lr_scale, self.weight_decay = encoder_lr_scale, weight_decay
-        self.head_only_epochs, self.patience = head_only_epochs, patience
-        self.augmentation, self.seed = augmentation, seed
-        self.warmup_epochs, self.label_smoothing = warmup_epochs, label_smoothing
-        self.class_weight, self.mlp_hidden, self.probe = class_weight, mlp_hidden, probe
-        self.monitor = monitor
-        self.head, self.cam_refine, self.mc_dropout = head, cam_refine, mc_dropout
+    """Config `eval.finetune`: conf/eval/finetune.yaml sets and explains every field."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    encoder_lr_scale: float
+    weight_decay: float
+    warmup_epochs: float
+    head_only_epochs: int
+    patience: int
+    monitor: str
+    seed: int
+    label_smoothing: float
+    class_weight: str | None
+    head: str
+    mlp_hidden: int
+    probe: LinearProbe | None
+    augmentation: nn.Module | None
+    cam_refine: Callable[..., nn.Module] | None  # CAMRefineHead, finished with the feature map
+    mc_dropout: MCDropout | None
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def loss(self, inputs: EvalInputs) -> TaskLoss:
         """The training loss, weighted by the labelled subset with `class_weight: balanced`."""
@@ -169,14 +136,34 @@ class FineTune:
         return float(np.nan_to_num(score, nan=-1.0))
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
-        device = inputs.device
+        """Train on the labelled subset, keep the best val checkpoint, predict with it."""
         model = self.build_model(inputs)
-        encoder, head = model.encoder, model.head
-        start = self.start_from_probe(head, inputs)
+        start = self.start_from_probe(model.head, inputs)
+        run = self.start_run(model, inputs)
+        best = BestCheckpoint.untrained(model)
+        if start:  # the probe's solution competes as epoch 0; an untrained random head does not
+            best.score = start[f"start_val_{self.monitor}"] = self.val_score(model, inputs)
+            log.info("finetune epoch 0 (the probe): val %s %.4f", self.monitor, best.score)
+        epochs_run = self.train(run, best, inputs)
+        model.load_state_dict(best.state)
+        model.encoder.requires_grad_(True)
+        model.eval()
+        params = {
+            "best_epoch": best.epoch,
+            "epochs_run": epochs_run,
+            f"best_val_{self.monitor}": float(best.score),
+            **start,
+        }
+        return self.fitted_output(model, inputs, params)
+
+    def start_run(self, model: FineTunedModel, inputs: EvalInputs) -> FineTuneRun:
+        """The optimiser (the encoder at `lr * encoder_lr_scale`), the labelled images fed as
+        `trainer.feed` says, the seeded generators and the schedule's phase."""
+        device = inputs.device
         optimizer = torch.optim.AdamW(
             [
-                {"params": head.parameters(), "lr": self.lr},
-                {"params": encoder.parameters(), "lr": self.lr * self.encoder_lr_scale},
+                {"params": model.head.parameters(), "lr": self.lr},
+                {"params": model.encoder.parameters(), "lr": self.lr * self.encoder_lr_scale},
             ],
             weight_decay=self.weight_decay,
         )
@@ -186,43 +173,28 @@ class FineTune:
         images = make_feed(
             inputs.images["train"], device, feed.mode, feed.resident_budget_gib, "fine-tuning"
         )
-        labels = torch.as_tensor(inputs.labels["train"], device=device)
-        for group in optimizer.param_groups:
-            group["base_lr"] = group["lr"]
-        generator = torch.Generator(device=device).manual_seed(self.seed)
-        order_generator = torch.Generator().manual_seed(self.seed)
-        steps_per_epoch = math.ceil(len(images) / self.batch_size)
-        schedule = {
-            "step": 0,
-            "warmup": round(self.warmup_epochs * steps_per_epoch),
-            "total": (self.epochs - self.head_only_epochs) * steps_per_epoch,
-        }
-        # Epoch 0, the probe's solution, competes with every trained epoch (a random head
-        # does not: an untrained head is no classifier to keep).
-        best = {"score": -np.inf, "epoch": 0, "state": copy.deepcopy(model.state_dict())}
-        if start:
-            score = self.val_score(model, inputs)
-            log.info("finetune epoch 0 (the probe): val %s %.4f", self.monitor, score)
-            best["score"] = start[f"start_val_{self.monitor}"] = score
-        stale = 0
+        return FineTuneRun(
+            model=model,
+            optimizer=optimizer,
+            images=images,
+            labels=torch.as_tensor(inputs.labels["train"], device=device),
+            batch_size=self.batch_size,
+            augmentation=self.augmentation,
+            augment_generator=torch.Generator(device=device).manual_seed(self.seed),
+            order_generator=torch.Generator().manual_seed(self.seed),
+            warmup_epochs=self.warmup_epochs,
+            scheduled_epochs=self.epochs - self.head_only_epochs,
+        )
+
+    def train(self, run: FineTuneRun, best: BestCheckpoint, inputs: EvalInputs) -> int:
+        """Head-only epochs, then all layers, each scored on val and offered to `best`, until
+        the last epoch or `patience` epochs without improvement; the number of epochs run."""
         epoch = 0
         for epoch in range(1, self.epochs + 1):
             frozen = epoch <= self.head_only_epochs
-            encoder.requires_grad_(not frozen)
-            encoder.train(not frozen)  # a frozen encoder keeps its BatchNorm statistics
-            head.train()
-            model.dropout.train()
-            losses = self._epoch(
-                model,
-                optimizer,
-                images,
-                labels,
-                inputs,
-                generator,
-                order_generator,
-                None if frozen else schedule,
-            )
-            score = self.val_score(model, inputs)
+            run.model.train_phase(encoder_frozen=frozen)
+            losses = run.train_epoch(inputs, scheduled=not frozen)
+            score = self.val_score(run.model, inputs)
             log.info(
                 "finetune epoch %d (%s): %s, val %s %.4f",
                 epoch,
@@ -231,27 +203,22 @@ class FineTune:
                 self.monitor,
                 score,
             )
-            if score > best["score"]:
-                best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-                stale = 0
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    log.info("finetune: no val improvement for %d epochs, stopping", stale)
-                    break
-        model.load_state_dict(best["state"])
-        encoder.requires_grad_(True)
-        model.eval()
+            best.offer(run.model, score, epoch)
+            if best.stale >= self.patience:
+                log.info("finetune: no val improvement for %d epochs, stopping", best.stale)
+                break
+        return epoch
+
+    def fitted_output(
+        self, model: FineTunedModel, inputs: EvalInputs, params: dict[str, float]
+    ) -> ProtocolOutput:
+        """Val and test logits of the kept checkpoint and its predict functions: MC-dropout
+        samples with dropout before the head, class maps with a head that makes them."""
         return ProtocolOutput(
             val=self.logits(model, inputs.images["val"], inputs),
             test=self.logits(model, inputs.images["test"], inputs),
             predict=lambda x: self.logits(model, x, inputs),
-            params={
-                "best_epoch": best["epoch"],
-                "epochs_run": epoch,
-                f"best_val_{self.monitor}": float(best["score"]),
-                **start,
-            },
+            params=params,
             model=model,
             sample_predict=(
                 (lambda x, samples, seed: self.sample_logits(model, x, inputs, samples, seed))
@@ -264,41 +231,6 @@ class FineTune:
                 else None
             ),
         )
-
-    def _epoch(
-        self, model, optimizer, images, labels, inputs, generator, order_generator, schedule
-    ) -> dict[str, float]:
-        """One pass over the labelled images; with `schedule` (all layers training) each update
-        takes its learning rates from `warmup_cosine`, head-only epochs keep `lr`."""
-        totals: dict[str, float] = {}
-        seen = 0
-        order = torch.randperm(len(images), generator=order_generator).to(inputs.device)
-        batches = range(math.ceil(len(images) / self.batch_size))
-        for x, index in images.batches(order, batches, self.batch_size, lambda idx: idx):
-            if len(index) < 2 and model.encoder.training:
-                continue  # BatchNorm cannot train on a single image
-            x = (
-                self.augmentation(to_unit(x, inputs.intensity), generator)[0]
-                if self.augmentation is not None
-                else to_model_input(x, inputs.intensity)
-            )
-            with autocast(inputs.device, inputs.precision):
-                features = model.features(x)
-            # An fp32 head: bf16 logits would tie many images.
-            parts = model.head.training_loss(model.dropout(features.float()), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            factor = 1.0
-            if schedule is not None:
-                factor = warmup_cosine(schedule["step"], schedule["warmup"], schedule["total"])
-                schedule["step"] += 1
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            optimizer.step()
-            for name, value in parts.items():
-                totals[name] = totals.get(name, 0.0) + value.item() * len(index)
-            seen += len(index)
-        return {name: total / max(seen, 1) for name, total in totals.items()}
 
     def _features(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs):
         """The head's input for every image, in eval-batch chunks, on the device."""
@@ -336,3 +268,26 @@ class FineTune:
         model.eval()
         chunks = [model.head.class_maps(f).cpu() for f in self._features(model, images, inputs)]
         return torch.cat(chunks).numpy()
+
+
+def check_settings(tune: FineTune) -> None:
+    """Refuse settings fine-tuning cannot run with, naming the key."""
+    if tune.epochs < 1 or tune.batch_size < 1:
+        raise ValueError(
+            f"epochs and batch_size must be positive, got {tune.epochs} and {tune.batch_size}"
+        )
+    if not 0 <= tune.head_only_epochs <= tune.epochs:
+        raise ValueError(
+            f"head_only_epochs must lie in [0, epochs={tune.epochs}], got {tune.head_only_epochs}"
+        )
+    if tune.warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be non-negative, got {tune.warmup_epochs}")
+    for key, value, allowed in (
+        ("class_weight", tune.class_weight, CLASS_WEIGHTS),
+        ("monitor", tune.monitor, MONITORS),
+        ("head", tune.head, HEADS),
+    ):
+        if value not in allowed:
+            raise MedsslError(f"eval.finetune.{key} must be one of {allowed}, got {value!r}.")
+    if tune.head == "cam_refine" and tune.cam_refine is None:
+        raise MedsslError("eval.finetune.head=cam_refine needs the eval.finetune.cam_refine block.")

@@ -103,6 +103,15 @@ class FineTunedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
 
+    def train_phase(self, encoder_frozen: bool) -> FineTunedModel:
+        """Training mode for one epoch. A frozen encoder takes no gradients and stays in eval
+        mode, so that head-only epochs leave its BatchNorm statistics as they were."""
+        self.encoder.requires_grad_(not encoder_frozen)
+        self.encoder.train(not encoder_frozen)
+        self.head.train()
+        self.dropout.train()
+        return self
+
     def mc_mode(self) -> FineTunedModel:
         """Everything in eval mode except the dropout before the head (MC dropout sampling)."""
         self.eval()

@@ -15,14 +15,19 @@ from medssl.data.task import Task
 from medssl.evaluation.calibration import probs_to_logits
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 
+# Queries scored per similarity matrix against the bank: bounds memory, changes no vote.
+QUERY_CHUNK = 1024
+
 
 class KNNClassifier:
-    def __init__(self, k: int = 20, temperature: float = 0.07, chunk_size: int = 1024) -> None:
+    """Config `eval.knn` (conf/eval/knn.yaml); also a probe of `trainer.eval_every`."""
+
+    def __init__(self, *, k: int, temperature: float) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.k, self.temperature, self.chunk_size = k, temperature, chunk_size
+        self.k, self.temperature = k, temperature
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
         bank, bank_labels = inputs.features("train"), inputs.labels["train"]
@@ -54,9 +59,9 @@ class KNNClassifier:
             targets = F.one_hot(torch.as_tensor(bank_labels, dtype=torch.long), n_outputs).float()
         k = min(self.k, len(bank_t))
         chunks = []
-        for start in range(0, len(queries), self.chunk_size):
+        for start in range(0, len(queries), QUERY_CHUNK):
             q = F.normalize(
-                torch.as_tensor(queries[start : start + self.chunk_size], dtype=torch.float32),
+                torch.as_tensor(queries[start : start + QUERY_CHUNK], dtype=torch.float32),
                 dim=1,
             )
             similarity, index = (q @ bank_t.T).topk(k, dim=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -37,12 +38,10 @@ MISSING_CLASS_LOGIT = -30.0
 
 
 class LinearProbe:
-    def __init__(
-        self,
-        Cs: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
-        max_iter: int = 1000,
-        class_weight: str | None = "balanced",
-    ) -> None:
+    """Config `eval.linear` (conf/eval/linear.yaml); also fine-tuning's start
+    (`eval.finetune.probe`) and a probe of `trainer.eval_every`."""
+
+    def __init__(self, *, Cs: Sequence[float], max_iter: int, class_weight: str | None) -> None:
         if not Cs:
             raise ValueError("LinearProbe needs at least one C")
         if class_weight not in CLASS_WEIGHTS:

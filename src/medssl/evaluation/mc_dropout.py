@@ -1,7 +1,8 @@
 """MC dropout (Gal & Ghahramani, ICML 2016): dropout kept on at test, T stochastic passes.
 
-With `eval.mc_dropout.samples` = T > 0, fine-tuning trains with dropout of `rate` before the
-head, and each test image gets T softmax (multi-label: sigmoid) outputs p_t. Per decision:
+With `eval.analyses.mc_dropout.samples` = T > 0, fine-tuning trains with dropout of `rate`
+before the head, and each test image gets T softmax (multi-label: sigmoid) outputs p_t. Per
+decision:
 
 - predictive entropy H[mean_t p_t] (total uncertainty),
 - mutual information H[mean_t p_t] - mean_t H[p_t] (the part due to the weights, BALD),
@@ -28,7 +29,7 @@ EPS = 1e-12
 
 @dataclass
 class MCDropout:
-    """Config `eval.mc_dropout`; `samples: 0` is off."""
+    """Config `eval.analyses.mc_dropout`; `samples: 0` is off."""
 
     samples: int
     rate: float
@@ -37,11 +38,13 @@ class MCDropout:
     def __post_init__(self) -> None:
         if self.samples < 0 or self.samples == 1:
             raise MedsslError(
-                f"eval.mc_dropout.samples must be 0 (off) or at least 2, got {self.samples}."
+                "eval.analyses.mc_dropout.samples must be 0 (off) or at least 2, "
+                f"got {self.samples}."
             )
         if not 0.0 <= self.rate < 1.0 or (self.samples and self.rate == 0.0):
             raise MedsslError(
-                f"eval.mc_dropout.rate must lie in (0, 1) while MC dropout is on, got {self.rate}."
+                "eval.analyses.mc_dropout.rate must lie in (0, 1) while MC dropout is on, "
+                f"got {self.rate}."
             )
 
     @property

@@ -1,4 +1,5 @@
-"""The interface every evaluation protocol implements: `protocol.evaluate(inputs) -> ProtocolOutput`.
+"""The interface every evaluation protocol implements: `EvaluationProtocol`, whose
+`evaluate(inputs)` returns a `ProtocolOutput`.
 
 `EvalInputs` holds what a protocol may touch: the encoder, the labelled training images, val and
 test, the frozen features of each split (extracted once, on first use, shared by protocols) and,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -95,3 +97,15 @@ class ProtocolOutput:
     model: nn.Module | None = None
     sample_predict: Callable[[torch.Tensor, int, int], np.ndarray] | None = None
     class_maps: Callable[[torch.Tensor], np.ndarray] | None = None
+
+
+@runtime_checkable
+class EvaluationProtocol(Protocol):
+    """What every protocol in `eval` offers. The config key that builds it (`eval.<name>`, chosen
+    with eval=[...]) is its name: the runner keeps protocols by it and prefixes their results
+    with it (`test/<name>/auroc`), so the protocol itself does not carry it."""
+
+    def evaluate(self, inputs: EvalInputs) -> ProtocolOutput | None:
+        """Fit on the labelled training images (choices made on val), predict val and test
+        once; None when the protocol does not apply to this run (it logs why)."""
+        ...

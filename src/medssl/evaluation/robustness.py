@@ -1,5 +1,5 @@
-"""Robustness to corrupted test images (`eval.robustness`): every fitted protocol scores the
-test split under each corruption and severity, without fitting again.
+"""Robustness to corrupted test images (`eval.analyses.robustness`): every fitted protocol
+scores the test split under each corruption and severity, without fitting again.
 
 Keys: `test/<protocol>/corrupt/<corruption>/<severity>/{auroc,acc,ece,ece_ts}` (ECE before and
 after the temperature fitted on clean val), and per protocol the means over every corruption
@@ -34,7 +34,7 @@ METRICS = ("auroc", "acc", "ece", "ece_ts")
 
 
 class Robustness:
-    """Config `eval.robustness`: `corruptions` by name (a null entry is left out), the
+    """Config `eval.analyses.robustness`: `corruptions` by name (a null entry is left out), the
     `severities` to run, and the seed of the random corruptions."""
 
     def __init__(
@@ -48,12 +48,14 @@ class Robustness:
         self.corruptions = {k: v for k, v in corruptions.items() if v is not None}
         self.severities = tuple(int(s) for s in severities)
         if self.enabled and (not self.corruptions or not self.severities):
-            raise MedsslError("eval.robustness is enabled but lists no corruption or no severity.")
+            raise MedsslError(
+                "eval.analyses.robustness is enabled but lists no corruption or no severity."
+            )
         for name, corruption in self.corruptions.items():
             bad = [s for s in self.severities if not 1 <= s <= corruption.max_severity]
             if bad:
                 raise MedsslError(
-                    f"eval.robustness.severities must lie in 1..{corruption.max_severity} "
+                    f"eval.analyses.robustness.severities must lie in 1..{corruption.max_severity} "
                     f"(the levels of {name}), got {bad}."
                 )
         self.seed = seed

@@ -100,7 +100,10 @@ def robustness_lines(results: dict) -> list[str]:
     severities = sorted({s for c in curves.values() for pts in c.values() for s in pts[0]})
     if not any(curves.values()):
         return []
-    lines = ["", "Corrupted test images (`eval.robustness`; severity 0 is the clean test set):"]
+    lines = [
+        "",
+        "Corrupted test images (`eval.analyses.robustness`; severity 0 is the clean test set):",
+    ]
     for metric, title in (("auroc", "AUROC"), ("acc", "ACC"), ("ece_ts", "ECE (TS)")):
         header = ["clean" if s == 0 else str(s) for s in severities]
         lines += [

@@ -1,9 +1,10 @@
 """Evaluate an encoder with each configured protocol; val picks, test is touched once.
 
-`build_evaluation(cfg.eval, cfg.eval_outputs)` turns the `eval` config into protocols and the
-`Analyses` (robustness, shift dataset, MC dropout), and `eval_outputs` into the options every
-protocol shares; `evaluate_encoder` runs them, writes figures under `run_dir/figures/` and
-returns flat metrics. `evaluate_as_configured` does both from a run config.
+`build_evaluation(cfg.eval, cfg.eval_outputs)` turns the `eval` config's two sections into the
+protocols (every key but `eval.analyses`, each an `EvaluationProtocol`) and the `Analyses`
+(robustness, shift dataset, MC dropout), and `eval_outputs` into the options every protocol
+shares; `evaluate_encoder` runs them, writes figures under `run_dir/figures/` and returns flat
+metrics. `evaluate_as_configured` does both from a run config.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from medssl.data.prepare import prepare_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.data.task import Task
 from medssl.errors import MedsslError
-from medssl.evaluation.analyses import Analyses, run_analyses, spread_over_classes
+from medssl.evaluation.analyses import NO_ANALYSES, Analyses, run_analyses, spread_over_classes
+from medssl.evaluation.config_sections import ANALYSES, protocol_nodes
 from medssl.evaluation.output_options import EvalOutputOptions
-from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
+from medssl.evaluation.protocol import EvalInputs, EvaluationProtocol, ProtocolOutput
 from medssl.evaluation.protocol_figures import draw_protocol_figures
 from medssl.evaluation.protocol_scores import score_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
@@ -34,16 +36,15 @@ from medssl.training.batch_feed import FeedOptions
 log = logging.getLogger(__name__)
 
 
-# Keys of `eval` that configure analyses of every protocol's outputs, not protocols.
-ANALYSIS_KEYS = tuple(field.name for field in dataclasses.fields(Analyses))
+# The keys of `eval` that are not protocols (medssl.override_hints reads them).
+ANALYSIS_KEYS = (ANALYSES,)
 
 
 def build_evaluation(
     eval_cfg, outputs_cfg
-) -> tuple[dict[str, object], EvalOutputOptions, Analyses]:
-    """Protocols by name (each with an `evaluate(inputs)` method), the output options
-    (`eval_outputs`) and the analyses (`eval.robustness`, `eval.mc_dropout`,
-    `eval/shift_dataset`, loaded here)."""
+) -> tuple[dict[str, EvaluationProtocol], EvalOutputOptions, Analyses]:
+    """The protocols by name, the output options (`eval_outputs`) and the analyses
+    (`eval.analyses`, its shift dataset loaded)."""
     return _build(eval_cfg, outputs_cfg, load=True)
 
 
@@ -61,22 +62,23 @@ def check_evaluation(eval_cfg, outputs_cfg) -> None:
 
 def _build(eval_cfg, outputs_cfg, load: bool):
     options = build_node(outputs_cfg, "eval_outputs")
-    built = {
-        name: build_node(node, f"eval.{name}")
-        for name, node in eval_cfg.items()
-        if load or name != "shift_dataset"
-    }
-    analyses = Analyses(**{key: built.pop(key, None) for key in ANALYSIS_KEYS})
-    not_protocols = [
-        name for name, obj in built.items() if not callable(getattr(obj, "evaluate", None))
-    ]
-    if not_protocols:
-        raise MedsslError(
-            f"eval.{not_protocols[0]} is not an evaluation protocol (it has no evaluate method)."
-        )
-    if not built:
+    nodes = protocol_nodes(eval_cfg)
+    if not nodes:
         raise MedsslError("no evaluation protocol selected; use e.g. eval=[linear,finetune,knn].")
-    return built, options, analyses
+    protocols = {name: build_protocol(node, name) for name, node in nodes.items()}
+    if eval_cfg.get(ANALYSES) is None:
+        raise MedsslError(f"eval.{ANALYSES} is missing; conf/config.yaml sets it.")
+    unloaded = {} if load else {"shift_dataset": None}
+    analyses = build_node(eval_cfg[ANALYSES], f"eval.{ANALYSES}", **unloaded)
+    return protocols, options, analyses
+
+
+def build_protocol(node, name: str) -> EvaluationProtocol:
+    """The protocol `eval.<name>` configures, refused in one sentence if it is none."""
+    protocol = build_node(node, f"eval.{name}")
+    if not isinstance(protocol, EvaluationProtocol):
+        raise MedsslError(f"eval.{name} is not an evaluation protocol (it has no evaluate method).")
+    return protocol
 
 
 def evaluate_as_configured(
@@ -116,7 +118,7 @@ def evaluate_encoder(
     encoder: nn.Module,
     data: DatasetSplits,
     labelled: torch.Tensor,
-    protocols: dict[str, object],
+    protocols: dict[str, EvaluationProtocol],
     *,
     options: EvalOutputOptions,
     run_dir: Path,
@@ -134,7 +136,7 @@ def evaluate_encoder(
     `augmentation`: the pipeline whose stored-image transforms (CLAHE) `data` went through, so
     that a shift dataset gets them too. `head`: the classifier head the method trained on
     these labels (the `classifier` protocol scores it), with `head_info` about it."""
-    analyses = with_prepared_shift(analyses or Analyses(), data, augmentation)
+    analyses = with_prepared_shift(analyses or NO_ANALYSES, data, augmentation)
     if options.positive_class is None:  # the dataset's clinical positive unless overridden
         options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
@@ -216,7 +218,7 @@ def eval_inputs(
 
 
 def run_protocols(
-    protocols: dict[str, object],
+    protocols: dict[str, EvaluationProtocol],
     inputs: EvalInputs,
     data: DatasetSplits,
     options: EvalOutputOptions,

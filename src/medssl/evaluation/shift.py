@@ -1,5 +1,5 @@
-"""Cross-dataset shift (`eval/shift_dataset=<dataset option>`): the protocols fitted on the
-run's dataset score the test split of another dataset of the same task shape, unchanged.
+"""Cross-dataset shift (`eval/analyses/shift_dataset=<dataset option>`): the protocols fitted
+on the run's dataset score the test split of another dataset of the same task shape, unchanged.
 
 The shapes must agree (channels, image size, task, number of classes); what the classes mean
 cannot be checked, so differing class names are logged. Keys: `shift/<dataset>/<protocol>/
@@ -34,7 +34,8 @@ def task_shape(data: DatasetSplits) -> str:
 def check_shift_dataset(shift, data: DatasetSplits) -> DatasetSplits:
     if not isinstance(shift, DatasetSplits):
         raise MedsslError(
-            f"eval.shift_dataset {shift.name!r} has no labels to score; choose a labelled dataset."
+            f"eval.analyses.shift_dataset {shift.name!r} has no labels to score; "
+            "choose a labelled dataset."
         )
     same = (shift.channels, shift.image_size, shift.task, shift.num_classes) == (
         data.channels,
@@ -44,8 +45,9 @@ def check_shift_dataset(shift, data: DatasetSplits) -> DatasetSplits:
     )
     if not same:
         raise MedsslError(
-            f"eval.shift_dataset {shift.name!r} has {task_shape(shift)} but dataset {data.name!r} "
-            f"has {task_shape(data)}; choose a shift dataset of the same shape (or set its size)."
+            f"eval.analyses.shift_dataset {shift.name!r} has {task_shape(shift)} but dataset "
+            f"{data.name!r} has {task_shape(data)}; choose a shift dataset of the same shape "
+            "(or set its size)."
         )
     if list(shift.class_names) != list(data.class_names):
         log.warning(

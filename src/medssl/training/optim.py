@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
@@ -72,6 +73,19 @@ def build_scheduler(
         warmup_prefix=True,
         t_in_epochs=False,
     )
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int) -> float:
+    """The learning-rate factor of update `step` (0-based) of `total_steps`: a linear warm-up
+    `(step + 1) / warmup_steps`, then a cosine from 1 towards 0 at `total_steps`.
+
+    Fine-tuning's schedule (evaluation/finetune.py). Its warm-up is MultiStepSchedule's, whose
+    first update already moves; timm's, which `build_scheduler` uses, starts at
+    `warmup_lr_init`, a first update at rate 0 when that is 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 class MultiStepSchedule:
