@@ -1,6 +1,6 @@
 """A submitit job of several tasks (`hydra/launcher=slurm hydra.launcher.gpus_per_node=4`) becomes
 torchrun's variables in each task, read from submitit's real job environment. The real two-task
-sweep through submitit's local executor is in tests/test_launchers.py."""
+sweep through submitit's local executor is in tests/study/test_launchers.py."""
 
 from __future__ import annotations
 
