@@ -134,9 +134,10 @@ def walk() -> Walk:
 
 
 def test_no_python_default_repeats_the_yaml(walk):
-    assert not walk.repeated, (
+    repeated = walk.repeated
+    assert not repeated, (
         "Python defaults of parameters the YAML sets (remove them from the signature):\n"
-        + "\n".join(m[0] + f" (+{len(m) - 1} more)" for m in walk.repeated.values())
+        + "\n".join(m[0] + f" (+{len(m) - 1} more)" for m in repeated.values())
     )
 
 
