@@ -14,12 +14,12 @@ from medssl.cli.report import main
 from medssl.study.report import ReportOptions, read_report_options, report_options_file
 from medssl.study.report.metrics import report_metrics
 from medssl.study.report.stats import level_text, quantile_text
-from tests.study.report.test_sweep_report import (
+from tests.study.report.conftest import (
     AUROCS,
-    _csv_rows,
-    _label_efficiency_sweep,
-    _row,
-    _table,
+    csv_rows,
+    label_efficiency_sweep,
+    row_of,
+    table_under,
 )
 
 T_95_2 = 2.919986  # t_{0.95, 2}: the 90 % two-sided Student-t quantile for 3 seeds
@@ -44,20 +44,20 @@ def test_the_options_file_holds_a_level_and_metrics_the_report_names():
 
 def test_the_confidence_flag_sets_every_interval_and_its_name(tmp_path, capsys):
     sweep, out = tmp_path / "sweep", tmp_path / "out"
-    _label_efficiency_sweep(sweep)
+    label_efficiency_sweep(sweep)
     assert main([str(sweep), "--confidence", "0.9", "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
     assert capsys.readouterr().out.strip() == markdown.strip()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
     mean, half = _half_width(AUROCS[("simclr", 0.1)], T_95_2)
-    assert _row(table, "simclr").startswith(f"| simclr | **{mean:.3f} ± {half:.3f} (n=3)** |")
+    assert row_of(table, "simclr").startswith(f"| simclr | **{mean:.3f} ± {half:.3f} (n=3)** |")
     differences = [a - b for a, b in zip(AUROCS[("simclr", 0.1)], AUROCS[("supervised", 0.1)])]
     mean, half = _half_width(differences, T_95_2)
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
-    assert _row(paired, "simclr").startswith(f"| simclr | {mean:+.3f} ± {half:.3f} (won 3/3) |")
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against supervised")
+    assert row_of(paired, "simclr").startswith(f"| simclr | {mean:+.3f} ± {half:.3f} (won 3/3) |")
     assert "90 % Student-t interval (t_{0.95, n-1} · s / √n)" in markdown
     assert "± the 90 % t half-width" in markdown and "95 %" not in markdown
-    summary = {(r["variant"], r["label_frac"]): r for r in _csv_rows(out / "summary.csv")}
+    summary = {(r["variant"], r["label_frac"]): r for r in csv_rows(out / "summary.csv")}
     _, half = _half_width(AUROCS[("simclr", 0.1)], T_95_2)
     assert float(summary[("simclr", "0.1")]["test/linear/auroc ci90"]) == pytest.approx(half)
     assert not any(column.endswith("ci95") for column in summary[("simclr", "0.1")])
@@ -65,7 +65,7 @@ def test_the_confidence_flag_sets_every_interval_and_its_name(tmp_path, capsys):
 
 def test_a_metric_name_stands_for_every_protocol_and_replaces_the_files_list(tmp_path):
     sweep, out = tmp_path / "sweep", tmp_path / "out"
-    _label_efficiency_sweep(sweep)
+    label_efficiency_sweep(sweep)
     for path in sweep.glob("*/results.json"):
         record = json.loads(path.read_text())
         path.write_text(json.dumps({**record, "test/knn/auroc": record["test/linear/auroc"]}))
@@ -115,7 +115,7 @@ def test_a_bad_flag_is_refused_and_none_leaves_the_files_value(tmp_path, capsys)
     options = ReportOptions(confidence=0.8, metrics=("auroc",))
     assert options.overridden(confidence=None, metrics=None) == options
     assert options.overridden(confidence=0.5, metrics=["acc"]) == ReportOptions(0.5, ("acc",))
-    _label_efficiency_sweep(tmp_path)
+    label_efficiency_sweep(tmp_path)
     assert main([str(tmp_path), "--confidence", "1.5"]) == 1
     assert capsys.readouterr().err.startswith(
         "error: the report's confidence is a level strictly between 0 and 1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from medssl.study.report import write_report
+from tests.study.report.conftest import table_under
 
 V2 = "MedMNIST v2 (Yang et al., Scientific Data 10, 41, 2023), Table 3"
 PLUS = "MedMNIST+ (Doerrich et al., Scientific Reports 2025)"
@@ -36,16 +37,11 @@ def _reproduction(sweep):
         (path / "results.json").write_text(json.dumps(record))
 
 
-def _table(markdown: str, heading: str) -> list[str]:
-    after = markdown.split(heading + "\n", 1)[1].lstrip("\n")
-    return after.split("\n\n", 1)[0].splitlines()
-
-
 def test_both_references_are_tabulated_and_drawn_for_the_classifier(tmp_path):
     _reproduction(tmp_path)
     markdown = write_report(tmp_path).read_text()
     section = markdown.split("### Against the published references (all labels)", 1)[1]
-    table = _table(section, "#### test AUROC")
+    table = table_under(section, "#### test AUROC")
     assert table[0] == (
         "| variant, protocol | mean ± 95 % CI (n) | per seed | − MedMNIST v2 (0.901) "
         "| − MedMNIST+ (0.876) |"
@@ -58,7 +54,7 @@ def test_both_references_are_tabulated_and_drawn_for_the_classifier(tmp_path):
     assert "#### test accuracy" in section
     assert (tmp_path / "references.png").stat().st_size > 10_000
     # The per-protocol tables carry one row per reference.
-    classifier = _table(markdown, "#### test/classifier/auroc (AUROC)")
+    classifier = table_under(markdown, "#### test/classifier/auroc (AUROC)")
     assert any(
         line.startswith("| published: MedMNIST+ (all labels) | 0.876 |") for line in classifier
     )
@@ -88,17 +84,17 @@ def test_a_method_without_the_protocol_has_no_row_against_the_references(tmp_pat
         target.write_text(json.dumps(record | {"config/method": "simclr"}))
     markdown = write_report(tmp_path).read_text()
     section = markdown.split("### Against the published references (all labels)", 1)[1]
-    labels = [line.split(" | ")[0] for line in _table(section, "#### test AUROC")[2:]]
+    labels = [line.split(" | ")[0] for line in table_under(section, "#### test AUROC")[2:]]
     assert labels == [
         "| supervised, classifier",
         "| simclr, linear",
         "| supervised, linear",
     ]
     # Nor a row of n/a in the per-protocol table of a protocol it does not have.
-    classifier = _table(markdown, "#### test/classifier/auroc (AUROC)")
+    classifier = table_under(markdown, "#### test/classifier/auroc (AUROC)")
     assert not any(line.startswith("| simclr |") for line in classifier)
     assert any(line.startswith("| supervised |") for line in classifier)
-    linear = _table(markdown, "#### test/linear/auroc (AUROC)")
+    linear = table_under(markdown, "#### test/linear/auroc (AUROC)")
     assert any(line.startswith("| simclr |") for line in linear)
     # And no paired difference to draw from runs that never had the protocol.
     assert "#### test/classifier/auroc: paired difference" not in markdown

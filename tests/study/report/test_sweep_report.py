@@ -4,7 +4,6 @@ apart, paired differences against supervised, failed and missing runs, HTML, CSV
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import math
 import os
@@ -16,100 +15,17 @@ from omegaconf import OmegaConf
 from medssl import MedsslError
 from medssl.cli.report import main
 from medssl.study.report import read_report_options, report_options_file, write_report
+from tests.study.report.conftest import (
+    AUROCS,
+    SOURCE,
+    csv_rows,
+    label_efficiency_sweep,
+    row_of,
+    table_under,
+    write_job,
+)
 
 T_975_2 = 4.302653  # t_{0.975, 2}: the 95 % two-sided Student-t quantile for 3 seeds
-SOURCE = "MedMNIST v2 (Yang et al., Sci Data 2023), Table 3"
-
-
-def _config(method, frac, seed, augmentation, backbone, blur, temperature=0.2):
-    """A small resolved config: what differs by method (optimizer) comes with the method."""
-    return {
-        "label_frac": frac,
-        "seed": seed,
-        "label_seed": seed,
-        "skip_done": True,
-        "method": {"_target_": f"medssl.methods.{method}.Method", "temperature": temperature},
-        "optimizer": {"name": "lars" if method == "simclr" else "adamw", "base_lr": 0.001},
-        "backbone": {"name": backbone},
-        "dataset": {"name": "breastmnist", "root": f"/data/user{seed}", "download": True},
-        "augmentation": {
-            "_target_": "medssl.augment.pipeline.ViewPipeline",
-            "cpu_threads": seed,  # how fast views are made, not which: never splits a cell
-            "jitter": {"p": 0.8 if augmentation == "medical" else 1.0},
-            "blur": blur,
-        },
-        "trainer": {"epochs": 30, "device": "cuda" if seed else "cpu"},
-        "cache": {"dir": f"/tmp/cache{seed}"},
-    }
-
-
-def _job(
-    sweep,
-    folder,
-    *,
-    method="simclr",
-    frac=0.1,
-    seed=0,
-    auroc=0.8,
-    augmentation="medical",
-    backbone="resnet18",
-    blur="default",
-    error=None,
-    reference=False,
-    dataset="breastmnist",
-    temperature=0.2,
-    overrides=(),
-):
-    path = sweep / folder
-    path.mkdir(parents=True)
-    if blur == "default":
-        blur = {"_target_": "medssl.augment.blur.GaussianBlur", "sigma": [0.1, 1.0], "p": 0.2}
-    config = _config(method, frac, seed, augmentation, backbone, blur, temperature)
-    OmegaConf.save(OmegaConf.create(config), path / "config.yaml")
-    (path / ".hydra").mkdir()
-    OmegaConf.save(OmegaConf.create([f"seed={seed}", *overrides]), path / ".hydra/overrides.yaml")
-    record = {
-        "config/method": method,
-        "config/backbone": backbone,
-        "config/dataset": dataset,
-        "config/augmentation": augmentation,
-        "config/logger": "None",
-        "label_frac": frac,
-        "seed": seed,
-        "label_seed": seed,
-    }
-    if error is not None:
-        record |= {"error": error, "error_type": "MedsslError"}
-        (path / "error.json").write_text(json.dumps(record))
-        return path
-    record |= {
-        "test/linear/auroc": auroc,
-        "test/linear/acc": auroc - 0.1,
-        "test/linear/ece_ts": 0.05,
-        "pretrain/reused": False,
-        "time/total_s": 10.0,
-    }
-    if reference:
-        record |= {"reference/auroc": 0.901, "reference/acc": 0.863, "reference/source": SOURCE}
-    (path / "results.json").write_text(json.dumps(record))
-    return path
-
-
-AUROCS = {
-    ("simclr", 0.1): [0.70, 0.75, 0.83],
-    ("supervised", 0.1): [0.60, 0.62, 0.70],
-    ("simclr", 1.0): [0.90, 0.92, 0.91],
-    ("supervised", 1.0): [0.90, 0.95, 0.89],  # seed 0 ties: not a win
-}
-
-
-def _label_efficiency_sweep(sweep, reference=False):
-    for (method, frac), values in AUROCS.items():
-        for seed, auroc in enumerate(values):
-            folder = f"method={method},label_frac={frac},seed={seed}"
-            _job(
-                sweep, folder, method=method, frac=frac, seed=seed, auroc=auroc, reference=reference
-            )
 
 
 def _mean_and_half_width(values):
@@ -119,25 +35,10 @@ def _mean_and_half_width(values):
     return mean, T_975_2 * s / math.sqrt(n)
 
 
-def _table(markdown, heading):
-    """The lines of the markdown table under `heading`."""
-    after = markdown.split(heading + "\n", 1)[1].lstrip("\n")
-    return after.split("\n\n", 1)[0].splitlines()
-
-
-def _row(table, label):
-    return next(line for line in table if line.startswith(f"| {label} |"))
-
-
-def _csv_rows(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def test_cells_are_means_with_student_t_intervals_and_the_best_is_bold(tmp_path):
-    _label_efficiency_sweep(tmp_path)
+    label_efficiency_sweep(tmp_path)
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
     assert table[0] == "| variant | 10 % | 100 % |"
     for method in ("simclr", "supervised"):
         cells = []
@@ -146,16 +47,16 @@ def test_cells_are_means_with_student_t_intervals_and_the_best_is_bold(tmp_path)
             cells.append(f"{mean:.3f} ± {half:.3f} (n=3)")
         best = {"simclr": (True, False), "supervised": (False, True)}[method]
         cells = [f"**{c}**" if bold else c for c, bold in zip(cells, best)]
-        assert _row(table, method) == f"| {method} | {cells[0]} | {cells[1]} |"
+        assert row_of(table, method) == f"| {method} | {cells[0]} | {cells[1]} |"
 
     # The method's own optimizer is part of its recipe, not a variant of its own.
-    summary = {(r["variant"], r["label_frac"]): r for r in _csv_rows(tmp_path / "summary.csv")}
+    summary = {(r["variant"], r["label_frac"]): r for r in csv_rows(tmp_path / "summary.csv")}
     assert {variant for variant, _ in summary} == {"simclr", "supervised"}
     mean, half = _mean_and_half_width(AUROCS[("simclr", 0.1)])
     assert float(summary[("simclr", "0.1")]["test/linear/auroc mean"]) == pytest.approx(mean)
     assert float(summary[("simclr", "0.1")]["test/linear/auroc ci95"]) == pytest.approx(half)
 
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against supervised")
     cells = []
     for frac in (0.1, 1.0):
         differences = [
@@ -165,37 +66,37 @@ def test_cells_are_means_with_student_t_intervals_and_the_best_is_bold(tmp_path)
         won = sum(d > 0 for d in differences)
         cells.append(f"{mean:+.3f} ± {half:.3f} (won {won}/3)")
     assert cells[1].endswith("(won 1/3)")
-    assert _row(paired, "simclr") == f"| simclr | {cells[0]} | {cells[1]} |"
+    assert row_of(paired, "simclr") == f"| simclr | {cells[0]} | {cells[1]} |"
     assert "A positive difference means the variant's AUROC is higher" in markdown
     assert "published reference" not in markdown
 
 
 def test_an_ablation_keeps_each_recipe_in_its_own_readable_row(tmp_path):
     for seed, auroc in enumerate([0.80, 0.82]):
-        _job(tmp_path, f"base/{seed}", seed=seed, auroc=auroc)
-        _job(tmp_path, f"no_blur/{seed}", seed=seed, auroc=auroc - 0.2, blur=None)
-        _job(tmp_path, f"byol/{seed}", seed=seed, auroc=0.5, augmentation="byol")
+        write_job(tmp_path, f"base/{seed}", seed=seed, auroc=auroc)
+        write_job(tmp_path, f"no_blur/{seed}", seed=seed, auroc=auroc - 0.2, blur=None)
+        write_job(tmp_path, f"byol/{seed}", seed=seed, auroc=0.5, augmentation="byol")
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
     assert [line.split(" | ")[0] for line in table[2:]] == [
         "| simclr",
         "| simclr, augmentation.blur=None",
         "| simclr, augmentation=byol",
     ]
-    assert _row(table, "simclr") == "| simclr | **0.810 ± 0.127 (n=2)** |"
-    assert _row(table, "simclr, augmentation.blur=None") == (
+    assert row_of(table, "simclr") == "| simclr | **0.810 ± 0.127 (n=2)** |"
+    assert row_of(table, "simclr, augmentation.blur=None") == (
         "| simclr, augmentation.blur=None | 0.610 ± 0.127 (n=2) |"
     )
     assert "jitter" not in markdown  # it changes with the augmentation option, not on its own
     assert (tmp_path / "ablation_auroc.png").read_bytes()[:4] == b"\x89PNG"
     # No supervised run: each variant is paired against the recipe, seed by seed.
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against simclr")
     assert paired[0] == "| variant − simclr | 10 % |"
-    assert _row(paired, "simclr, augmentation.blur=None") == (
+    assert row_of(paired, "simclr, augmentation.blur=None") == (
         "| simclr, augmentation.blur=None | -0.200 ± 0.000 (won 0/2) |"
     )
     # Differences -0.30 and -0.32: sd 0.01414, t_{0.975, 1} = 12.706 -> 12.706 * 0.01414 / sqrt 2.
-    assert _row(paired, "simclr, augmentation=byol") == (
+    assert row_of(paired, "simclr, augmentation=byol") == (
         "| simclr, augmentation=byol | -0.310 ± 0.127 (won 0/2) |"
     )
     assert "against supervised" not in markdown
@@ -205,7 +106,7 @@ def test_on_a_tie_the_recipe_left_at_its_config_defaults_is_the_unnamed_one(tmp_
     # Three runs each: the overridden temperature sorts first by value, the default must still
     # be the plain `simclr` row and the reference the other is paired against.
     for seed in range(3):
-        _job(
+        write_job(
             tmp_path,
             f"t05/{seed}",
             seed=seed,
@@ -213,16 +114,16 @@ def test_on_a_tie_the_recipe_left_at_its_config_defaults_is_the_unnamed_one(tmp_
             temperature=0.05,
             overrides=("method.temperature=0.05",),
         )
-        _job(tmp_path, f"default/{seed}", seed=seed, auroc=0.8 + seed / 100)
+        write_job(tmp_path, f"default/{seed}", seed=seed, auroc=0.8 + seed / 100)
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
     assert [line.split(" | ")[0] for line in table[2:]] == [
         "| simclr",
         "| simclr, method.temperature=0.05",
     ]
-    assert _row(table, "simclr").startswith("| simclr | **0.810 ± ")
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
-    assert _row(paired, "simclr, method.temperature=0.05").startswith(
+    assert row_of(table, "simclr").startswith("| simclr | **0.810 ± ")
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against simclr")
+    assert row_of(paired, "simclr, method.temperature=0.05").startswith(
         "| simclr, method.temperature=0.05 | -0.100 ± 0.000 (won 0/3)"
     )
 
@@ -232,7 +133,7 @@ def test_when_every_run_chooses_a_group_its_config_default_is_the_unnamed_one(tm
     # config's default for supervised is `medical`, so that is the plain `supervised` row.
     for augmentation in ("finetune", "medical", "none"):
         for seed in range(2):
-            _job(
+            write_job(
                 tmp_path,
                 f"{augmentation}/{seed}",
                 method="supervised",
@@ -241,23 +142,23 @@ def test_when_every_run_chooses_a_group_its_config_default_is_the_unnamed_one(tm
                 overrides=("method=supervised", f"augmentation={augmentation}"),
             )
     write_report(tmp_path)
-    summary = _csv_rows(tmp_path / "summary.csv")
+    summary = csv_rows(tmp_path / "summary.csv")
     assert sorted({r["variant"] for r in summary}) == [
         "supervised",
         "supervised, augmentation=finetune",
         "supervised, augmentation=none",
     ]
     plain = [r for r in summary if r["variant"] == "supervised"]
-    runs = _csv_rows(tmp_path / "runs.csv")
+    runs = csv_rows(tmp_path / "runs.csv")
     medical = {r["folder"] for r in runs if r["folder"].startswith("medical/")}
     assert plain and medical == {r["folder"] for r in runs if r["variant"] == "supervised"}
 
 
 def test_a_backbone_comparison_names_every_backbone(tmp_path):
     for backbone in ("resnet18", "resnet50"):
-        _job(tmp_path, backbone, backbone=backbone)
+        write_job(tmp_path, backbone, backbone=backbone)
     write_report(tmp_path)
-    summary = _csv_rows(tmp_path / "summary.csv")
+    summary = csv_rows(tmp_path / "summary.csv")
     assert [r["variant"] for r in summary] == [
         "simclr, backbone=resnet18",
         "simclr, backbone=resnet50",
@@ -273,40 +174,40 @@ def test_old_runs_without_config_choices_are_named_by_their_results(tmp_path):
             (tmp_path / f"{method}{seed}" / "results.json").write_text(json.dumps(old))
     markdown = write_report(tmp_path).read_text()
     assert "| SimCLR | **0.805 ± 0.064 (n=2)** |" in markdown
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
-    assert _row(paired, "SimCLR") == "| SimCLR | +0.100 ± 0.000 (won 2/2) |"
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against supervised")
+    assert row_of(paired, "SimCLR") == "| SimCLR | +0.100 ± 0.000 (won 2/2) |"
 
 
 def test_failed_and_missing_runs_are_reported_in_a_partial_report(tmp_path):
-    _job(tmp_path, "simclr_0.1_s0", seed=0, auroc=0.70)
-    _job(tmp_path, "simclr_0.1_s1", seed=1, auroc=0.80)
-    rerun = _job(tmp_path, "simclr_0.1_s2", seed=2, error="CUDA out of memory.")
+    write_job(tmp_path, "simclr_0.1_s0", seed=0, auroc=0.70)
+    write_job(tmp_path, "simclr_0.1_s1", seed=1, auroc=0.80)
+    rerun = write_job(tmp_path, "simclr_0.1_s2", seed=2, error="CUDA out of memory.")
     (rerun / "results.json").write_text(json.dumps({"test/linear/auroc": 0.99}))
     os.utime(rerun / "results.json", (1, 1))  # an older success, stale since the rerun failed
     for seed in range(3):
-        _job(tmp_path, f"simclr_1.0_s{seed}", frac=1.0, seed=seed, error="loss became NaN.")
-    _job(tmp_path, "supervised_0.1_s0", method="supervised", seed=0, auroc=0.60)
+        write_job(tmp_path, f"simclr_1.0_s{seed}", frac=1.0, seed=seed, error="loss became NaN.")
+    write_job(tmp_path, "supervised_0.1_s0", method="supervised", seed=0, auroc=0.60)
     markdown = write_report(tmp_path).read_text()
 
     assert "3 runs finished, 4 failed; 1 of 3 cells are missing seeds" in markdown
     assert "1 variant × label-fraction cells have no run yet" in markdown
     assert "- simclr_1.0_s0: loss became NaN." in markdown
     assert "- simclr_0.1_s2: CUDA out of memory." in markdown
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
-    assert _row(table, "simclr") == "| simclr | **0.750 ± 0.635 (n=2) (1 failed)** | failed |"
-    assert _row(table, "supervised") == "| supervised | 0.600 (n=1) | – |"
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against supervised")
-    assert _row(paired, "simclr") == "| simclr | +0.100 (won 1/1) | – |"
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
+    assert row_of(table, "simclr") == "| simclr | **0.750 ± 0.635 (n=2) (1 failed)** | failed |"
+    assert row_of(table, "supervised") == "| supervised | 0.600 (n=1) | – |"
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against supervised")
+    assert row_of(paired, "simclr") == "| simclr | +0.100 (won 1/1) | – |"
 
-    runs = {r["folder"]: r for r in _csv_rows(tmp_path / "runs.csv")}
+    runs = {r["folder"]: r for r in csv_rows(tmp_path / "runs.csv")}
     assert runs["simclr_0.1_s2"]["status"] == "failed"
     assert runs["simclr_0.1_s2"]["error"] == "CUDA out of memory."
     assert runs["simclr_0.1_s0"]["test/linear/auroc"] == "0.7"
 
 
 def test_html_is_self_contained_with_embedded_pngs(tmp_path):
-    _label_efficiency_sweep(tmp_path)
-    _job(tmp_path, "broken", seed=5, error="CUDA out of memory.")
+    label_efficiency_sweep(tmp_path)
+    write_job(tmp_path, "broken", seed=5, error="CUDA out of memory.")
     write_report(tmp_path)
     text = (tmp_path / "report.html").read_text()
 
@@ -334,16 +235,16 @@ def test_html_is_self_contained_with_embedded_pngs(tmp_path):
 
 
 def test_csv_files_hold_every_run_and_every_cell(tmp_path):
-    _label_efficiency_sweep(tmp_path)
-    _job(tmp_path, "failed_run", method="supervised", seed=3, error="disk full.")
+    label_efficiency_sweep(tmp_path)
+    write_job(tmp_path, "failed_run", method="supervised", seed=3, error="disk full.")
     write_report(tmp_path)
-    runs = _csv_rows(tmp_path / "runs.csv")
+    runs = csv_rows(tmp_path / "runs.csv")
     assert len(runs) == 13
     assert [r["status"] for r in runs].count("failed") == 1
     assert {"folder", "variant", "label_frac", "seed", "test/linear/auroc", "time/total_s"} <= set(
         runs[0]
     )
-    cells = _csv_rows(tmp_path / "summary.csv")
+    cells = csv_rows(tmp_path / "summary.csv")
     assert len(cells) == 4
     failed_cell = next(
         c for c in cells if c["variant"] == "supervised" and c["label_frac"] == "0.1"
@@ -353,10 +254,10 @@ def test_csv_files_hold_every_run_and_every_cell(tmp_path):
 
 
 def test_published_reference_row_and_citation(tmp_path):
-    _label_efficiency_sweep(tmp_path, reference=True)
+    label_efficiency_sweep(tmp_path, reference=True)
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
-    assert _row(table, "published reference (all labels)").endswith("| 0.901 | 0.901 |")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
+    assert row_of(table, "published reference (all labels)").endswith("| 0.901 | 0.901 |")
     assert f"Published reference: {SOURCE}." in markdown
     assert (tmp_path / "label_efficiency_auroc.png").exists()
     # The papers report test: a val metric's table carries no reference row.
@@ -367,14 +268,14 @@ def test_published_reference_row_and_citation(tmp_path):
         confidence=None, metrics=["val/linear/auroc"]
     )
     val = write_report(tmp_path, chosen, out=tmp_path / "val").read_text()
-    assert "published" not in _table(val, "#### val/linear/auroc (AUROC)")[-1]
+    assert "published" not in table_under(val, "#### val/linear/auroc (AUROC)")[-1]
     assert "Published reference" not in val
 
 
 def test_cli_with_chosen_metric_and_output_folder(tmp_path, capsys):
     sweep, out = tmp_path / "sweep", tmp_path / "out"
-    _label_efficiency_sweep(sweep)
-    _job(sweep, "other_dataset", dataset="pneumoniamnist", frac=0.1)
+    label_efficiency_sweep(sweep)
+    write_job(sweep, "other_dataset", dataset="pneumoniamnist", frac=0.1)
     assert main([str(sweep), "--metric", "test/linear/auroc", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "#### test/linear/auroc (AUROC)" in printed and "test/linear/acc" not in printed
@@ -405,7 +306,7 @@ def test_robustness_shows_as_tables_paired_differences_and_a_severity_figure(tmp
     drops = {"simclr": 0.05, "supervised": 0.15}
     for (method, frac), values in AUROCS.items():
         for seed, auroc in enumerate(values):
-            path = _job(
+            path = write_job(
                 tmp_path,
                 f"{method},{frac},{seed}",
                 method=method,
@@ -423,22 +324,22 @@ def test_robustness_shows_as_tables_paired_differences_and_a_severity_figure(tmp
             record["test/linear/ece_ts_corrupt"] = 0.1
             (path / "results.json").write_text(json.dumps(record))
     markdown = write_report(tmp_path).read_text()
-    table = _table(
+    table = table_under(
         markdown,
         "#### test/linear/auroc_corrupt (AUROC under corruption, mean over corruptions and severities)",
     )
     mean, half = _mean_and_half_width([a - 0.05 * 2 / 3 - 0.01 for a in AUROCS[("simclr", 0.1)]])
-    assert _row(table, "simclr").startswith(f"| simclr | **{mean:.3f} ± {half:.3f} (n=3)** |")
-    paired = _table(
+    assert row_of(table, "simclr").startswith(f"| simclr | **{mean:.3f} ± {half:.3f} (n=3)** |")
+    paired = table_under(
         markdown, "#### test/linear/auroc_corrupt: paired difference against supervised"
     )
-    assert "(won 3/3)" in _row(paired, "simclr")  # 0.1 more robust on every seed at 10 % labels
+    assert "(won 3/3)" in row_of(paired, "simclr")  # 0.1 more robust on every seed at 10 % labels
     assert "#### test/linear/ece_ts_corrupt" in markdown
     assert "robustness_linear.png" in markdown
     assert (tmp_path / "robustness_linear.png").stat().st_size > 10_000
     # Without robustness runs the report has no such section.
     plain = tmp_path / "plain"
-    _label_efficiency_sweep(plain)
+    label_efficiency_sweep(plain)
     assert "corrupt" not in write_report(plain).read_text()
 
 
@@ -452,7 +353,7 @@ def test_pretraining_curves_average_each_pretraining_once_by_epoch(tmp_path):
     }
     for seed, (first, last) in curves.items():
         for frac in (0.1, 1.0):  # the second job of the seed reuses the first one's encoder
-            path = _job(tmp_path, f"frac={frac},seed={seed}", frac=frac, seed=seed)
+            path = write_job(tmp_path, f"frac={frac},seed={seed}", frac=frac, seed=seed)
             record = json.loads((path / "results.json").read_text())
             record["pretrain/cache_key"] = f"key{seed}"
             (path / "results.json").write_text(json.dumps(record))
@@ -464,19 +365,19 @@ def test_pretraining_curves_average_each_pretraining_once_by_epoch(tmp_path):
             text = "\n".join(json.dumps(r) for r in rows) + '\n{"epoch": 51, "eval/lin'
             (path / "train_log.jsonl").write_text(text)
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### val/linear/auroc by pretraining epoch")
+    table = table_under(markdown, "#### val/linear/auroc by pretraining epoch")
     assert table[0] == "| variant | epoch 25 | epoch 50 |"
     first, half_first = _mean_and_half_width([c[0] for c in curves.values()])
     last, half_last = _mean_and_half_width([c[1] for c in curves.values()])
-    assert _row(table, "simclr") == (
+    assert row_of(table, "simclr") == (
         f"| simclr | **{first:.3f} ± {half_first:.3f} (n=3)** | **{last:.3f} ± {half_last:.3f} (n=3)** |"
     )
-    knn = _table(markdown, "#### val/knn/auroc by pretraining epoch")
+    knn = table_under(markdown, "#### val/knn/auroc by pretraining epoch")
     assert knn[0] == "| variant | epoch 25 |"  # epoch 50 scored no kNN value
     assert (tmp_path / "pretraining_curves.png").stat().st_size > 10_000
     # Runs without the curve get no such section.
     plain = tmp_path / "plain"
-    _label_efficiency_sweep(plain)
+    label_efficiency_sweep(plain)
     assert "Pretraining-length curves" not in write_report(plain).read_text()
     assert not (plain / "pretraining_curves.png").exists()
 
@@ -490,7 +391,7 @@ def test_an_ablation_sweep_is_named_and_paired_against_its_recipe_whatever_the_c
             ("no_blur", 0.75, None),
             ("recipe", 0.80 + 0.01 * seed, "default"),
         ):
-            path = _job(
+            path = write_job(
                 tmp_path, f"ablation={ablation},seed={seed}", seed=seed, auroc=auroc, blur=blur
             )
             record = json.loads((path / "results.json").read_text())
@@ -501,15 +402,15 @@ def test_an_ablation_sweep_is_named_and_paired_against_its_recipe_whatever_the_c
                 config.augmentation.jitter.p = 1.0
                 OmegaConf.save(config, path / "config.yaml")
     markdown = write_report(tmp_path).read_text()
-    table = _table(markdown, "#### test/linear/auroc (AUROC)")
+    table = table_under(markdown, "#### test/linear/auroc (AUROC)")
     assert [line.split(" | ")[0] for line in table[2:]] == [
         "| simclr",
         "| simclr, ablation=byol_recipe",
         "| simclr, ablation=no_blur",
     ]
-    paired = _table(markdown, "#### test/linear/auroc: paired difference against simclr")
+    paired = table_under(markdown, "#### test/linear/auroc: paired difference against simclr")
     mean, half = _mean_and_half_width([0.75 - (0.80 + 0.01 * s) for s in range(3)])
-    assert _row(paired, "simclr, ablation=no_blur") == (
+    assert row_of(paired, "simclr, ablation=no_blur") == (
         f"| simclr, ablation=no_blur | {mean:+.3f} ± {half:.3f} (won 0/3) |"
     )
 
