@@ -23,6 +23,21 @@ from medssl.training.resume import RunCheckpoint, new_training_state
 from medssl.training.stop_signals import RunStopped, StopSignals
 from tests.conftest import plain_crop
 
+# What the loop runs with where a test says nothing: conf/config.yaml's trainer values, but a
+# checkpoint every epoch (`checkpoint_every: null`), so that short runs resume between epochs.
+LOOP = {
+    "accumulate_steps": 1,
+    "collapse_min_std": 0.01,
+    "collapse_min_rank": 2.0,
+    "eval_every": None,
+    "keep_epochs": (),
+    "checkpoint_every": None,
+}
+
+
+def _settings(**values) -> PretrainSettings:
+    return PretrainSettings(**{**LOOP, **values})
+
 
 class Killed(Exception):
     pass
@@ -83,9 +98,7 @@ def _train(
         pipeline,
         images,
         None,
-        PretrainSettings(
-            epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every
-        ),
+        _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every),
         optimizer_factory=functools.partial(
             build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
         ),
@@ -117,7 +130,7 @@ def test_the_checkpoint_writes_the_epoch_log_it_is_handed_and_resume_hands_it_ba
     """The loop owns the epoch log: a `RunCheckpoint` keeps none, writes the one `save` is
     handed, and `resume` gives the saved one back for the next loop to take over."""
     cpu, one_process = torch.device("cpu"), Distributed()
-    settings = PretrainSettings(epochs=3, batch_size=16, precision="fp32", seed=0)
+    settings = _settings(epochs=3, batch_size=16, precision="fp32", seed=0)
 
     def checkpoint() -> RunCheckpoint:
         method = _tiny(SimCLR)
@@ -256,7 +269,7 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
         ViewPipeline(n_views=2, cpu_threads=None),
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
-        PretrainSettings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
+        _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=functools.partial(
             build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
         ),
@@ -325,4 +338,4 @@ def test_checkpoints_follow_the_wall_clock_and_resume_exactly(tmp_path, monkeypa
 
 def test_a_bad_checkpoint_interval_is_one_sentence():
     with pytest.raises(MedsslError, match="trainer.checkpoint_every must be a number of seconds"):
-        PretrainSettings(epochs=1, batch_size=8, precision="fp32", seed=0, checkpoint_every=0)
+        _settings(epochs=1, batch_size=8, precision="fp32", seed=0, checkpoint_every=0)

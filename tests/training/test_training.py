@@ -29,6 +29,22 @@ from tests.conftest import plain_crop
 N = 64
 
 
+# What the loop runs with where a test says nothing: conf/config.yaml's trainer values, but a
+# checkpoint every epoch (`checkpoint_every: null`), so that short runs resume between epochs.
+LOOP = {
+    "accumulate_steps": 1,
+    "collapse_min_std": 0.01,
+    "collapse_min_rank": 2.0,
+    "eval_every": None,
+    "keep_epochs": (),
+    "checkpoint_every": None,
+}
+
+
+def _settings(**values) -> PretrainSettings:
+    return PretrainSettings(**{**LOOP, **values})
+
+
 def _images(seed=1, n=N):
     return torch.randint(
         0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
@@ -125,7 +141,7 @@ def _train(
         ViewPipeline(n_views=2, cpu_threads=None, crop=plain_crop(hflip_p=0.5, p=1.0)),
         _images(),
         None,
-        PretrainSettings(
+        _settings(
             epochs=epochs,
             batch_size=batch_size,
             precision="fp32",
@@ -207,7 +223,7 @@ def test_the_random_floor_is_not_trained(tmp_path):
         ViewPipeline(n_views=2, cpu_threads=None),
         _images(),
         None,
-        PretrainSettings(epochs=5, batch_size=16, precision="fp32", seed=0),
+        _settings(epochs=5, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=None,
         scheduler_factory=None,
         device=torch.device("cpu"),
