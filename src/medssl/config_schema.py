@@ -105,6 +105,77 @@ class InspectConfig(TrainConfig):
     inspect: InspectOptions = field(default_factory=InspectOptions)
 
 
+# What each key does to a result, said once. Everything that asks "does this key change a
+# result?" derives its answer from here (medssl.config_roles): the encoder cache key, the
+# skip-done hash, the sweep folder names and the report's variant names.
+#   PRETRAINING  shapes the encoder: it keys the encoder cache, so a change pretrains again.
+#   EVALUATION   shapes what the job measures from the encoder: the encoder is reused, the
+#                job runs again and the report names a separate variant.
+#   BOOKKEEPING  speed, paths, logging, figures, launching: nothing re-runs, no variant.
+# A path covers the keys below it unless a longer path says otherwise. The images and labels
+# pretraining sees enter the cache key by content digest (medssl.study.encoder_cache), so
+# the dataset keys that shape them are PRETRAINING here and need no config value in the key.
+PRETRAINING, EVALUATION, BOOKKEEPING = "pretraining", "evaluation", "bookkeeping"
+ROLES = {
+    "method": PRETRAINING,
+    "backbone": PRETRAINING,
+    "augmentation": PRETRAINING,
+    "augmentation.cpu_threads": BOOKKEEPING,  # CPU workers for the CPU path: speed only
+    "optimizer": PRETRAINING,
+    "scheduler": PRETRAINING,
+    "seed": PRETRAINING,
+    "trainer.epochs": PRETRAINING,
+    "trainer.batch_size": PRETRAINING,
+    "trainer.accumulate_steps": PRETRAINING,
+    "trainer.precision": PRETRAINING,  # keyed as resolved (auto -> bf16 or fp32)
+    "dataset": PRETRAINING,
+    "dataset.positive_class": EVALUATION,
+    "dataset.references": BOOKKEEPING,  # published numbers the report draws beside ours
+    "dataset.root": BOOKKEEPING,
+    "dataset.store_dir": BOOKKEEPING,
+    "dataset.download": BOOKKEEPING,
+    "dataset.cache": BOOKKEEPING,
+    "pretrain_dataset": PRETRAINING,
+    "pretrain_dataset.positive_class": BOOKKEEPING,  # it is never scored
+    "pretrain_dataset.references": BOOKKEEPING,
+    "pretrain_dataset.root": BOOKKEEPING,
+    "pretrain_dataset.store_dir": BOOKKEEPING,
+    "pretrain_dataset.download": BOOKKEEPING,
+    "pretrain_dataset.cache": BOOKKEEPING,
+    "label_frac": EVALUATION,
+    "label_seed": EVALUATION,
+    "eval": EVALUATION,
+    "eval.analyses.shift_dataset.references": BOOKKEEPING,
+    "eval.analyses.shift_dataset.root": BOOKKEEPING,
+    "eval.analyses.shift_dataset.store_dir": BOOKKEEPING,
+    "eval.analyses.shift_dataset.download": BOOKKEEPING,
+    "eval.analyses.shift_dataset.cache": BOOKKEEPING,
+    "eval_outputs": BOOKKEEPING,  # figures, CAMs, galleries, embeddings
+    "eval_outputs.n_bins": EVALUATION,  # calibration errors are measured in these bins
+    "eval_outputs.positive_class": EVALUATION,
+    "trainer.eval_every": EVALUATION,  # val probes during pretraining: a curve, same encoder
+    "trainer.collapse_min_std": EVALUATION,
+    "trainer.collapse_min_rank": EVALUATION,
+    "trainer.online_probe": BOOKKEEPING,  # a per-epoch log line on detached features
+    "trainer.keep_epochs": BOOKKEEPING,
+    "trainer.eval_batch_size": BOOKKEEPING,
+    "trainer.device": BOOKKEEPING,
+    "trainer.deterministic": BOOKKEEPING,
+    "trainer.feed": BOOKKEEPING,  # the same batches bit for bit either way
+    "trainer.resident_budget_gib": BOOKKEEPING,
+    "trainer.checkpoint_every": BOOKKEEPING,
+    "trainer.speed": BOOKKEEPING,
+    "optimize_metric": BOOKKEEPING,
+    "skip_done": BOOKKEEPING,
+    "cache": BOOKKEEPING,
+    "logger": BOOKKEEPING,
+    "hydra": BOOKKEEPING,
+}
+# Keys a study varies within one recipe: a report places runs along them (columns, seeds
+# averaged in a cell) rather than naming a variant. A nested `seed` follows the run's seed.
+AXES = ("label_frac", "seed", "label_seed")
+
+
 # The names the defaults lists use. A schema extending another comes after the config that
 # names the base one (`- config`, then `- evaluate_schema`): a subclass may be merged onto its
 # base, not the other way round; all-MISSING fields keep the values merged before them.

@@ -2,16 +2,24 @@
 the repository's top-level `conf/`), so an installed wheel's CLIs find it like a checkout's.
 
 Importing this module registers the schema the primary configs name in their defaults lists
-(medssl.config_schema), so whatever finds `conf/` here can compose it.
+(medssl.config_schema) and the resolver config.yaml's folder names use, so whatever finds
+`conf/` here can compose it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from medssl.config_roles import folder_name_exclusions
 from medssl.config_schema import check_config, register_schemas
 
 register_schemas()
+# conf/config.yaml names a sweep job's folder by its overrides minus the bookkeeping keys.
+OmegaConf.register_new_resolver(
+    "medssl_folder_name_exclusions", folder_name_exclusions, use_cache=True, replace=True
+)
 
 
 def config_dir() -> Path:

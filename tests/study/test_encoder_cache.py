@@ -21,7 +21,15 @@ from tests.conftest import TINY, compose_config, key_of
 
 @pytest.fixture(scope="module")
 def breast(medmnist_root):
-    return load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
+    return load_medmnist(
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
 
 
 def test_key_ignores_what_only_evaluation_sees(breast):
@@ -61,7 +69,15 @@ def test_label_using_methods_key_on_their_labelled_subset(breast):
 
 
 def test_key_changes_with_the_pretraining_images(breast, medmnist_root):
-    other = load_medmnist("breastmnist", root=str(medmnist_root), download=False, positive_class=0)
+    other = load_medmnist(
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
     assert other.train.digest is not None  # the store's: the split is not read to key it
     images = other.train.images.clone()
     images[0, 0, 0, 0] ^= 1  # one pixel of one image
@@ -128,7 +144,10 @@ def test_resuming_a_run_folder_with_other_overrides_names_them(
 
 
 def test_key_changes_with_the_intensity_mapping_and_not_with_the_feed(breast):
-    mapped = dataclasses.replace(breast, intensity=IntensityMapping(kind="minmax"))
+    mapped = dataclasses.replace(
+        breast,
+        intensity=IntensityMapping(kind="minmax", low=0.5, high=99.5, center=None, width=None),
+    )
     assert key_of([], mapped) != key_of([], breast)
     base = key_of([], breast)
     for same in (

@@ -2,8 +2,9 @@
 
 A label-efficiency study evaluates the same self-supervised encoder at every label fraction, so
 it needs one pretraining per (method, backbone, pretraining images, augmentation, budget,
-seed), not one per job. `pretraining_key` hashes the resolved config that shapes pretraining
-and a digest of the images it sees (and their labels, for methods that train on labels: their
+seed), not one per job. `pretraining_key` hashes the resolved PRETRAINING keys of the config
+(medssl.config_schema.ROLES), the code that pretrains (medssl.study.code_version) and a digest
+of the images it sees (and their labels, for methods that train on labels: their
 key then changes with the labelled subset, so they never share across fractions); label
 fraction, label seed, evaluation and output paths stay out of it. A method that selects its
 epoch on val keys on the val images too; its classifier head is stored in encoder.pt beside
@@ -34,16 +35,19 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import save_torch, write_bytes, write_json
+from medssl.config_roles import keep_roles
+from medssl.config_schema import PRETRAINING
 from medssl.data.image_store import array_digest
 from medssl.errors import MedsslError
 from medssl.pretraining_job import PretrainingJob
+from medssl.study.code_version import code_version, weights_digest
 from medssl.training.distributed import Distributed
 from medssl.training.val_selection import selected_epoch
 
 log = logging.getLogger(__name__)
 
-SHAPING_GROUPS = ("method", "backbone", "augmentation", "optimizer", "scheduler")
-SHAPING_TRAINER_KEYS = ("epochs", "batch_size", "accumulate_steps")
+# The data groups enter the key by content (the images' digest), not by their config keys.
+DATA_GROUPS = ("dataset", "pretrain_dataset")
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
@@ -57,13 +61,18 @@ def split_digest(split) -> str:
 
 
 def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
-    """What shapes pretraining, as plain data (stored beside the encoder for inspection)."""
+    """What shapes pretraining, as plain data (stored beside the encoder for inspection): the
+    PRETRAINING keys of the config (medssl.config_schema.ROLES), the code that pretrains, and
+    the images (and labels, for methods that train on them) by content."""
     container = OmegaConf.to_container(cfg, resolve=True)
+    outside_data = {k: v for k, v in container.items() if k not in DATA_GROUPS}
+    config = keep_roles(outside_data, (PRETRAINING,))
+    config["trainer"]["precision"] = job.precision  # `auto` as it resolved on this machine
+    if config["backbone"].get("weights"):
+        config["backbone"]["weights"] = weights_digest(config["backbone"]["weights"])
     material = {
-        **{group: container[group] for group in SHAPING_GROUPS},
-        "trainer": {k: container["trainer"][k] for k in SHAPING_TRAINER_KEYS},
-        "precision": job.precision,
-        "seed": job.seed,
+        **config,
+        "code": code_version(),
         "world_size": world_size,
         "images": split_digest(job.train),
         "labels": tensor_digest(job.train.labels) if job.uses_labels else None,

@@ -30,13 +30,15 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from medssl.atomic_files import FULL, unwritable, write_bytes, write_json
+from medssl.config_roles import SHAPING, keep_roles
 from medssl.errors import MedsslError
 from medssl.training.stop_signals import RunStopped
 
 log = logging.getLogger("medssl")
 
-# Keys that change where or how a run logs, never what it measures.
-NOT_SHAPING = ("cache", "skip_done", "logger")
+# Before roles were declared, the hash left out only these keys; a study finished then is
+# still recognised as finished (`_written_before_roles`).
+BEFORE_ROLES_LEFT_OUT = ("cache", "skip_done", "logger")
 # What a job writes about itself before it knows whether it will finish.
 RECORD_FILES = ("config.yaml", "labelled_indices.json")
 # A failed attempt that must not touch the record (a refused configuration, a failed rerun of
@@ -45,13 +47,36 @@ FAILED_ATTEMPT = ".failed_attempt.json"
 
 
 def shaping_config(cfg: DictConfig) -> dict:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in container.items() if k not in NOT_SHAPING}
+    """The keys that change what a job measures: every key but the bookkeeping ones."""
+    return keep_roles(OmegaConf.to_container(cfg, resolve=True), SHAPING)
 
 
 def config_hash(cfg: DictConfig) -> str:
-    text = json.dumps(shaping_config(cfg), sort_keys=True, default=str)
+    return _hash(shaping_config(cfg))
+
+
+def _hash(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_by(results: dict | None, cfg: DictConfig, run_dir: Path) -> bool:
+    """Whether `results` (a results.json) are what `cfg` would write in `run_dir`."""
+    if results is None:
+        return False
+    return results.get("run/config_hash") == config_hash(cfg) or _written_before_roles(
+        results, cfg, run_dir
+    )
+
+
+def _written_before_roles(results: dict, cfg: DictConfig, run_dir: Path) -> bool:
+    """Results hashed by the older rule: its own config.yaml says what wrote them."""
+    stored = _stored_config(Path(run_dir) / "config.yaml")
+    if stored is None or config_hash(stored) != config_hash(cfg):
+        return False
+    container = OmegaConf.to_container(stored, resolve=True)
+    old = {k: v for k, v in container.items() if k not in BEFORE_ROLES_LEFT_OUT}
+    return results.get("run/config_hash") == _hash(old)
 
 
 def identity(cfg: DictConfig, choices: dict[str, str] | None) -> dict:
@@ -94,9 +119,7 @@ def read_results(run_dir: Path, quiet: bool = False) -> dict | None:
 def completed_results(run_dir: Path, cfg: DictConfig) -> dict | None:
     """The results a previous job with this configuration finished in `run_dir`, if any."""
     results = read_results(run_dir)
-    if results is None or results.get("run/config_hash") != config_hash(cfg):
-        return None
-    return results
+    return results if finished_by(results, cfg, run_dir) else None
 
 
 def refusal(run_dir: Path, cfg: DictConfig) -> str | None:
@@ -106,7 +129,7 @@ def refusal(run_dir: Path, cfg: DictConfig) -> str | None:
 
 
 def _refusal(run_dir: Path, cfg: DictConfig, results: dict | None) -> str | None:
-    if results is None or results.get("run/config_hash") == config_hash(cfg):
+    if results is None or finished_by(results, cfg, run_dir):
         return None
     keys = _differing_keys(run_dir, cfg, results)
     which = f"different {', '.join(keys)}" if keys else "its config.yaml does not say which keys"
@@ -122,7 +145,7 @@ def _differing_keys(run_dir: Path, cfg: DictConfig, results: dict) -> list[str]:
 
     stored = _stored_config(run_dir / "config.yaml")
     # A config.yaml that is not the results' own cannot say what differs from them.
-    if stored is None or config_hash(stored) != results.get("run/config_hash"):
+    if stored is None or not finished_by(results, stored, run_dir):
         return []
     keys = differing_keys(shaping_config(stored), shaping_config(cfg))
     # `label_seed: ${seed}` follows seed: name the keys the command line sets.
@@ -179,7 +202,7 @@ def _guarded_job(
 ) -> dict | None:
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    finished = results is not None and results.get("run/config_hash") == config_hash(cfg)
+    finished = finished_by(results, cfg, run_dir)
     if finished:
         if cfg.skip_done:
             return _skip(run_dir, cfg, results, rank)
@@ -209,7 +232,7 @@ def skip_if_done(run_dir: Path, cfg: DictConfig) -> dict | None:
     """The results `cfg` finished in `run_dir` when skip_done skips the job (logged, and the
     folder's stale records of refused jobs cleared), else None."""
     results = read_results(run_dir, quiet=True)  # an unreadable one: the job says why
-    if results is None or results.get("run/config_hash") != config_hash(cfg) or not cfg.skip_done:
+    if not cfg.skip_done or not finished_by(results, cfg, run_dir):
         return None
     return _skip(Path(run_dir), cfg, results, rank=0)
 

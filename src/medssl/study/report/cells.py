@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medssl.config_roles import role_of
+from medssl.config_schema import PRETRAINING
 from medssl.study.report.collect import Run
 from medssl.study.report.stats import Estimate, estimate
 from medssl.study.report.variants import Variant, label_variants
@@ -46,6 +48,19 @@ def reported(runs: list[Run], metric: str) -> bool:
     a method without a protocol, such as an SSL encoder under `classifier`, reports nothing."""
     finished = [run for run in runs if run.finished]
     return not finished or any(metric in run.record for run in finished)
+
+
+def _pairing_parts(variant: Variant) -> tuple[str, ...]:
+    """The parts that must agree for a pair: all but those naming a PRETRAINING key other
+    than the backbone (medssl.config_schema.ROLES)."""
+    return tuple(part for part in variant.parts if not _own_pretraining(part))
+
+
+def _own_pretraining(part: str) -> bool:
+    key = part.split("=", 1)[0]
+    if "=" not in part or key.split(".")[0] == "backbone":
+        return False
+    return role_of(key.replace("/", ".")) == PRETRAINING
 
 
 class RunGroup:
@@ -149,13 +164,19 @@ class Study(RunGroup):
         return list(found)
 
     def baseline_of(self, dataset: str, variant: Variant) -> Variant | None:
-        """The supervised variant with everything else as in `variant`."""
+        """The supervised variant `variant` is paired with: the one with the same parts, else
+        the one that differs only in keys shaping the variant's own pretraining (its
+        augmentation, loss, optimiser; not the backbone both are scored with), the plainest
+        first. The pairs share dataset, label fraction, seed and label seed (paired_values)."""
         if variant.is_supervised:
             return None
-        for candidate in self.variants_in(dataset):
-            if candidate.is_supervised and candidate.parts == variant.parts:
+        supervised = [c for c in self.variants_in(dataset) if c.is_supervised]
+        for candidate in supervised:
+            if candidate.parts == variant.parts:
                 return candidate
-        return None
+        wanted = _pairing_parts(variant)
+        matching = [c for c in supervised if _pairing_parts(c) == wanted]
+        return min(matching, key=lambda c: (len(c.parts), c.label), default=None)
 
     def paired_values(
         self, dataset: str, variant: Variant, baseline: Variant, label_frac: float, metric: str

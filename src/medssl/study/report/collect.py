@@ -16,12 +16,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from medssl.config_roles import BOOKKEEPING_CHOICES, shapes_results
 from medssl.errors import MedsslError
 
 log = logging.getLogger(__name__)
 
-# Config groups that choose how a job logs or where its local paths are, never what it measures.
-NOT_SHAPING_GROUPS = ("logger", "local")
 # Before `config/<group>` keys existed, results.json named these choices at the top level.
 OLD_CHOICE_KEYS = ("method", "backbone", "dataset")
 
@@ -46,7 +45,7 @@ class Run:
         choices = {
             key.removeprefix("config/"): str(value)
             for key, value in self.record.items()
-            if key.startswith("config/") and key.removeprefix("config/") not in NOT_SHAPING_GROUPS
+            if key.startswith("config/") and _shaping_choice(key.removeprefix("config/"))
         }
         if not choices:
             choices = {k: str(self.record[k]) for k in OLD_CHOICE_KEYS if k in self.record}
@@ -85,6 +84,11 @@ class Run:
         if not math.isfinite(value):
             return None
         return float(value)
+
+
+def _shaping_choice(group: str) -> bool:
+    """A group choice that shapes results (not `logger`, `local`, a launcher: ROLES)."""
+    return group not in BOOKKEEPING_CHOICES and shapes_results(group.replace("/", "."))
 
 
 def collect_runs(folder: Path) -> list[Run]:

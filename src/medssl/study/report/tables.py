@@ -59,7 +59,7 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
         return None
     fractions = study.fractions_in(dataset)
     table = Table(header=["variant − supervised", *map(percent, fractions)], rows=[])
-    unmatched = []
+    unmatched, pairs = [], []
     for variant in study.variants_in(dataset):
         if not study.reports(dataset, variant, metric):
             continue
@@ -68,6 +68,7 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
             if not variant.is_supervised:
                 unmatched.append(variant.label)
             continue
+        pairs.append(f"{variant.label} against {baseline.label}")
         table.rows.append(_paired_row(study, dataset, variant, baseline, fractions, metric))
     if not table.rows:
         return None
@@ -75,14 +76,18 @@ def paired_table(study: Study, dataset: str, metric: str) -> Table | None:
     name = display_name(metric)
     table.notes.append(
         f"Each cell: mean over seeds of (variant − supervised) in {name}, each run against the "
-        "supervised run with the same other settings, seed and label seed, ± the "
-        f"{level_text(study.confidence)} t "
+        "supervised run with the same label fraction, seed, label seed and evaluation "
+        f"settings (its own pretraining recipe may differ), ± the {level_text(study.confidence)} t "
         f"half-width. A positive difference means the variant's {name} is higher than the "
         f"supervised baseline's ({better} is better); 'won k/n': seeds where the variant was better."
     )
+    if sum(v.is_supervised for v in study.variants_in(dataset)) > 1:
+        table.notes.append("Supervised baselines used: " + "; ".join(pairs) + ".")
     if unmatched:
         table.notes.append(
-            "No supervised run with the same settings for: " + "; ".join(unmatched) + "."
+            "No supervised run with the same dataset, evaluation settings and backbone for: "
+            + "; ".join(unmatched)
+            + "."
         )
     return table
 

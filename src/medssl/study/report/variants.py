@@ -17,19 +17,9 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from medssl.config_roles import is_axis, shapes_results
 from medssl.study.report.collect import Run
 
-# Config keys that never change what a run measures: seeds (a cell averages over them), its
-# label fraction (a table column), and where or how it logs, caches and finds its files.
-NOT_SHAPING_TOP = ("seed", "label_seed", "label_frac", "hydra", "cache", "skip_done", "logger")
-NOT_SHAPING_KEYS = (
-    "trainer.device",
-    "trainer.eval_batch_size",
-    "trainer.online_probe",
-    "augmentation.cpu_threads",
-)
-# A nested `seed` (eval.finetune.seed, eval.robustness.seed: ${seed}) follows the run's seed.
-NOT_SHAPING_NAMES = ("root", "download", "seed")
 # Groups with a place of their own in the report: the method leads every name, the dataset
 # has its own section.
 NAMED_ELSEWHERE = ("method", "dataset")
@@ -55,11 +45,10 @@ class Variant:
         return self.method.lower() == "supervised"
 
 
-def shapes_results(key: str) -> bool:
-    names = key.split(".")
-    if names[0] in NOT_SHAPING_TOP or names[-1] in NOT_SHAPING_NAMES:
-        return False
-    return not any(key == k or key.startswith(k + ".") for k in NOT_SHAPING_KEYS)
+def names_a_variant(key: str) -> bool:
+    """A key whose differences name a recipe: it shapes results (medssl.config_schema.ROLES)
+    and is not one of the axes a study varies within a recipe (seeds, label fraction)."""
+    return shapes_results(key) and not is_axis(key)
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
@@ -104,7 +93,7 @@ def _recipe(run: Run) -> tuple | None:
     if run.config is None:  # an old run without config.yaml: only its options are known
         return None
     flat = flatten(run.config)
-    return tuple(sorted((k, v) for k, v in flat.items() if shapes_results(k)))
+    return tuple(sorted((k, v) for k, v in flat.items() if names_a_variant(k)))
 
 
 def _reference_recipes(runs: list[Run], contexts: list[tuple], recipes: list[tuple | None]) -> dict:
@@ -128,7 +117,7 @@ def _reference_recipes(runs: list[Run], contexts: list[tuple], recipes: list[tup
 def _key_overrides(run: Run) -> int:
     """How many config keys (not group options, not seeds or fractions) the run's command set."""
     keys = [_override_key(o) for o in run.overrides if "=" in o]
-    return sum("." in key and shapes_results(key) for key in keys)
+    return sum("." in key and names_a_variant(key) for key in keys)
 
 
 def _differences(recipe: dict, reference: dict) -> tuple[str, ...]:
@@ -193,7 +182,7 @@ def _config_default(group: str, run: Run) -> str | None:
     """The option medssl's config picks for `group` with the run's command line minus its
     choice of that group; None where that config no longer composes with those overrides."""
     kept = tuple(
-        o for o in run.overrides if _override_key(o) != group and shapes_results(_override_key(o))
+        o for o in run.overrides if _override_key(o) != group and names_a_variant(_override_key(o))
     )
     return _composed_choice(group, kept)
 
