@@ -159,6 +159,15 @@ def stored_image_augmentation(cfg: DictConfig, ckpt: Path):
     return build(cfg, "augmentation")
 
 
+def check_input_shape(data, saved: dict, ckpt: Path) -> None:
+    if (data.channels, data.image_size) != (saved["in_chans"], saved["input_size"]):
+        raise MedsslError(
+            f"the encoder in {ckpt} takes {saved['in_chans']}-channel {saved['input_size']} px "
+            f"images but dataset {data.name!r} has {data.channels}-channel {data.image_size} px "
+            "ones; choose a matching dataset (and dataset.size)."
+        )
+
+
 def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = False) -> dict:
     """Evaluate `cfg.ckpt`; `backbone_chosen`: the command line named a backbone, which must
     then be the encoder's."""
@@ -182,12 +191,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, backbone_chosen: bool = 
     if backbone_chosen:
         check_backbone_choice(cfg, saved, ckpt)
     data = build(cfg, "dataset")
-    if (data.channels, data.image_size) != (saved["in_chans"], saved["input_size"]):
-        raise MedsslError(
-            f"the encoder in {ckpt} takes {saved['in_chans']}-channel {saved['input_size']} px images but "
-            f"dataset {data.name!r} has {data.channels}-channel {data.image_size} px ones; choose a matching "
-            f"dataset (and dataset.size)."
-        )
+    check_input_shape(data, saved, ckpt)
     augmentation = stored_image_augmentation(cfg, ckpt)
     data = prepare_dataset(augmentation, data)
     labelled = labelled_subset(data.train.labels, label_frac, cfg.label_seed, data.class_names)

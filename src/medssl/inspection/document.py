@@ -137,59 +137,15 @@ def write_inspection(
     out.mkdir(parents=True, exist_ok=True)
     splits = splits_of(data)
     groups = groups_of(data)
-    word = WORD[groups.kind][0]
     stats = {name: split_stats(split) for name, split in splits.items()}
-    train = splits["train"]
-
     count_lines, summary = count_section(groups, {name: s["n"] for name, s in stats.items()})
-    ratio = summary["imbalance_ratio"]
-    figures.count_bars(
-        out / COUNTS_PNG,
-        groups.names,
-        {s: groups.counts(s) for s in groups.masks},
-        f"{data.name}: "
-        + {"label": "positives per label", "class": "images per class"}.get(groups.kind, "images")
-        + (f", imbalance (max/min) {_ratio(ratio['all'])}" if ratio else ""),
-    )
-    train_counts = groups.counts("train")
-    figures.sample_tiles(
-        out / SAMPLES_PNG,
-        groups.names,
-        [train.images[i] for i in draw_samples(groups, tiles_per_class, seed)],
-        train_counts,
-        tiles_per_class,
-        tuple(train.images.shape[-2:]),
-        word,
-    )
-    histograms = intensity_histograms(train.images, groups.masks["train"])
-    figures.intensity_plot(out / INTENSITY_PNG, groups.names, histograms, word)
-    means = [
-        m if c else None
-        for m, c in zip(mean_intensity(histograms).tolist(), train_counts, strict=True)
-    ]
+    means = _draw_figures(data, out, groups, summary, splits["train"], tiles_per_class, seed)
     pairs = find_duplicates(splits, duplicate_examples)
-
     lines = [
         *overview(data, groups, stats),
         *images_section(stats),
         *count_lines,
-        "## Sample images",
-        "",
-        f"{tiles_per_class} training images per {word}, drawn with seed {seed}.",
-        "",
-        f"![sample images]({SAMPLES_PNG})",
-        "",
-        "## Pixel intensity",
-        "",
-        f"Mean level (0-255, all channels) of each {word}'s training images:",
-        "",
-        *_table(
-            [ROW_TITLE[groups.kind], "images", "mean level"],
-            [[n, c, _number(m)] for n, c, m in zip(groups.names, train_counts, means, strict=True)],
-        ),
-        "",
-        f"![pixel intensity per {word}]({INTENSITY_PNG})",
-        "",
+        *_samples_and_intensity_lines(groups, means, tiles_per_class, seed),
         *duplicate_section(pairs),
     ]
     result = {
@@ -214,3 +170,57 @@ def write_inspection(
     write_json(out / "inspect.json", result)
     log.info("Wrote the inspection of %s to %s", data.name, out / "inspect.md")
     return result
+
+
+def _draw_figures(data, out: Path, groups, summary: dict, train, tiles_per_class: int, seed: int):
+    """The three PNGs; returns each group's mean training-image level (None for an empty one)."""
+    word = WORD[groups.kind][0]
+    ratio = summary["imbalance_ratio"]
+    figures.count_bars(
+        out / COUNTS_PNG,
+        groups.names,
+        {s: groups.counts(s) for s in groups.masks},
+        f"{data.name}: "
+        + {"label": "positives per label", "class": "images per class"}.get(groups.kind, "images")
+        + (f", imbalance (max/min) {_ratio(ratio['all'])}" if ratio else ""),
+    )
+    train_counts = groups.counts("train")
+    figures.sample_tiles(
+        out / SAMPLES_PNG,
+        groups.names,
+        [train.images[i] for i in draw_samples(groups, tiles_per_class, seed)],
+        train_counts,
+        tiles_per_class,
+        tuple(train.images.shape[-2:]),
+        word,
+    )
+    histograms = intensity_histograms(train.images, groups.masks["train"])
+    figures.intensity_plot(out / INTENSITY_PNG, groups.names, histograms, word)
+    return [
+        m if c else None
+        for m, c in zip(mean_intensity(histograms).tolist(), train_counts, strict=True)
+    ]
+
+
+def _samples_and_intensity_lines(groups, means: list, tiles_per_class: int, seed: int) -> list:
+    word = WORD[groups.kind][0]
+    train_counts = groups.counts("train")
+    return [
+        "## Sample images",
+        "",
+        f"{tiles_per_class} training images per {word}, drawn with seed {seed}.",
+        "",
+        f"![sample images]({SAMPLES_PNG})",
+        "",
+        "## Pixel intensity",
+        "",
+        f"Mean level (0-255, all channels) of each {word}'s training images:",
+        "",
+        *_table(
+            [ROW_TITLE[groups.kind], "images", "mean level"],
+            [[n, c, _number(m)] for n, c, m in zip(groups.names, train_counts, means, strict=True)],
+        ),
+        "",
+        f"![pixel intensity per {word}]({INTENSITY_PNG})",
+        "",
+    ]

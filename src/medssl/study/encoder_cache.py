@@ -181,6 +181,30 @@ class CacheEntry:
         return target
 
 
+@dataclass(frozen=True)
+class PretrainingCall:
+    """What `job.run` needs besides its folder, the same for a cached and an uncached run."""
+
+    material: dict
+    device: torch.device
+    distributed: Distributed
+    encoder_record: dict
+    on_epoch_end: object = None
+
+    def run(self, job: PretrainingJob, folder: Path) -> tuple[list[dict], float]:
+        """The epoch log of pretraining `job` in `folder`, and the seconds it took."""
+        started = time.perf_counter()
+        history = job.run(
+            folder,
+            self.material,
+            self.device,
+            distributed=self.distributed,
+            on_epoch_end=self.on_epoch_end,
+            encoder_record=self.encoder_record,
+        )
+        return history, time.perf_counter() - started
+
+
 def pretrain_or_reuse(
     job: PretrainingJob,
     *,
@@ -202,29 +226,20 @@ def pretrain_or_reuse(
     `label_frac` is in pretraining.json); it never sends gradients or draws random numbers that
     the encoder sees, so the encoder is the same whatever fraction trained it, and a job that
     reuses it reports that job's probe history."""
-    key = pretraining_key(material)
+    call = PretrainingCall(material, device, distributed, encoder_record, on_epoch_end)
     run_dir = Path(run_dir)
     if not job.trains:
         path = run_dir / "encoder.pt"
         if distributed.is_main:
             save_torch(path, encoder_file(job, encoder_record, []))
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
+    key = pretraining_key(material)
     if cache_dir is None:
-        started = time.perf_counter()
-        history = job.run(
-            run_dir,
-            material,
-            device,
-            distributed=distributed,
-            on_epoch_end=on_epoch_end,
-            encoder_record=encoder_record,
-        )
-        seconds = time.perf_counter() - started
+        history, seconds = call.run(job, run_dir)
         path = run_dir / "encoder.pt"
         if distributed.is_main:
             save_torch(path, encoder_file(job, encoder_record, history))
         return Pretrained(key, False, history, path, seconds)
-
     entry = CacheEntry(Path(cache_dir) / key)
     with entry.lock(distributed.is_main, key):
         reuse = distributed.broadcast(entry.complete() if distributed.is_main else None)
@@ -233,29 +248,7 @@ def pretrain_or_reuse(
             if distributed.is_main:
                 entry.load_into(job.method)
         else:
-            log.info("Pretraining encoder %s in %s", key, entry.folder)
-            started = time.perf_counter()
-            history = job.run(
-                entry.folder,
-                material,
-                device,
-                distributed=distributed,
-                on_epoch_end=on_epoch_end,
-                encoder_record=encoder_record,
-            )
-            if distributed.is_main:
-                entry.store(
-                    encoder_file(job, encoder_record, history),
-                    {
-                        "key": key,
-                        "trained_by": str(run_dir),
-                        "seconds": time.perf_counter() - started,
-                        "epochs": len(history),
-                        "probe_label_frac": label_frac if job.probe_data is not None else None,
-                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "material": material,
-                    },
-                )
+            _pretrain_into(entry, job, call, key, run_dir, label_frac)
     if not distributed.is_main:
         return Pretrained(key, bool(reuse), [], entry.encoder, 0.0)
     meta = entry.meta()
@@ -263,3 +256,24 @@ def pretrain_or_reuse(
     history = entry.history()
     job.copy_epoch_outputs(entry.folder, run_dir, history)  # kept encoders, pretraining curve
     return Pretrained(key, bool(reuse), history, path, meta["seconds"], meta)
+
+
+def _pretrain_into(
+    entry: CacheEntry, job, call: PretrainingCall, key: str, run_dir: Path, label_frac: float
+) -> None:
+    log.info("Pretraining encoder %s in %s", key, entry.folder)
+    history, seconds = call.run(job, entry.folder)
+    if not call.distributed.is_main:
+        return
+    entry.store(
+        encoder_file(job, call.encoder_record, history),
+        {
+            "key": key,
+            "trained_by": str(run_dir),
+            "seconds": seconds,
+            "epochs": len(history),
+            "probe_label_frac": label_frac if job.probe_data is not None else None,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "material": call.material,
+        },
+    )
