@@ -129,10 +129,20 @@ def measured(cmd: list[str], env: dict | None = None) -> dict:
     }
 
 
-def worker_build(root: str, size: int, channels: int, store: str) -> None:
-    from medssl.data.unlabelled_folder import load_unlabelled_folder
+def unlabelled_folder(root: str, size: int, channels: int, store: str):
+    """conf/dataset/unlabelled_folder.yaml (its dtype, intensity, ...) on `root`."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    data = load_unlabelled_folder(root, size=size, channels=channels, store_dir=store)
+    from medssl.configs import config_dir
+
+    option = OmegaConf.load(config_dir() / "dataset" / "unlabelled_folder.yaml")
+    chosen = {"root": root, "size": size, "channels": channels, "store_dir": store}
+    return instantiate(OmegaConf.merge(option, chosen))
+
+
+def worker_build(root: str, size: int, channels: int, store: str) -> None:
+    data = unlabelled_folder(root, size, channels, store)
     print(json.dumps({"n": len(data.train), "bytes": data.train.nbytes}))
 
 
@@ -151,7 +161,6 @@ def worker_epoch(
     from hydra.utils import instantiate
 
     from medssl.configs import config_dir
-    from medssl.data.unlabelled_folder import load_unlabelled_folder
     from medssl.losses.nt_xent import NTXentLoss
     from medssl.methods.simclr import SimCLR
     from medssl.models.small_cnn import SmallCNN
@@ -164,11 +173,16 @@ def worker_epoch(
     distributed, device = setup_distributed("cpu")
     if distributed.enabled:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // distributed.world_size))
-    data = load_unlabelled_folder(root, size=size, channels=channels, store_dir=store)
+    data = unlabelled_folder(root, size, channels, store)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         augmentation = instantiate(compose(config_name="config").augmentation)  # the default
     torch.manual_seed(0)
-    method = SimCLR(SmallCNN(channels, width=8), NTXentLoss(0.2), proj_hidden_dim=128, proj_dim=64)
+    method = SimCLR(
+        SmallCNN(channels, width=8, name="smallcnn", input_size=size),
+        NTXentLoss(temperature=0.2, gather=False),
+        proj_hidden_dim=128,
+        proj_dim=64,
+    )
     step_ends = []
     original = method.on_step_end
     method.on_step_end = lambda progress: (

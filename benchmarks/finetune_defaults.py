@@ -183,7 +183,7 @@ def print_paired(rows: dict[tuple[str, str], list[tuple[float, float]]], seeds) 
         cells = []
         for metric in (0, 1):
             pairs = [(v[metric], d[metric]) for v, d in zip(values, rows[(dataset, default)])]
-            paired = paired_difference(pairs, lower_is_better=False)
+            paired = paired_difference(pairs, lower_is_better=False, confidence=0.95)
             half = paired.difference.half_width
             cells.append(
                 f"{paired.difference.mean:+.3f}"

@@ -150,7 +150,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     root = os.environ.get("MEDMNIST_ROOT", "~/.medmnist")
-    data = load_medmnist("pneumoniamnist", size=28, root=root, download=False, positive_class=1)
+    data = load_medmnist(
+        "pneumoniamnist", 28, root, False, positive_class=1, references=[], store_dir=None
+    )
     device = torch.device("cpu")
     precision = resolve_precision(args.precision, device)
     # The stratified subset has the same size for every seed; only its members change.

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    ours = TripletLoss(margin=0.2)
+    ours = TripletLoss(margin=0.2, gamma=1.0, gather=False)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, dim {args.dim}, 2 classes"
     )
