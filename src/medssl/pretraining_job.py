@@ -159,18 +159,7 @@ def assemble_pretraining(
     if source is not None:
         check_pretrain_source(source, data, uses_labels)
     task_data = source if source is not None else data
-    # An unlabelled pretraining source has no task; only label-using methods ask for one.
-    task_kwargs = (
-        task_arguments(
-            method_class,
-            task_data.task,
-            task_data.num_classes,
-            pretraining_split(source, data, labelled, uses_labels).labels,
-        )
-        if uses_labels
-        else {}
-    )
-    method = call(cfg, "method", backbone=backbone, **task_kwargs).to(device)
+    method = build_method(cfg, method_class, backbone, task_data, source, data, labelled).to(device)
     augmentation = build(cfg, "augmentation").to(device)
     # Deterministic stored-image transforms (CLAHE) run once, on every split the encoder sees.
     data = prepare_dataset(augmentation, data)
@@ -181,16 +170,8 @@ def assemble_pretraining(
         online_probe_data(data, labelled, uses_labels) if online_probe and source is None else None
     )
     settings = pretrain_settings(cfg, precision)  # refuses bad eval_every and keep_epochs early
-    selection = None
-    if method.selects_on_val:
-        labels_from = source if source is not None else data
-        selection = ValSelection(
-            labels_from.val.images,
-            labels_from.val.labels,
-            score=functools.partial(_val_auroc, labels_from.task),
-            batch_size=cfg.trainer.eval_batch_size,
-            intensity=labels_from.intensity,
-        )
+    labels_from = source if source is not None else data
+    selection = val_selection(cfg, labels_from) if method.selects_on_val else None
     job = PretrainingJob(
         method=method,
         augmentation=augmentation,
@@ -206,9 +187,42 @@ def assemble_pretraining(
         curve=pretraining_curve(cfg, data, labelled) if settings.eval_every is not None else None,
         feed=cfg.trainer.feed,
         resident_budget_gib=cfg.trainer.resident_budget_gib,
-        intensity=(source if source is not None else data).intensity,
+        intensity=labels_from.intensity,
     )
     return job, data
+
+
+def build_method(
+    cfg: DictConfig,
+    method_class: type[Method],
+    backbone: nn.Module,
+    task_data: DatasetSplits,
+    source: DatasetSplits | None,
+    data: DatasetSplits,
+    labelled: torch.Tensor,
+) -> Method:
+    """`cfg.method` on `backbone`. A label-using method also gets the task of `task_data`, the
+    dataset its labels come from, and those labels; an unlabelled pretraining source has no
+    task, and other methods ask for none."""
+    task_kwargs = {}
+    if method_class.uses_labels:
+        train_labels = pretraining_split(source, data, labelled, True).labels
+        task_kwargs = task_arguments(
+            method_class, task_data.task, task_data.num_classes, train_labels
+        )
+    return call(cfg, "method", backbone=backbone, **task_kwargs)
+
+
+def val_selection(cfg: DictConfig, labels_from: DatasetSplits) -> ValSelection:
+    """Model selection on the val split of the dataset the method's labels come from, by the
+    AUROC every protocol reports."""
+    return ValSelection(
+        labels_from.val.images,
+        labels_from.val.labels,
+        score=functools.partial(_val_auroc, labels_from.task),
+        batch_size=cfg.trainer.eval_batch_size,
+        intensity=labels_from.intensity,
+    )
 
 
 def pretrain_settings(cfg: DictConfig, precision: str) -> PretrainSettings:

@@ -30,34 +30,7 @@ def draw_protocol_figures(
     figures_dir: Path,
 ) -> None:
     """`y`: the test labels; `scores`: what `score_protocol` measured for `name`."""
-    conf_raw, correct_raw = confidence_and_correct(task, y, scores.probs)
-    conf_ts, correct_ts = confidence_and_correct(task, y, scores.calibrated)
-    figures.reliability_diagram(
-        figures_dir / f"reliability_{name}.png",
-        {
-            f"{name}, test, uncalibrated": (conf_raw, correct_raw, scores.ece),
-            f"{name}, test, temperature-scaled (T={scores.temperature:.2f})": (
-                conf_ts,
-                correct_ts,
-                scores.ece_ts,
-            ),
-        },
-        options.n_bins,
-    )
-    figures.accuracy_coverage_plot(
-        figures_dir / f"coverage_{name}.png",
-        {
-            "uncalibrated": (
-                *accuracy_coverage(conf_raw, correct_raw),
-                aurc(conf_raw, correct_raw),
-            ),
-            "temperature-scaled": (
-                *accuracy_coverage(conf_ts, correct_ts),
-                aurc(conf_ts, correct_ts),
-            ),
-        },
-        f"{name}: accuracy-coverage (test)",
-    )
+    conf_ts = calibration_figures(name, task, y, scores, options.n_bins, figures_dir)
     if task == Task.MULTILABEL:
         return
     if task == Task.BINARY:
@@ -93,3 +66,39 @@ def draw_protocol_figures(
         captions,
         f"{name}: most confident test errors (calibrated p)",
     )
+
+
+def calibration_figures(
+    name: str, task: Task, y: np.ndarray, scores: ProtocolScores, n_bins: int, figures_dir: Path
+) -> np.ndarray:
+    """The reliability diagram and the accuracy-coverage curves, before and after temperature
+    scaling; the calibrated confidence of each test decision."""
+    conf_raw, correct_raw = confidence_and_correct(task, y, scores.probs)
+    conf_ts, correct_ts = confidence_and_correct(task, y, scores.calibrated)
+    figures.reliability_diagram(
+        figures_dir / f"reliability_{name}.png",
+        {
+            f"{name}, test, uncalibrated": (conf_raw, correct_raw, scores.ece),
+            f"{name}, test, temperature-scaled (T={scores.temperature:.2f})": (
+                conf_ts,
+                correct_ts,
+                scores.ece_ts,
+            ),
+        },
+        n_bins,
+    )
+    figures.accuracy_coverage_plot(
+        figures_dir / f"coverage_{name}.png",
+        {
+            "uncalibrated": (
+                *accuracy_coverage(conf_raw, correct_raw),
+                aurc(conf_raw, correct_raw),
+            ),
+            "temperature-scaled": (
+                *accuracy_coverage(conf_ts, correct_ts),
+                aurc(conf_ts, correct_ts),
+            ),
+        },
+        f"{name}: accuracy-coverage (test)",
+    )
+    return conf_ts

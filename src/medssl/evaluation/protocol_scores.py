@@ -73,14 +73,9 @@ def score_protocol(
         results[f"test/{name}/{metric}_ts"] = value
     for key, value in selective_metrics(task, labels["test"], calibrated["test"]).items():
         results[f"test/{name}/{key}"] = value
-    thresholds = {}
-    if task == Task.BINARY:
-        pos = options.positive(2)
-        thresholds = val_thresholds(labels["val"] == pos, calibrated["val"][:, pos])
-        for key, value in measured_at(
-            thresholds, labels["test"] == pos, calibrated["test"][:, pos]
-        ).items():
-            results[f"test/{name}/{key}"] = value
+    thresholds, at_thresholds = operating_points(task, labels, calibrated, options)
+    for key, value in at_thresholds.items():
+        results[f"test/{name}/{key}"] = value
     for param, value in out.params.items():
         results[f"{name}/{param}"] = value
     scores = ProtocolScores(
@@ -101,6 +96,21 @@ def score_protocol(
         scores.temperature,
     )
     return results, scores
+
+
+def operating_points(
+    task: Task,
+    labels: dict[str, np.ndarray],
+    calibrated: dict[str, np.ndarray],
+    options: EvalOutputOptions,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Binary tasks: the thresholds picked on the positive class's calibrated val scores, and
+    test's metrics at them; none for other tasks."""
+    if task != Task.BINARY:
+        return {}, {}
+    pos = options.positive(2)
+    thresholds = val_thresholds(labels["val"] == pos, calibrated["val"][:, pos])
+    return thresholds, measured_at(thresholds, labels["test"] == pos, calibrated["test"][:, pos])
 
 
 def anchored(task: Task, logits: np.ndarray) -> np.ndarray:

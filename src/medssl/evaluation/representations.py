@@ -38,6 +38,8 @@ def embedding_figures(
     tsne_max_iter: int,
     seed: int = 0,
 ) -> list[Path]:
+    """PCA, t-SNE and (with umap-learn installed) UMAP maps of at most `max_points` test
+    images' standardised features, coloured by class: `pca.png`, `tsne.png`, `umap.png`."""
     rng = np.random.default_rng(seed)
     index = np.sort(rng.permutation(len(features))[:max_points])
     x = StandardScaler().fit_transform(features[index])
@@ -48,59 +50,49 @@ def embedding_figures(
         else np.where(labels[index].any(1), labels[index].argmax(1), len(class_names))
     )
     names = class_names if task != Task.MULTILABEL else [*class_names, "no finding"]
-    n = len(x)
-    paths = []
+    maps = [_pca_map(x, seed), _tsne_map(x, perplexity, tsne_max_iter, seed), _umap_map(x, seed)]
+    return [
+        figures.embedding_plot(figures_dir / f"{stem}.png", coords, colour, names, title, axes)
+        for stem, coords, title, axes in (found for found in maps if found is not None)
+    ]
+
+
+def _pca_map(x: np.ndarray, seed: int) -> tuple[str, np.ndarray, str, tuple[str, str]]:
     pca = PCA(n_components=2, random_state=seed).fit(x)
     ratio = pca.explained_variance_ratio_
-    paths.append(
-        figures.embedding_plot(
-            figures_dir / "pca.png",
-            pca.transform(x),
-            colour,
-            names,
-            f"PCA of frozen test features (n={n})",
-            (f"PC 1 ({ratio[0]:.1%} of variance)", f"PC 2 ({ratio[1]:.1%} of variance)"),
-        )
-    )
+    axes = (f"PC 1 ({ratio[0]:.1%} of variance)", f"PC 2 ({ratio[1]:.1%} of variance)")
+    return "pca", pca.transform(x), f"PCA of frozen test features (n={len(x)})", axes
+
+
+def _tsne_map(
+    x: np.ndarray, perplexity: float, max_iter: int, seed: int
+) -> tuple[str, np.ndarray, str, tuple[str, str]]:
+    n = len(x)
     # Exact t-SNE is faster than Barnes-Hut for a few hundred points (measured 0.7 s vs 8.6 s for
     # 156 points on two busy cores) and exact; Barnes-Hut's O(n log n) wins beyond that.
     tsne = TSNE(
         n_components=2,
         perplexity=min(perplexity, (n - 1) / 3),
-        max_iter=tsne_max_iter,
+        max_iter=max_iter,
         init="pca",
         random_state=seed,
         method="exact" if n <= EXACT_TSNE_MAX_POINTS else "barnes_hut",
     )
-    paths.append(
-        figures.embedding_plot(
-            figures_dir / "tsne.png",
-            tsne.fit_transform(x),
-            colour,
-            names,
-            f"t-SNE of frozen test features (n={n}, perplexity {tsne.perplexity:g})",
-            ("t-SNE 1", "t-SNE 2"),
-        )
-    )
+    coords = tsne.fit_transform(x)
+    title = f"t-SNE of frozen test features (n={n}, perplexity {tsne.perplexity:g})"
+    return "tsne", coords, title, ("t-SNE 1", "t-SNE 2")
+
+
+def _umap_map(x: np.ndarray, seed: int) -> tuple[str, np.ndarray, str, tuple[str, str]] | None:
     if importlib.util.find_spec("umap") is None:
         log.info(
             "UMAP skipped: umap-learn is not installed (pip install 'medssl[umap]' or pip install umap-learn)"
         )
-    else:
-        import umap
+        return None
+    import umap
 
-        coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
-        paths.append(
-            figures.embedding_plot(
-                figures_dir / "umap.png",
-                coords,
-                colour,
-                names,
-                f"UMAP of frozen test features (n={n})",
-                ("UMAP 1", "UMAP 2"),
-            )
-        )
-    return paths
+    coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
+    return "umap", coords, f"UMAP of frozen test features (n={len(x)})", ("UMAP 1", "UMAP 2")
 
 
 def cam_figure(
