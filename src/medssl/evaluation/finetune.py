@@ -140,9 +140,11 @@ class FineTune:
         model = self.build_model(inputs)
         start = self.start_from_probe(model.head, inputs)
         run = self.start_run(model, inputs)
+        # Epoch 0, the probe's solution, competes with the trained epochs; a random head does not.
         best = BestCheckpoint.untrained(model)
-        if start:  # the probe's solution competes as epoch 0; an untrained random head does not
-            best.score = start[f"start_val_{self.monitor}"] = self.val_score(model, inputs)
+        if start:
+            best.score = self.val_score(model, inputs)
+            start[f"start_val_{self.monitor}"] = best.score
             log.info("finetune epoch 0 (the probe): val %s %.4f", self.monitor, best.score)
         epochs_run = self.train(run, best, inputs)
         model.load_state_dict(best.state)
