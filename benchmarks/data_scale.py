@@ -179,7 +179,7 @@ def worker_epoch(
     torch.manual_seed(0)
     method = SimCLR(
         SmallCNN(channels, width=8, name="smallcnn", input_size=size),
-        NTXentLoss(temperature=0.2, gather=False),
+        NTXentLoss(temperature=0.2, gather=True),  # as conf/method/simclr.yaml
         proj_hidden_dim=128,
         proj_dim=64,
     )
@@ -199,11 +199,29 @@ def worker_epoch(
             augmentation,
             data.train.images,
             None,
-            PretrainSettings(epochs=1, batch_size=batch, precision="fp32", seed=0),
-            optimizer_factory=functools.partial(
-                build_optimizer, name="adamw", base_lr=1e-3, ref_batch_size=256, weight_decay=0
+            PretrainSettings(
+                epochs=1,
+                batch_size=batch,
+                precision="fp32",
+                seed=0,
+                accumulate_steps=1,
+                collapse_min_std=0.01,
+                collapse_min_rank=2.0,
+                eval_every=None,
+                keep_epochs=(),
+                checkpoint_every=None,
             ),
-            scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.1),
+            optimizer_factory=functools.partial(
+                build_optimizer,
+                name="adamw",
+                base_lr=1e-3,
+                ref_batch_size=256,
+                weight_decay=0,
+                momentum=0.9,
+            ),
+            scheduler_factory=functools.partial(
+                build_scheduler, warmup_epochs=0.1, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+            ),
             device=device,
             run_dir=Path(run_dir),
             fingerprint="data_scale",

@@ -106,6 +106,8 @@ PLAIN_CROP = {
     "translate": 0.0,
     "shear": 0.0,
     "padding_mode": "border",
+    "hflip_p": 0.5,
+    "p": 1.0,
 }
 
 

@@ -74,7 +74,11 @@ def test_medmnist_options_hold_only_their_name_and_their_own_facts():
         own = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
         assert own.name == name and list(own.defaults) == ["/medmnist_base", "_self_"]
         assert set(own) <= {"defaults", "name", "positive_class", "references"}, name
-        groups = ("dataset", "pretrain_dataset", "eval/shift_dataset")  # each at its package
+        groups = (
+            "dataset",
+            "pretrain_dataset",
+            "eval/analyses/shift_dataset",
+        )  # each at its package
         cfg = compose_config([f"{group}={name}" for group in groups])
         for group in groups:
             node = OmegaConf.select(cfg, group.replace("/", "."))

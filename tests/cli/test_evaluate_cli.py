@@ -48,7 +48,15 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     results = json.loads((out / "results.json").read_text())
     assert (out / "summary.md").exists() and not (out / "figures").exists()
 
-    data = load_medmnist("breastmnist", root=str(medmnist_root), positive_class=0)
+    data = load_medmnist(
+        "breastmnist",
+        28,
+        str(medmnist_root),
+        False,
+        positive_class=0,
+        references=[],
+        store_dir=None,
+    )
     labelled = labelled_subset(data.train.labels, 0.1, 0, data.class_names)
     from medssl.evaluation.linear_probe import LinearProbe
 
@@ -67,7 +75,11 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
         encoder,
         data,
         labelled,
-        {"linear": LinearProbe()},
+        {
+            "linear": LinearProbe(
+                Cs=[1e-3, 1e-2, 1e-1, 1.0, 10.0], max_iter=1000, class_weight="balanced"
+            )
+        },
         options=options,
         run_dir=tmp_path / "direct",
         device=torch.device("cpu"),
@@ -86,7 +98,7 @@ def test_a_sweep_over_kept_encoders_gives_one_named_folder_each(tmp_path, medmni
     save_encoder(kept / "epoch_001.pt")
     torch.manual_seed(7)
     weights = torch.load(kept / "epoch_001.pt", weights_only=True)
-    other = SmallCNN(in_chans=1, width=8)
+    other = SmallCNN(in_chans=1, width=8, name="smallcnn", input_size=28)
     torch.save({**weights, "state_dict": other.state_dict()}, kept / "epoch_002.pt")
     sweep = tmp_path / "evals"
     ckpts = ",".join(str(kept / f"epoch_00{e}.pt") for e in (1, 2))
@@ -96,7 +108,7 @@ def test_a_sweep_over_kept_encoders_gives_one_named_folder_each(tmp_path, medmni
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folders = sorted(p.parent.relative_to(sweep).as_posix() for p in sweep.rglob("results.json"))
-    rest = "eval=[knn],eval_outputs.figures=False,trainer.precision=fp32"
+    rest = "eval=[knn],trainer.precision=fp32"  # figures are bookkeeping: not in the name
     assert folders == [f"my-run/epoch_001,{rest}", f"my-run/epoch_002,{rest}"]
     scores = [json.loads((sweep / f / "results.json").read_text()) for f in folders]
     assert [r["ckpt"] for r in scores] == [str(kept / f"epoch_00{e}.pt") for e in (1, 2)]

@@ -77,17 +77,40 @@ def test_ddp_shares_are_disjoint_and_cover_the_batch(stored):
 
 def _pretrain(images, run_dir, feed):
     torch.manual_seed(0)
-    method = SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    method = SimCLR(
+        SmallCNN(1, width=8, name="smallcnn", input_size=16),
+        NTXentLoss(temperature=0.2, gather=True),
+        proj_hidden_dim=16,
+        proj_dim=8,
+    )
     pretrain(
         method,
-        ViewPipeline(n_views=2, crop=plain_crop()),
+        ViewPipeline(n_views=2, cpu_threads=None, crop=plain_crop()),
         images,
         None,
-        PretrainSettings(epochs=2, batch_size=16, precision="fp32", seed=0),
-        optimizer_factory=functools.partial(
-            build_optimizer, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+        PretrainSettings(
+            epochs=2,
+            batch_size=16,
+            precision="fp32",
+            seed=0,
+            accumulate_steps=1,
+            collapse_min_std=0.01,
+            collapse_min_rank=2.0,
+            eval_every=None,
+            keep_epochs=(),
+            checkpoint_every=None,
         ),
-        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
+        optimizer_factory=functools.partial(
+            build_optimizer,
+            name="adamw",
+            base_lr=1e-2,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
+        ),
+        scheduler_factory=functools.partial(
+            build_scheduler, warmup_epochs=0.5, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+        ),
         device=CPU,
         run_dir=run_dir,
         fingerprint="feed",

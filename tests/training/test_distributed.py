@@ -17,20 +17,19 @@ import torch.multiprocessing as mp
 
 from medssl.data.image_store import open_split
 from medssl.data.model_input import to_model_input
-from medssl.losses.barlow import BarlowTwinsLoss
 from medssl.losses.gather import gather, gather_no_grad, world_size
 from medssl.losses.nt_xent import NTXentLoss
-from medssl.losses.supcon import SupConLoss
-from medssl.losses.triplet import TripletLoss
 from medssl.losses.vicreg import VICRegLoss
 from medssl.methods.simclr import SimCLR
 from medssl.methods.vicreg import VICReg
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.batch_feed import StreamedFeed
 from medssl.training.distributed import Distributed
+from tests.losses.paper_losses import barlow, nt_xent, supcon, triplet, vicreg
 
-PAIR_LOSSES = {"nt_xent": NTXentLoss, "vicreg": VICRegLoss, "barlow": BarlowTwinsLoss}
-LABELLED_LOSSES = {"supcon": SupConLoss, "triplet": TripletLoss}
+# Each loss with its paper's arguments (tests/losses/paper_losses.py); `gather` is passed.
+PAIR_LOSSES = {"nt_xent": nt_xent, "vicreg": vicreg, "barlow": barlow}
+LABELLED_LOSSES = {"supcon": supcon, "triplet": triplet}
 
 
 def _data(seed=0, n=8, d=6):
@@ -55,10 +54,23 @@ def _methods():
     out = {}
     for name, build in {
         "simclr": lambda: SimCLR(
-            SmallCNN(1, width=4), NTXentLoss(0.2, gather=True), proj_hidden_dim=16, proj_dim=8
+            SmallCNN(1, width=4, name="smallcnn", input_size=16),
+            NTXentLoss(temperature=0.2, gather=True),
+            proj_hidden_dim=16,
+            proj_dim=8,
         ),
         "vicreg": lambda: VICReg(
-            SmallCNN(1, width=4), VICRegLoss(gather=True), proj_hidden_dim=16, proj_dim=16
+            SmallCNN(1, width=4, name="smallcnn", input_size=16),
+            VICRegLoss(
+                invariance_weight=25.0,
+                variance_weight=25.0,
+                covariance_weight=1.0,
+                gamma=1.0,
+                eps=1e-4,
+                gather=True,
+            ),
+            proj_hidden_dim=16,
+            proj_dim=16,
         ),
     }.items():
         torch.manual_seed(0)

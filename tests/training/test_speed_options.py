@@ -14,7 +14,12 @@ from tests.conftest import compose_config
 
 def _method() -> SimCLR:
     torch.manual_seed(0)
-    return SimCLR(SmallCNN(1, width=8), NTXentLoss(0.2), proj_hidden_dim=16, proj_dim=8)
+    return SimCLR(
+        SmallCNN(1, width=8, name="smallcnn", input_size=16),
+        NTXentLoss(temperature=0.2, gather=True),
+        proj_hidden_dim=16,
+        proj_dim=8,
+    )
 
 
 def _views(device="cpu"):

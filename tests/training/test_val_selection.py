@@ -32,7 +32,7 @@ class PeakingClassifier(Method):
     selects_on_val = True
 
     def __init__(self, epochs: int) -> None:
-        super().__init__(SmallCNN(1, width=4))
+        super().__init__(SmallCNN(1, width=4, name="smallcnn", input_size=16))
         self.epochs = epochs
         self.register_buffer("t", torch.zeros(()))
 
@@ -71,12 +71,28 @@ def _pretrain(method, run_dir, epochs: int, selection: ValSelection) -> list[dic
     images, labels = _images(16, seed=1)
     return pretrain(
         method,
-        ViewPipeline(n_views=1),
+        ViewPipeline(n_views=1, cpu_threads=None),
         images,
         labels,
-        PretrainSettings(epochs=epochs, batch_size=8, precision="fp32", seed=0),
+        PretrainSettings(
+            epochs=epochs,
+            batch_size=8,
+            precision="fp32",
+            seed=0,
+            accumulate_steps=1,
+            collapse_min_std=0.01,
+            collapse_min_rank=2.0,
+            eval_every=None,
+            keep_epochs=(),
+            checkpoint_every=None,
+        ),
         optimizer_factory=functools.partial(
-            build_optimizer, name="adam", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+            build_optimizer,
+            name="adam",
+            base_lr=1e-2,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         ),
         scheduler_factory=functools.partial(
             build_multistep_scheduler, milestones=[2], gamma=0.1, warmup_epochs=0
@@ -108,12 +124,13 @@ def test_selection_keeps_the_epoch_where_val_auroc_peaks(tmp_path):
 def _supervised(die_at=None) -> KilledSupervised:
     torch.manual_seed(0)
     method = KilledSupervised(
-        SmallCNN(1, width=8),
+        SmallCNN(1, width=8, name="smallcnn", input_size=16),
         "binary",
         2,
         label_smoothing=0.0,
         select_on_val=True,
         class_weight=None,
+        train_labels=torch.zeros(0),  # read only for class_weight=balanced
     )
     method.die_at = die_at
     return method
