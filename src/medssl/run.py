@@ -223,6 +223,7 @@ def _pretrain(context: RunContext, parts: RunParts, *, tracker) -> tuple[Pretrai
     pretrained = pretrain_or_reuse(
         parts.job,
         material=parts.material,
+        key=parts.key,
         cache_dir=context.cache_dir,
         run_dir=context.run_dir,
         device=context.device,

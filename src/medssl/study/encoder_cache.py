@@ -209,6 +209,7 @@ def pretrain_or_reuse(
     job: PretrainingJob,
     *,
     material: dict,
+    key: str,
     cache_dir: Path | None,
     run_dir: Path,
     device: torch.device,
@@ -219,7 +220,8 @@ def pretrain_or_reuse(
 ) -> Pretrained:
     """Train `job` or load its encoder from `cache_dir/<key of material>` into
     `job.method` (its encoder, and its classifier head if it has one); `material` (from
-    `key_material`) is also the checkpoints' fingerprint.
+    `key_material`, hashed by `pretraining_key` into `key`) is also the checkpoints'
+    fingerprint.
 
     Without a cache (`cache_dir=None`) it trains in `run_dir` as a plain run does. The online
     probe of a cached SSL encoder read the labelled subset of the job that trained it (its
@@ -233,7 +235,6 @@ def pretrain_or_reuse(
         if distributed.is_main:
             save_torch(path, encoder_file(job, encoder_record, []))
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
-    key = pretraining_key(material)
     if cache_dir is None:
         history, seconds = call.run(job, run_dir)
         path = run_dir / "encoder.pt"
