@@ -83,7 +83,16 @@ def _train(run_dir, *, epochs=3, eval_every=None, die_at=None):
         _images(1, N),
         None,
         PretrainSettings(
-            epochs=epochs, batch_size=16, precision="fp32", seed=0, eval_every=eval_every
+            epochs=epochs,
+            batch_size=16,
+            precision="fp32",
+            seed=0,
+            accumulate_steps=1,
+            collapse_min_std=0.01,
+            collapse_min_rank=2.0,
+            eval_every=eval_every,
+            keep_epochs=(),
+            checkpoint_every=None,
         ),
         optimizer_factory=functools.partial(
             build_optimizer,

@@ -100,9 +100,16 @@ def _train(
         None,
         _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every),
         optimizer_factory=functools.partial(
-            build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
+            build_optimizer,
+            name="sgd",
+            base_lr=0.1,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         ),
-        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=1),
+        scheduler_factory=functools.partial(
+            build_scheduler, warmup_epochs=1, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+        ),
         device=torch.device("cpu"),
         run_dir=run_dir,
         fingerprint=fingerprint,
@@ -271,9 +278,16 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
         None,
         _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=functools.partial(
-            build_optimizer, name="sgd", base_lr=0.1, ref_batch_size=256, weight_decay=1e-4
+            build_optimizer,
+            name="sgd",
+            base_lr=0.1,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         ),
-        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0),
+        scheduler_factory=functools.partial(
+            build_scheduler, warmup_epochs=0, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+        ),
         device=torch.device("cpu"),
         run_dir=run_dir,
         fingerprint="x",

@@ -150,9 +150,16 @@ def _train(
         ),
         optimizer_factory=optimizer_factory
         or functools.partial(
-            build_optimizer, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+            build_optimizer,
+            name="adamw",
+            base_lr=1e-2,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         ),
-        scheduler_factory=functools.partial(build_scheduler, warmup_epochs=0.5),
+        scheduler_factory=functools.partial(
+            build_scheduler, warmup_epochs=0.5, min_lr_ratio=0.0, warmup_lr_ratio=0.0
+        ),
         device=torch.device("cpu"),
         run_dir=run_dir,
         fingerprint=name,
@@ -193,7 +200,13 @@ def test_accumulation_takes_fewer_steps_and_scales_the_lr_with_the_effective_bat
     def factory(model, batch_size):
         batches.append(batch_size)
         return build_optimizer(
-            model, batch_size, name="adamw", base_lr=1e-2, ref_batch_size=256, weight_decay=1e-4
+            model,
+            batch_size,
+            name="adamw",
+            base_lr=1e-2,
+            ref_batch_size=256,
+            weight_decay=1e-4,
+            momentum=0.9,
         )
 
     method, history = _train(
@@ -244,7 +257,7 @@ def test_collapse_measures_follow_their_definitions():
     s = torch.linalg.svdvals(z.double())
     p = s / s.sum()
     assert effective_rank(z) == pytest.approx(float(torch.exp(-(p * p.log()).sum())), rel=1e-4)
-    monitor = CollapseMonitor(max_rows=40)
+    monitor = CollapseMonitor(min_std=0.01, min_rank=2.0, max_rows=40)
     monitor.add(torch.ones(30, 6))
     monitor.add(torch.ones(30, 6) + 1e-6 * torch.randn(30, 6, generator=g))
     summary = monitor.summary()
@@ -264,6 +277,7 @@ def test_optimisers_by_name_with_the_lr_scaled_by_batch(name, cls):
         base_lr=0.2,
         ref_batch_size=256,
         weight_decay=1e-4,
+        momentum=0.9,
     )
     assert isinstance(optimizer, cls)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 64 / 256)

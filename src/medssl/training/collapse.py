@@ -28,9 +28,10 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
 
 
 class CollapseMonitor:
-    """Keeps the last `max_rows` embeddings of an epoch and summarises them."""
+    """Keeps the last `max_rows` embeddings of an epoch and summarises them; flags a collapse
+    below `min_std` or `min_rank` (`trainer.collapse_min_std` and `collapse_min_rank`)."""
 
-    def __init__(self, max_rows: int = 2048, min_std: float = 0.01, min_rank: float = 2.0) -> None:
+    def __init__(self, *, min_std: float, min_rank: float, max_rows: int = 2048) -> None:
         self.max_rows = max_rows
         self.min_std = min_std
         self.min_rank = min_rank

@@ -31,7 +31,7 @@ def build_optimizer(
     base_lr: float,
     ref_batch_size: int,
     weight_decay: float,
-    momentum: float = 0.9,
+    momentum: float,
 ) -> Optimizer:
     """Each method's config sets name, rate and decay (conf/config.yaml, conf/method/)."""
     lr = base_lr * batch_size / ref_batch_size
@@ -52,10 +52,11 @@ def build_scheduler(
     steps_per_epoch: int,
     *,
     warmup_epochs: float,
-    min_lr_ratio: float = 0.0,
-    warmup_lr_ratio: float = 0.0,
+    min_lr_ratio: float,
+    warmup_lr_ratio: float,
 ) -> CosineLRScheduler:
-    """Linear warm-up for `warmup_epochs`, then cosine decay to `min_lr_ratio * lr`, per step.
+    """Linear warm-up for `warmup_epochs` from `warmup_lr_ratio * lr`, then cosine decay to
+    `min_lr_ratio * lr`, per step (conf/scheduler/cosine.yaml).
 
     A warm-up longer than the run is cut to a tenth of it, so short debug runs still decay.
     """

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,22 +38,23 @@ from medssl.training.val_selection import ValSelection, selected_epoch, selected
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PretrainSettings:
-    """The loop's numbers (`trainer.*` and `seed` of the config). `batch_size` is the global
-    batch under torchrun. `eval_every` (None: off) and `keep_epochs` change no weight."""
+    """The loop's numbers (`trainer.*` and `seed` of the config, which holds their defaults).
+    `batch_size` is the global batch under torchrun. `eval_every` (None: off) and
+    `keep_epochs` change no weight."""
 
     epochs: int
     batch_size: int
     precision: str
     seed: int
-    accumulate_steps: int = 1
-    probe_lr: float = 1e-3
-    collapse_min_std: float = 0.01
-    collapse_min_rank: float = 2.0
-    eval_every: int | None = None
-    keep_epochs: tuple[int, ...] = field(default=())
-    checkpoint_every: float | None = None  # seconds between checkpoints; None: every epoch
+    accumulate_steps: int
+    collapse_min_std: float
+    collapse_min_rank: float
+    eval_every: int | None
+    keep_epochs: tuple[int, ...]
+    checkpoint_every: float | None  # seconds between checkpoints; None: every epoch
+    probe_lr: float = 1e-3  # the online probe's rate: not a config key
 
     def __post_init__(self) -> None:
         if self.eval_every is not None and not (
