@@ -9,7 +9,7 @@ and evaluation.
 
 On a CPU the views can be made with `cpu_threads` intra-op threads (`null`, the presets' value,
 keeps torch's setting): on cores busy with other work OpenMP's barrier waits for a descheduled
-thread, so `cpu_threads: 1` is for shared machines (README, Benchmarks). The model's own step
+thread, so `cpu_threads: 1` is for shared machines (docs/benchmarks.md). The model's own step
 keeps every thread.
 """
 

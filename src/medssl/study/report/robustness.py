@@ -1,5 +1,5 @@
 """Robustness in the study report: each variant's AUROC under corrupted test images against
-the corruption severity, where the runs measured it (`eval.robustness.enabled=true`).
+the corruption severity, where the runs measured it (`eval.analyses.robustness.enabled=true`).
 
 A run's value at severity s is its mean AUROC over the corruptions at s
 (`test/<protocol>/corrupt/<corruption>/<s>/auroc`); severity 0 is its clean test AUROC. Lines
