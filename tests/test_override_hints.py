@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import medssl.cli.train  # noqa: F401  registers the `train` config
-from medssl.override_hints import unselected_protocol
+from medssl.override_hints import override_hint
 
 TRAIN_PY = Path(__file__).resolve().parents[1] / "train.py"
 
@@ -70,11 +70,11 @@ def test_evaluate_names_the_new_key_of_an_old_spelling(tmp_path):
     ],
 )
 def test_the_new_spellings_pass_on_to_hydra(args):
-    assert unselected_protocol(args, "train") is None
+    assert override_hint(args, "train") is None
 
 
 def test_an_unselected_protocol_still_names_the_eval_list_that_selects_it():
-    hint = unselected_protocol(["eval=[linear,knn]", "eval.finetune.epochs=3"], "train")
+    hint = override_hint(["eval=[linear,knn]", "eval.finetune.epochs=3"], "train")
     assert hint == (
         "eval.finetune.epochs=3 sets the finetune protocol, which is not selected "
         "(eval=[linear,knn]); select it too: 'eval=[linear,knn,finetune]' eval.finetune.epochs=3"

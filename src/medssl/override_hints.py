@@ -23,7 +23,7 @@ SELECTING = re.compile(r"^\+{0,2}(eval|experiment)=")
 SETS_PROTOCOL_KEY = re.compile(r"^(eval\.(\w+)\.[^=]*)=")
 
 
-def unselected_protocol(args: list[str], config_name: str) -> str | None:
+def override_hint(args: list[str], config_name: str) -> str | None:
     """The sentence for an old spelling of a moved analysis in `args` (its new key), else for
     the first override that sets a key of a protocol the command line does not select, else
     None (Hydra then reports anything else)."""

@@ -36,7 +36,7 @@ from medssl.errors import MedsslError, run_or_exit
 from medssl.evaluation.interruption import EvaluationStopped, stop_on_signals
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.override_hints import unselected_protocol
+from medssl.override_hints import override_hint
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.study.job import config_hash, read_results, refusal, save_config
@@ -247,7 +247,7 @@ def evaluate(cfg: DictConfig) -> float:
 
 def main() -> None:
     logging.raiseExceptions = False  # a full disk: the sentence, not one traceback per log line
-    hint = unselected_protocol(sys.argv[1:], "evaluate")
+    hint = override_hint(sys.argv[1:], "evaluate")
     if hint:
         log.error("%s", hint)
         sys.exit(1)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from medssl.config_schema import check_config
 from medssl.configs import config_dir
 from medssl.errors import run_or_exit
-from medssl.override_hints import unselected_protocol
+from medssl.override_hints import override_hint
 from medssl.study.job import run_job
 
 # conf/config.yaml plus the check of the output folder that must run before Hydra writes
@@ -67,7 +67,7 @@ def main() -> None:
     # On a full disk the log file cannot be written: the sentence on the console is enough,
     # without logging's own traceback for every line it drops.
     logging.raiseExceptions = False
-    hint = unselected_protocol(sys.argv[1:], "train")
+    hint = override_hint(sys.argv[1:], "train")
     if hint:
         logging.getLogger("medssl").error("%s", hint)
         sys.exit(1)

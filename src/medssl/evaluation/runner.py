@@ -36,10 +36,6 @@ from medssl.training.batch_feed import FeedOptions
 log = logging.getLogger(__name__)
 
 
-# The keys of `eval` that are not protocols (medssl.override_hints reads them).
-ANALYSIS_KEYS = (ANALYSES,)
-
-
 def build_evaluation(
     eval_cfg, outputs_cfg
 ) -> tuple[dict[str, EvaluationProtocol], EvalOutputOptions, Analyses]:
