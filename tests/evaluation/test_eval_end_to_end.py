@@ -69,7 +69,8 @@ def test_breastmnist_run_writes_every_figure_and_key(tmp_path, medmnist_root):
         results["linear/C"] > 0
         and results["knn/k"] == 20
         and results["knn/temperature"] == 0.07
-        and results["finetune/best_epoch"] in (1, 2)
+        # 0: the probe fine-tuning starts from scored best on val, which early stopping keeps
+        and results["finetune/best_epoch"] in (0, 1, 2)
     )
     for figure in ("pca", "tsne", "gradcam_linear"):
         assert_png(run / "figures" / f"{figure}.png")
