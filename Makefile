@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install test test-all train report lint format clean
+.PHONY: help install test test-fast test-all train report lint format clean
 
 $(BIN)/medssl-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +12,24 @@ $(BIN)/medssl-installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
 install: $(BIN)/medssl-installed
 
-test: install  ## the fast suite
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+# Tests run on every core (pytest-xdist), a module's tests on one worker, so that a module's
+# fixture (a finished run, two gloo processes) is made once. Not loadgroup: with pytest 9.2 it
+# silently stops grouping (pytest-xdist issue 1386).
+XDIST := -n auto --dist loadscope
+
+test: install  ## the fast suite, what CI runs (pytest -m "not slow")
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
+
+test-fast: install  ## unit tests only, for the edit loop (no integration: CLIs, end-to-end runs)
+	$(BIN)/python -m pytest -m "not slow and not integration" $(XDIST) $(PYTEST_ARGS)
 
 test-all: install  ## everything, slow tests included
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 train: install  ## the default experiment; pass overrides with ARGS="method=vicreg ..."
 	$(BIN)/python train.py $(ARGS)
@@ -26,11 +37,11 @@ train: install  ## the default experiment; pass overrides with ARGS="method=vicr
 report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"]
 	$(BIN)/python -m medssl.cli.report $(SWEEP) $(ARGS)
 
-lint: install
+lint: install  ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-format: install
+format: install  ## ruff fixes and formats
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-clean:
+clean:  ## removes .venv, outputs and multirun
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -12,9 +12,17 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, REPO
 
+pytestmark = pytest.mark.integration
+
 # `smoke` runs whole, through every launcher, in tests/test_study.py.
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "smoke")
-TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=128"]
+# No figures: what is checked is the sweep and its keys (tests/evaluation draws the figures).
+TINY = [
+    "backbone=smallcnn",
+    "trainer.epochs=1",
+    "trainer.batch_size=128",
+    "eval_outputs.figures=false",
+]
 
 
 def swept_params(name: str) -> dict[str, list[str]]:

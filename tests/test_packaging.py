@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
 
 
 def _run(cmd, cwd, env, timeout=300) -> subprocess.CompletedProcess:

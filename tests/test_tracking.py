@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -25,6 +26,7 @@ def _blob(run_dir):
     return records, b"".join(p.read_bytes() for p in records)
 
 
+@pytest.mark.integration
 def test_wandb_offline_run_is_flat_tagged_resumable_and_keyless(tmp_path, medmnist_root):
     args = [
         "logger=wandb",

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import run_train
 
+pytestmark = pytest.mark.integration
+
 TINY = [
     "backbone=smallcnn",
     "trainer.epochs=2",

@@ -22,6 +22,7 @@ from tests.cli.conftest import save_encoder
 from tests.conftest import compose_evaluate
 
 
+@pytest.mark.integration
 def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, medmnist_root):
     encoder = save_encoder(tmp_path / "encoder.pt")
     out = tmp_path / "eval"
@@ -90,6 +91,7 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
     assert results["ckpt"] == str(tmp_path / "encoder.pt") and results["n/labelled"] == 55
 
 
+@pytest.mark.integration
 def test_a_sweep_over_kept_encoders_gives_one_named_folder_each(tmp_path, medmnist_root):
     """`-m ckpt=a,b` fans the evaluations out (with `hydra/launcher=slurm`, as array jobs);
     each job's folder is `<run>/<checkpoint>` and the other overrides, not the whole path."""

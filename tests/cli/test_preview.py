@@ -8,6 +8,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from medssl.cli.preview import GAP_PX, HEADER_PX, main, preview_grid
@@ -63,6 +64,7 @@ def test_preview_reports_bad_input_in_one_sentence(tmp_path, monkeypatch, caplog
     )
 
 
+@pytest.mark.integration
 def test_preview_runs_as_a_module(tmp_path, medmnist_root):
     env = {**os.environ, "MEDMNIST_ROOT": str(medmnist_root)}
     out = tmp_path / "retina.png"

@@ -15,6 +15,7 @@ from tests.conftest import compose_config, run_train
 TINY = ["backbone=smallcnn", "trainer.epochs=1", "trainer.batch_size=256", "augmentation=medical"]
 
 
+@pytest.mark.integration
 @pytest.mark.slow  # about a minute on 2 shared cores: a full PneumoniaMNIST epoch
 def test_pretrain_on_pneumonia_probe_on_breast(tmp_path, medmnist_root):
     proc = run_train(
@@ -29,6 +30,7 @@ def test_pretrain_on_pneumonia_probe_on_breast(tmp_path, medmnist_root):
     assert 0.0 <= results["test/linear/auroc"] <= 1.0
 
 
+@pytest.mark.integration
 def test_pretrain_on_unlabelled_folder_with_clahe(tmp_path, medmnist_root, monkeypatch):
     """In process (no interpreter start-up), so it stays in the fast suite."""
     monkeypatch.setenv("MEDMNIST_ROOT", str(medmnist_root))

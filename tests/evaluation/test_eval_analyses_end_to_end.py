@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import run_train
 
+pytestmark = pytest.mark.integration
+
 ARGS = [
     "backbone=smallcnn",
     "trainer.epochs=1",

@@ -10,6 +10,8 @@ from PIL import Image
 
 from tests.conftest import run_train
 
+pytestmark = pytest.mark.integration
+
 ARGS = [
     "backbone=smallcnn",
     "trainer.epochs=1",

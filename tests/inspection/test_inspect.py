@@ -202,6 +202,7 @@ def test_bad_dataset_input_is_one_sentence(tmp_path):
         inspect(tmp_path, ["dataset=image_folder", f"dataset.root={tmp_path / 'missing'}"])
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_cli_writes_into_hydras_run_folder_and_reports_bad_input_in_one_sentence(
     tmp_path, medmnist_root

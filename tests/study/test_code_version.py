@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from medssl.study.code_version import PACKAGE, code_version, source_digest, weights_digest
@@ -54,6 +55,7 @@ def test_a_weights_file_is_keyed_by_content_not_path(tmp_path):
     assert weights_digest(str(first)) != weights_digest(str(moved))
 
 
+@pytest.mark.integration
 def test_editing_a_loss_makes_the_next_run_pretrain_again(tmp_path):
     """Three real runs of train.py on a copy of the package sharing one encoder cache: the
     second reuses the first's encoder; after an edit to the loss the third pretrains anew."""

@@ -85,6 +85,7 @@ def test_key_changes_with_the_pretraining_images(breast, medmnist_root):
     assert key_of([], other) != key_of([], breast)
 
 
+@pytest.mark.integration
 def test_ssl_encoder_is_bit_identical_whatever_the_label_fraction(
     tmp_path, medmnist_root, monkeypatch
 ):

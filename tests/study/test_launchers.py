@@ -71,6 +71,7 @@ class JobClock(Callback):
         (self.folder / f"job-{config.hydra.job.num}.json").write_text(json.dumps(record))
 
 
+@pytest.mark.integration
 def test_joblib_pool_runs_two_jobs_at_once_each_with_its_share_of_the_cores(tmp_path):
     write_fake_medmnist(tmp_path / "medmnist", "breastmnist", n=48)
     clock = tmp_path / "clock"
@@ -96,14 +97,17 @@ def test_joblib_pool_runs_two_jobs_at_once_each_with_its_share_of_the_cores(tmp_
     assert [j["threads"] for j in jobs] == [share, share]
 
 
-def test_submitit_job_with_two_tasks_trains_one_model_with_ddp(tmp_path, medmnist_root):
+@pytest.mark.integration
+def test_submitit_job_with_two_tasks_trains_one_model_with_ddp(tmp_path):
+    write_fake_medmnist(tmp_path / "medmnist", "breastmnist", n=48)
     results = multirun(
         tmp_path,
-        medmnist_root,
+        tmp_path / "medmnist",
         "hydra/launcher=local",
         "hydra.launcher.tasks_per_node=2",
         "hydra.launcher.timeout_min=10",  # a hung rendezvous must not outlive the test
-        "trainer.batch_size=64",
+        "trainer.batch_size=16",
+        "label_frac=0.5",
     )
     (result,) = results  # one job, two processes, one results.json from rank 0
     assert result["world_size"] == 2 and 0.0 <= result["test/linear/auroc"] <= 1.0

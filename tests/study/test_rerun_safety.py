@@ -27,6 +27,8 @@ from medssl.study.report import write_report
 from medssl.study.sweep_summary import SweepSummary
 from tests.conftest import REPO, compose_config
 
+pytestmark = pytest.mark.integration
+
 # `T` of the issue, made quick: one epoch of the small CNN on BreastMNIST, no figures.
 T = ["trainer.epochs=1", "backbone=smallcnn", "dataset=breastmnist", "eval_outputs.figures=false"]
 RECORD = (

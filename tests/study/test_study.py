@@ -16,6 +16,8 @@ import pytest
 from medssl.study.report import write_report
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.integration
+
 # The smoke preset, plus a fraction too small for BreastMNIST's classes: those jobs must fail.
 FAILING_FRAC = "0.001"
 

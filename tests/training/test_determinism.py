@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from medssl.training.device import set_deterministic
@@ -33,6 +34,7 @@ def metrics(tmp_path, medmnist_root, seed: int) -> dict:
     }
 
 
+@pytest.mark.integration
 def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path, medmnist_root):
     first = metrics(tmp_path / "a", medmnist_root, seed=0)
     again = metrics(tmp_path / "b", medmnist_root, seed=0)

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("feed", ["resident", "streamed"])
 def test_torchrun_two_processes_train_and_the_main_one_writes(tmp_path, medmnist_root, feed):
