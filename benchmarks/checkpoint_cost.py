@@ -3,7 +3,7 @@
     MEDMNIST_ROOT=... python benchmarks/checkpoint_cost.py [--epochs 10] [--backbone resnet18]
 
 SimCLR on BreastMNIST-28 (546 training images: 2 steps of 256 per epoch) through the real
-pretraining loop (`assemble_pretraining` + `PretrainingJob.run`), fp32, once with
+pretraining loop (`assemble_pretraining` + `PretrainingSetup.run`), fp32, once with
 `trainer.checkpoint_every=null` (a checkpoint after every epoch, as before) and once with the
 default 600 s (a checkpoint after the last epoch only, on runs this short). Rounds alternate
 (A, B, A, B) so other load hits both alike; the medians of the whole pretraining's seconds and
@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device
 

@@ -35,7 +35,7 @@ from medssl.data.label_subset import labelled_subset
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import classification_metrics
 from medssl.evaluation.protocol import EvalInputs
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.study.report.stats import paired_difference
 

@@ -5,7 +5,7 @@
         --max-images 1024 --setups fp32 bf16                           # a CPU smoke run
 
 SimCLR on PneumoniaMNIST-28 (ResNet-18 with the small-input stem, batch 256) through the real
-pretraining loop (`assemble_pretraining` + `PretrainingJob.run`), once per setup: fp32 without
+pretraining loop (`assemble_pretraining` + `PretrainingSetup.run`), once per setup: fp32 without
 TF32, fp32 with TF32, bf16, bf16 + channels-last, bf16 + channels-last + torch.compile. For each:
 the first epoch's time (it holds cuDNN's algorithm search and compilation), the median time of
 the later epochs, and pairs of views per second in those. Then the end-to-end step against the
@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_dir
 from medssl.components import build
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_device
 

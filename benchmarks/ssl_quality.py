@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from medssl.configs import config_dir
 from medssl.data.label_subset import labelled_subset
 from medssl.data.medmnist_source import load_medmnist
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.training.device import resolve_precision
 from medssl.training.online_probe import encode

@@ -52,7 +52,7 @@ def key_of(overrides: list[str], data) -> str:
     import torch
 
     from medssl.data.label_subset import labelled_subset
-    from medssl.pretraining_job import assemble_pretraining
+    from medssl.pretraining_setup import assemble_pretraining
     from medssl.seeding import seed_everything
     from medssl.study.encoder_cache import key_material, pretraining_key
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from medssl.config_roles import folder_name_exclusions, is_axis, role_of
 from medssl.config_schema import BOOKKEEPING, EVALUATION, PRETRAINING, ROLES, TrainConfig
 from medssl.data.label_subset import labelled_subset
-from medssl.pretraining_job import assemble_pretraining
+from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import DATA_GROUPS, key_material, pretraining_key
 from medssl.study.job import config_hash

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PretrainingJob:
+class PretrainingSetup:
     """Everything `training.pretrain.pretrain` needs, and what the encoder cache keys on."""
 
     method: Method
@@ -144,7 +144,7 @@ def assemble_pretraining(
     precision: str,
     *,
     online_probe: bool | None = None,
-) -> tuple[PretrainingJob, DatasetSplits]:
+) -> tuple[PretrainingSetup, DatasetSplits]:
     """The pretraining `cfg` describes for the evaluation dataset `data` and its labelled subset,
     and `data` after the stored-image transforms (the images evaluation must see too).
 
@@ -172,7 +172,7 @@ def assemble_pretraining(
     settings = pretrain_settings(cfg, precision)  # refuses bad eval_every and keep_epochs early
     labels_from = source if source is not None else data
     selection = val_selection(cfg, labels_from) if method.selects_on_val else None
-    job = PretrainingJob(
+    setup = PretrainingSetup(
         method=method,
         augmentation=augmentation,
         train=pretraining_split(source, data, labelled, uses_labels),
@@ -189,7 +189,7 @@ def assemble_pretraining(
         resident_budget_gib=cfg.trainer.resident_budget_gib,
         intensity=labels_from.intensity,
     )
-    return job, data
+    return setup, data
 
 
 def build_method(

@@ -1,5 +1,5 @@
 """One run in five stages: start (refuse a bad config, seed) → build (data, labelled subset,
-pretraining job) → pretrain or reuse the encoder → evaluate → finish (results.json).
+pretraining setup) → pretrain or reuse the encoder → evaluate → finish (results.json).
 
 Every component is built from its config group with `hydra.utils.instantiate`
 (`pretraining_job.assemble_pretraining`); this module wires the stages together and writes into
@@ -28,7 +28,7 @@ from medssl.data.splits import DatasetSplits
 from medssl.evaluation.interruption import stop_on_signals
 from medssl.evaluation.run_summary import write_results
 from medssl.evaluation.runner import check_evaluation, evaluate_as_configured
-from medssl.pretraining_job import PretrainingJob, assemble_pretraining
+from medssl.pretraining_setup import PretrainingSetup, assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
@@ -75,12 +75,12 @@ class RunContext:
 
 @dataclass(frozen=True)
 class RunParts:
-    """What `_build` made: the evaluation data, its labelled subset, the pretraining job, and
+    """What `_build` made: the evaluation data, its labelled subset, the pretraining setup, and
     what shapes that pretraining (`key_material`) with its hash, the encoder's cache key."""
 
     data: DatasetSplits
     labelled: torch.Tensor
-    job: PretrainingJob
+    setup: PretrainingSetup
     material: dict
     key: str
 
@@ -169,7 +169,7 @@ def check_optimizer(cfg: DictConfig) -> None:
 
 
 def _build(context: RunContext) -> RunParts:
-    """The data, the labelled subset (saved as labelled_indices.json), the pretraining job and
+    """The data, the labelled subset (saved as labelled_indices.json), the pretraining setup and
     its cache key."""
     cfg, label_frac = context.cfg, context.label_frac
     data = check_evaluation_dataset(build(cfg, "dataset"))
@@ -182,7 +182,7 @@ def _build(context: RunContext) -> RunParts:
         label_frac,
         cfg.label_seed,
     )
-    job, data = assemble_pretraining(
+    setup, data = assemble_pretraining(
         cfg,
         data,
         labelled,
@@ -195,9 +195,9 @@ def _build(context: RunContext) -> RunParts:
             context.run_dir / "labelled_indices.json",
             {"label_frac": label_frac, "label_seed": cfg.label_seed, "indices": labelled.tolist()},
         )
-    material = key_material(cfg, job, context.distributed.world_size)
+    material = key_material(cfg, setup, context.distributed.world_size)
     return RunParts(
-        data=data, labelled=labelled, job=job, material=material, key=pretraining_key(material)
+        data=data, labelled=labelled, setup=setup, material=material, key=pretraining_key(material)
     )
 
 
@@ -221,7 +221,7 @@ def _pretrain(context: RunContext, parts: RunParts, *, tracker) -> tuple[Pretrai
     and the seconds this took."""
     started = time.perf_counter()
     pretrained = pretrain_or_reuse(
-        parts.job,
+        parts.setup,
         material=parts.material,
         key=parts.key,
         cache_dir=context.cache_dir,
@@ -248,14 +248,14 @@ def _evaluate(context: RunContext, parts: RunParts, *, pretrained: Pretrained) -
     with stop_on_signals(again):
         return evaluate_as_configured(
             context.cfg,
-            parts.job.method.encoder,
+            parts.setup.method.encoder,
             parts.data,
             parts.labelled,
             run_dir=context.run_dir,
             device=context.device,
             precision=context.precision,
-            augmentation=parts.job.augmentation,
-            head=trained_head(parts.job, parts.data, pretrained),
+            augmentation=parts.setup.augmentation,
+            head=trained_head(parts.setup, parts.data, pretrained),
         )
 
 
@@ -275,16 +275,16 @@ def _finish(
         parts.data,
         parts.labelled,
         identity=identity(context.cfg, context.choices),
-        method=type(parts.job.method).__name__,
+        method=type(parts.setup.method).__name__,
         backbone=context.cfg.backbone.name,
         label_frac=context.label_frac,
         device=context.device,
         precision=context.precision,
         total_seconds=total_seconds,
         details={
-            "pretrain_dataset": parts.job.source_name,
+            "pretrain_dataset": parts.setup.source_name,
             "world_size": context.distributed.world_size,
-            "n/pretrain": len(parts.job.train),
+            "n/pretrain": len(parts.setup.train),
             **pretraining_record(pretrained),
             **reference_record(parts.data),
             "time/pretrain_s": pretrain_seconds,
@@ -311,11 +311,11 @@ def pretraining_record(pretrained: Pretrained) -> dict:
     }
 
 
-def trained_head(job, data: DatasetSplits, pretrained: Pretrained) -> dict:
+def trained_head(setup, data: DatasetSplits, pretrained: Pretrained) -> dict:
     """The classifier head the method trained on `data`'s labels, for the classifier protocol
     (none for SSL methods, nor for one trained on another dataset's labels)."""
-    head = job.method.classifier_head
-    if head is None or job.source_name != data.name:
+    head = setup.method.classifier_head
+    if head is None or setup.source_name != data.name:
         return {}
     return {"head": head, "head_info": {"selected_epoch": selected_epoch(pretrained.history)}}
 
@@ -334,7 +334,7 @@ def reference_record(data: DatasetSplits) -> dict:
 
 def _job_type(parts: RunParts, cache: Path | None) -> str:
     """What this job will do, as W&B's job type."""
-    if not parts.job.trains:
+    if not parts.setup.trains:
         return "evaluate (untrained encoder)"
     if cache is not None and CacheEntry(cache / parts.key).complete():
         return "evaluate (reused encoder)"

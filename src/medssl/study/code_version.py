@@ -26,7 +26,7 @@ PRETRAINING_CODE = (
     "augment",
     "models",
     "training",
-    "pretraining_job.py",
+    "pretraining_setup.py",
     "data/image_store.py",
     "data/indexed_images.py",
     "data/intensity.py",

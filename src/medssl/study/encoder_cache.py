@@ -2,7 +2,7 @@
 
 A label-efficiency study evaluates the same self-supervised encoder at every label fraction, so
 it needs one pretraining per (method, backbone, pretraining images, augmentation, budget,
-seed), not one per job. `pretraining_key` hashes the resolved PRETRAINING keys of the config
+seed), not one per setup. `pretraining_key` hashes the resolved PRETRAINING keys of the config
 (medssl.config_schema.ROLES), the code that pretrains (medssl.study.code_version) and a digest
 of the images it sees (and their labels, for methods that train on labels: their
 key then changes with the labelled subset, so they never share across fractions); label
@@ -39,7 +39,7 @@ from medssl.config_roles import keep_roles
 from medssl.config_schema import PRETRAINING
 from medssl.data.image_store import array_digest
 from medssl.errors import MedsslError
-from medssl.pretraining_job import PretrainingJob
+from medssl.pretraining_setup import PretrainingSetup
 from medssl.study.code_version import code_version, weights_digest
 from medssl.training.distributed import Distributed
 from medssl.training.val_selection import selected_epoch
@@ -60,35 +60,35 @@ def split_digest(split) -> str:
     return split.digest or tensor_digest(split.images)
 
 
-def key_material(cfg: DictConfig, job: PretrainingJob, world_size: int) -> dict:
+def key_material(cfg: DictConfig, setup: PretrainingSetup, world_size: int) -> dict:
     """What shapes pretraining, as plain data (stored beside the encoder for inspection): the
     PRETRAINING keys of the config (medssl.config_schema.ROLES), the code that pretrains, and
     the images (and labels, for methods that train on them) by content."""
     container = OmegaConf.to_container(cfg, resolve=True)
     outside_data = {k: v for k, v in container.items() if k not in DATA_GROUPS}
     config = keep_roles(outside_data, (PRETRAINING,))
-    config["trainer"]["precision"] = job.precision  # `auto` as it resolved on this machine
+    config["trainer"]["precision"] = setup.precision  # `auto` as it resolved on this machine
     if config["backbone"].get("weights"):
         config["backbone"]["weights"] = weights_digest(config["backbone"]["weights"])
     material = {
         **config,
         "code": code_version(),
         "world_size": world_size,
-        "images": split_digest(job.train),
-        "labels": tensor_digest(job.train.labels) if job.uses_labels else None,
+        "images": split_digest(setup.train),
+        "labels": tensor_digest(setup.train.labels) if setup.uses_labels else None,
     }
-    if job.intensity is not None:  # how stored pixels became the model's input (folders)
-        material["intensity"] = dataclasses.asdict(job.intensity)
-    if job.selection is not None:  # only then, so other encoders keep their keys
-        material["selection_val"] = tensor_digest(job.selection.images)
+    if setup.intensity is not None:  # how stored pixels became the model's input (folders)
+        material["intensity"] = dataclasses.asdict(setup.intensity)
+    if setup.selection is not None:  # only then, so other encoders keep their keys
+        material["selection_val"] = tensor_digest(setup.selection.images)
     return material
 
 
-def encoder_file(job: PretrainingJob, encoder_record: dict, history: list[dict]) -> dict:
+def encoder_file(setup: PretrainingSetup, encoder_record: dict, history: list[dict]) -> dict:
     """encoder.pt's content: `encoder_record` (how to build the backbone), the weights and, for
     a method with a classifier, its head, the dataset whose labels it predicts and the epoch
     it was taken from."""
-    return job.saved_encoder(encoder_record, selected_epoch(history))
+    return setup.saved_encoder(encoder_record, selected_epoch(history))
 
 
 def pretraining_key(material: dict) -> str:
@@ -183,7 +183,7 @@ class CacheEntry:
 
 @dataclass(frozen=True)
 class PretrainingCall:
-    """What `job.run` needs besides its folder, the same for a cached and an uncached run."""
+    """What `setup.run` needs besides its folder, the same for a cached and an uncached run."""
 
     material: dict
     device: torch.device
@@ -191,10 +191,10 @@ class PretrainingCall:
     encoder_record: dict
     on_epoch_end: object = None
 
-    def run(self, job: PretrainingJob, folder: Path) -> tuple[list[dict], float]:
-        """The epoch log of pretraining `job` in `folder`, and the seconds it took."""
+    def run(self, setup: PretrainingSetup, folder: Path) -> tuple[list[dict], float]:
+        """The epoch log of pretraining `setup` in `folder`, and the seconds it took."""
         started = time.perf_counter()
-        history = job.run(
+        history = setup.run(
             folder,
             self.material,
             self.device,
@@ -206,7 +206,7 @@ class PretrainingCall:
 
 
 def pretrain_or_reuse(
-    job: PretrainingJob,
+    setup: PretrainingSetup,
     *,
     material: dict,
     key: str,
@@ -218,8 +218,8 @@ def pretrain_or_reuse(
     label_frac: float,
     on_epoch_end=None,
 ) -> Pretrained:
-    """Train `job` or load its encoder from `cache_dir/<key of material>` into
-    `job.method` (its encoder, and its classifier head if it has one); `material` (from
+    """Train `setup` or load its encoder from `cache_dir/<key of material>` into
+    `setup.method` (its encoder, and its classifier head if it has one); `material` (from
     `key_material`, hashed by `pretraining_key` into `key`) is also the checkpoints'
     fingerprint.
 
@@ -230,16 +230,16 @@ def pretrain_or_reuse(
     reuses it reports that job's probe history."""
     call = PretrainingCall(material, device, distributed, encoder_record, on_epoch_end)
     run_dir = Path(run_dir)
-    if not job.trains:
+    if not setup.trains:
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, encoder_file(job, encoder_record, []))
+            save_torch(path, encoder_file(setup, encoder_record, []))
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
     if cache_dir is None:
-        history, seconds = call.run(job, run_dir)
+        history, seconds = call.run(setup, run_dir)
         path = run_dir / "encoder.pt"
         if distributed.is_main:
-            save_torch(path, encoder_file(job, encoder_record, history))
+            save_torch(path, encoder_file(setup, encoder_record, history))
         return Pretrained(key, False, history, path, seconds)
     entry = CacheEntry(Path(cache_dir) / key)
     with entry.lock(distributed.is_main, key):
@@ -247,33 +247,33 @@ def pretrain_or_reuse(
         if reuse:
             log.info("Reusing encoder %s from %s", key, entry.folder)
             if distributed.is_main:
-                entry.load_into(job.method)
+                entry.load_into(setup.method)
         else:
-            _pretrain_into(entry, job, call, key, run_dir, label_frac)
+            _pretrain_into(entry, setup, call, key, run_dir, label_frac)
     if not distributed.is_main:
         return Pretrained(key, bool(reuse), [], entry.encoder, 0.0)
     meta = entry.meta()
     path = entry.copy_into(run_dir)
     history = entry.history()
-    job.copy_epoch_outputs(entry.folder, run_dir, history)  # kept encoders, pretraining curve
+    setup.copy_epoch_outputs(entry.folder, run_dir, history)  # kept encoders, pretraining curve
     return Pretrained(key, bool(reuse), history, path, meta["seconds"], meta)
 
 
 def _pretrain_into(
-    entry: CacheEntry, job, call: PretrainingCall, key: str, run_dir: Path, label_frac: float
+    entry: CacheEntry, setup, call: PretrainingCall, key: str, run_dir: Path, label_frac: float
 ) -> None:
     log.info("Pretraining encoder %s in %s", key, entry.folder)
-    history, seconds = call.run(job, entry.folder)
+    history, seconds = call.run(setup, entry.folder)
     if not call.distributed.is_main:
         return
     entry.store(
-        encoder_file(job, call.encoder_record, history),
+        encoder_file(setup, call.encoder_record, history),
         {
             "key": key,
             "trained_by": str(run_dir),
             "seconds": seconds,
             "epochs": len(history),
-            "probe_label_frac": label_frac if job.probe_data is not None else None,
+            "probe_label_frac": label_frac if setup.probe_data is not None else None,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "material": call.material,
         },
