@@ -19,6 +19,12 @@ CONF = REPO / "conf"
 SHARED_MEDMNIST = REPO.parent / "shared" / "data" / "medmnist"
 # MedMNIST's image stores go to one folder for the session, not beside the shared files.
 os.environ.setdefault("MEDSSL_STORE_DIR", tempfile.mkdtemp(prefix="medssl-stores-"))
+# Under pytest-xdist each worker, and every process its tests start, gets its share of the cores
+# (before torch is imported): otherwise each worker's torch starts a thread per core and they
+# contend for them.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _XDIST_WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _XDIST_WORKERS)))
 
 
 @pytest.fixture(scope="session")
