@@ -132,3 +132,22 @@ def write_image(path, value: int, shape=(40, 30, 3)):
     image[..., 0] = value  # B in OpenCV's order: becomes the last RGB channel
     image[..., 2] = 255 - value
     assert cv2.imwrite(str(path), image)
+
+
+# What the pretraining loop runs with where a test says nothing: conf/config.yaml's trainer
+# values, but a checkpoint every epoch (`checkpoint_every: null`), so short runs resume between
+# epochs.
+LOOP = {
+    "accumulate_steps": 1,
+    "collapse_min_std": 0.01,
+    "collapse_min_rank": 2.0,
+    "eval_every": None,
+    "keep_epochs": (),
+    "checkpoint_every": None,
+}
+
+
+def loop_settings(**values):
+    from medssl.training.pretrain import PretrainSettings
+
+    return PretrainSettings(**{**LOOP, **values})

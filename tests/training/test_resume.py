@@ -18,25 +18,10 @@ from medssl.methods.simclr import SimCLR
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.distributed import Distributed
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.pretrain import pretrain
 from medssl.training.resume import RunCheckpoint, new_training_state
 from medssl.training.stop_signals import RunStopped, StopSignals
-from tests.conftest import plain_crop
-
-# What the loop runs with where a test says nothing: conf/config.yaml's trainer values, but a
-# checkpoint every epoch (`checkpoint_every: null`), so that short runs resume between epochs.
-LOOP = {
-    "accumulate_steps": 1,
-    "collapse_min_std": 0.01,
-    "collapse_min_rank": 2.0,
-    "eval_every": None,
-    "keep_epochs": (),
-    "checkpoint_every": None,
-}
-
-
-def _settings(**values) -> PretrainSettings:
-    return PretrainSettings(**{**LOOP, **values})
+from tests.conftest import loop_settings, plain_crop
 
 
 class Killed(Exception):
@@ -98,7 +83,9 @@ def _train(
         pipeline,
         images,
         None,
-        _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every),
+        loop_settings(
+            epochs=epochs, batch_size=16, precision="fp32", seed=0, checkpoint_every=every
+        ),
         optimizer_factory=functools.partial(
             build_optimizer,
             name="sgd",
@@ -137,7 +124,7 @@ def test_the_checkpoint_writes_the_epoch_log_it_is_handed_and_resume_hands_it_ba
     """The loop owns the epoch log: a `RunCheckpoint` keeps none, writes the one `save` is
     handed, and `resume` gives the saved one back for the next loop to take over."""
     cpu, one_process = torch.device("cpu"), Distributed()
-    settings = _settings(epochs=3, batch_size=16, precision="fp32", seed=0)
+    settings = loop_settings(epochs=3, batch_size=16, precision="fp32", seed=0)
 
     def checkpoint() -> RunCheckpoint:
         method = _tiny(SimCLR)
@@ -276,7 +263,7 @@ def _pretrain_32_images(method, run_dir, epochs: int) -> None:
         ViewPipeline(n_views=2, cpu_threads=None),
         torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8),
         None,
-        _settings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
+        loop_settings(epochs=epochs, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=functools.partial(
             build_optimizer,
             name="sgd",
@@ -352,4 +339,4 @@ def test_checkpoints_follow_the_wall_clock_and_resume_exactly(tmp_path, monkeypa
 
 def test_a_bad_checkpoint_interval_is_one_sentence():
     with pytest.raises(MedsslError, match="trainer.checkpoint_every must be a number of seconds"):
-        _settings(epochs=1, batch_size=8, precision="fp32", seed=0, checkpoint_every=0)
+        loop_settings(epochs=1, batch_size=8, precision="fp32", seed=0, checkpoint_every=0)

@@ -23,26 +23,10 @@ from medssl.models.small_cnn import SmallCNN
 from medssl.training.collapse import CollapseMonitor, effective_rank, normalised_std
 from medssl.training.online_probe import ProbeData
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import PretrainSettings, pretrain, pretrain_summary
-from tests.conftest import plain_crop
+from medssl.training.pretrain import pretrain, pretrain_summary
+from tests.conftest import loop_settings, plain_crop
 
 N = 64
-
-
-# What the loop runs with where a test says nothing: conf/config.yaml's trainer values, but a
-# checkpoint every epoch (`checkpoint_every: null`), so that short runs resume between epochs.
-LOOP = {
-    "accumulate_steps": 1,
-    "collapse_min_std": 0.01,
-    "collapse_min_rank": 2.0,
-    "eval_every": None,
-    "keep_epochs": (),
-    "checkpoint_every": None,
-}
-
-
-def _settings(**values) -> PretrainSettings:
-    return PretrainSettings(**{**LOOP, **values})
 
 
 def _images(seed=1, n=N):
@@ -141,7 +125,7 @@ def _train(
         ViewPipeline(n_views=2, cpu_threads=None, crop=plain_crop(hflip_p=0.5, p=1.0)),
         _images(),
         None,
-        _settings(
+        loop_settings(
             epochs=epochs,
             batch_size=batch_size,
             precision="fp32",
@@ -236,7 +220,7 @@ def test_the_random_floor_is_not_trained(tmp_path):
         ViewPipeline(n_views=2, cpu_threads=None),
         _images(),
         None,
-        _settings(epochs=5, batch_size=16, precision="fp32", seed=0),
+        loop_settings(epochs=5, batch_size=16, precision="fp32", seed=0),
         optimizer_factory=None,
         scheduler_factory=None,
         device=torch.device("cpu"),
