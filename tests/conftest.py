@@ -17,6 +17,8 @@ import medssl.configs  # noqa: F401  registers the schema conf/config.yaml names
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 SHARED_MEDMNIST = REPO.parent / "shared" / "data" / "medmnist"
+# Every config and every CLI a test starts reads the genuine files, as under `.ci/run`.
+os.environ.setdefault("MEDMNIST_ROOT", str(SHARED_MEDMNIST))
 # MedMNIST's image stores go to one folder for the session, not beside the shared files.
 os.environ.setdefault("MEDSSL_STORE_DIR", tempfile.mkdtemp(prefix="medssl-stores-"))
 # Under pytest-xdist each worker, and every process its tests start, gets its share of the cores
@@ -30,7 +32,7 @@ if _XDIST_WORKERS > 1:
 @pytest.fixture(scope="session")
 def medmnist_root() -> Path:
     """The folder of genuine MedMNIST files (BreastMNIST 28/64, PneumoniaMNIST 28)."""
-    root = Path(os.environ.get("MEDMNIST_ROOT", SHARED_MEDMNIST))
+    root = Path(os.environ["MEDMNIST_ROOT"])
     if not (root / "breastmnist.npz").exists():
         pytest.fail(f"genuine MedMNIST files are expected in {root}; set MEDMNIST_ROOT")
     return root

@@ -41,17 +41,27 @@ def _leaves(config: dict, prefix: str = ""):
             yield f"{prefix}{key}", value
 
 
+def _option(group: str, name: str) -> str:
+    if group == "experiment":
+        return f"+experiment={name}"
+    if group == "eval":
+        return f"eval=[{name}]"
+    return f"{group}={name}"
+
+
 def _every_composed_config():
-    """The default config, each option of every group, and each experiment preset."""
+    """The default config, each option of every group, and each experiment and ablation preset.
+
+    Plain groups are composed side by side (the k-th option of each in one config), which covers
+    every option in a few composes; presets change other groups, so each is composed alone.
+    """
+    alone = {"experiment", "ablation"}
+    options = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS_WITH_OPTIONS}
     overrides = [[]]
-    for group in GROUPS_WITH_OPTIONS:
-        for option in sorted((CONF / group).glob("*.yaml")):
-            if group == "experiment":
-                overrides.append([f"+experiment={option.stem}"])
-            elif group == "eval":
-                overrides.append([f"eval=[{option.stem}]"])
-            else:
-                overrides.append([f"{group}={option.stem}"])
+    overrides += [[_option(g, name)] for g in sorted(alone & options.keys()) for name in options[g]]
+    side_by_side = {g: names for g, names in options.items() if g not in alone}
+    for k in range(max(len(names) for names in side_by_side.values())):
+        overrides.append([_option(g, names[k]) for g, names in side_by_side.items() if k < len(names)])
     with initialize_config_dir(str(CONF), version_base="1.3"):
         for chosen in overrides:
             yield chosen, OmegaConf.to_container(compose("config", overrides=chosen))
