@@ -61,7 +61,9 @@ def _every_composed_config():
     overrides += [[_option(g, name)] for g in sorted(alone & options.keys()) for name in options[g]]
     side_by_side = {g: names for g, names in options.items() if g not in alone}
     for k in range(max(len(names) for names in side_by_side.values())):
-        overrides.append([_option(g, names[k]) for g, names in side_by_side.items() if k < len(names)])
+        overrides.append(
+            [_option(g, names[k]) for g, names in side_by_side.items() if k < len(names)]
+        )
     with initialize_config_dir(str(CONF), version_base="1.3"):
         for chosen in overrides:
             yield chosen, OmegaConf.to_container(compose("config", overrides=chosen))
