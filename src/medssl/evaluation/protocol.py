@@ -24,6 +24,7 @@ from medssl.data.intensity import IntensityMapping
 from medssl.data.task import Task
 from medssl.training.batch_feed import FeedOptions
 from medssl.training.features import extract_features
+from medssl.training.speed import SpeedOptions
 
 SPLITS = ("train", "val", "test")
 
@@ -48,6 +49,10 @@ class EvalInputs:
     head_info: dict = field(default_factory=dict)
     intensity: IntensityMapping | None = None  # stored pixels -> [0, 1]: the dataset's mapping
     feed: FeedOptions | None = None  # how fine-tuning feeds its batches; None: resident
+    # `trainer.speed`, applied to the encoder once here (channels-last on CUDA, compiled in place)
+    # and by fine-tuning to its copy; None: the encoder as it comes.
+    speed: SpeedOptions | None = None
+    memory_format: torch.memory_format | None = field(default=None, init=False)
     _features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,8 @@ class EvalInputs:
                 raise ValueError(
                     f"{split}: {len(self.images[split])} images but {len(self.labels[split])} labels"
                 )
+        if self.speed is not None:
+            self.memory_format = self.speed.apply_to(self.encoder, self.encoder, self.device)
 
     @property
     def n_outputs(self) -> int:
@@ -77,6 +84,7 @@ class EvalInputs:
             precision=self.precision,
             batch_size=self.batch_size,
             intensity=self.intensity,
+            memory_format=self.memory_format,
         ).numpy()
 
 

@@ -32,6 +32,7 @@ from medssl.evaluation.protocol_scores import score_protocol
 from medssl.evaluation.representations import cam_figure, embedding_figures
 from medssl.evaluation.shift import check_shift_dataset
 from medssl.training.batch_feed import FeedOptions
+from medssl.training.speed import SpeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def evaluate_as_configured(
         analyses=analyses,
         augmentation=augmentation,
         feed=FeedOptions(cfg.trainer.feed, cfg.trainer.resident_budget_gib),
+        speed=build_node(cfg.trainer.speed, "trainer.speed"),
         **(head or {}),
     )
 
@@ -126,6 +128,7 @@ def evaluate_encoder(
     head: nn.Module | None = None,
     head_info: dict | None = None,
     feed: FeedOptions | None = None,
+    speed: SpeedOptions | None = None,
 ) -> dict[str, float]:
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`.
 
@@ -137,7 +140,7 @@ def evaluate_encoder(
         options = dataclasses.replace(options, positive_class=data.positive_class)
     figures_dir = Path(run_dir) / "figures"
     inputs = eval_inputs(
-        encoder, data, labelled, device, precision, batch_size, head, head_info, feed
+        encoder, data, labelled, device, precision, batch_size, head, head_info, feed, speed
     )
 
     started = time.perf_counter()
@@ -186,6 +189,7 @@ def eval_inputs(
     head: nn.Module | None,
     head_info: dict | None,
     feed: FeedOptions | None = None,
+    speed: SpeedOptions | None = None,
 ) -> EvalInputs:
     """What a protocol may touch: the labelled training images (gathered only when read),
     val and test."""
@@ -210,6 +214,7 @@ def eval_inputs(
         head_info=dict(head_info or {}),
         intensity=data.intensity,
         feed=feed,
+        speed=speed,
     )
 
 

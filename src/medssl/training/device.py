@@ -71,6 +71,13 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """The loss scaler of a training loop: on for fp16, whose small gradients underflow without
+    it (a step whose gradients hold an inf or NaN is skipped and the scale halved); a no-op
+    pass-through for bf16 and fp32."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
 def cpu_threads_per_job(n_jobs: int | None, cpu_count: int | None = None) -> int | None:
     """Torch threads for each of `n_jobs` jobs sharing this machine's cores (None: leave torch's
     default). `n_jobs` counts as in joblib: -1 runs one job per core, -2 all but one, and so on;

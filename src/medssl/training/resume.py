@@ -16,6 +16,7 @@ import torch
 
 from medssl.training.checkpoint import load_checkpoint, save_checkpoint
 from medssl.training.collapse import CollapseMonitor
+from medssl.training.device import grad_scaler
 from medssl.training.distributed import Distributed
 from medssl.training.online_probe import OnlineProbe, ProbeData
 from medssl.training.train_state import EpochProgress, TrainingState
@@ -52,7 +53,7 @@ def new_training_state(
     return TrainingState(
         method=method,
         optimizer=optimizer,
-        scaler=torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16"),
+        scaler=grad_scaler(device, settings.precision),
         generator=generator,
         view_generator=view_generator,
         probe=probe,

@@ -1,4 +1,5 @@
-"""GPU speed options of pretraining: TF32 matmuls, channels-last CNNs, torch.compile.
+"""GPU speed options of pretraining, fine-tuning and feature extraction: TF32 matmuls,
+channels-last CNNs, torch.compile.
 
 None of them changes what is trained, only how fast (TF32 rounds fp32 matmul inputs to a 10-bit
 mantissa, which bf16 runs do anyway), so none is part of the encoder cache key or the
@@ -25,17 +26,23 @@ class SpeedOptions:
     def apply(self, method: nn.Module, device: torch.device) -> torch.memory_format | None:
         """Set the options up for `method` on `device`; returns the memory format its input
         batches must have (None: leave them as they are)."""
-        memory_format = None
+        return self.apply_to(method, method.backbone, device)
+
+    def apply_to(
+        self, model: nn.Module, encoder: nn.Module, device: torch.device
+    ) -> torch.memory_format | None:
+        """Set the options up for `model` on `device`, compiling its `encoder` (pretraining:
+        the method and its backbone; fine-tuning: the encoder with its head); returns the
+        memory format its input batches must have (None: leave them as they are)."""
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = self.tf32
             torch.backends.cudnn.allow_tf32 = self.tf32
-            has_conv = any(isinstance(m, nn.Conv2d) for m in method.modules())
-            if self.channels_last and has_conv:
-                method.to(memory_format=torch.channels_last)
-                memory_format = torch.channels_last
+        memory_format = self.memory_format(model, device)
+        if memory_format is not None:
+            model.to(memory_format=memory_format)
         if self.compile:
             # In place, so the state dict keeps its keys (checkpoints and encoder.pt unchanged).
-            method.backbone.compile()
+            encoder.compile()
         log.info(
             "Speed options on %s: compile=%s, channels_last=%s, tf32=%s",
             device,
@@ -45,8 +52,20 @@ class SpeedOptions:
         )
         return memory_format
 
+    def memory_format(self, model: nn.Module, device: torch.device) -> torch.memory_format | None:
+        """channels-last for a model with convolutions on CUDA when asked for, else None."""
+        if device.type != "cuda" or not self.channels_last:
+            return None
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        return torch.channels_last if has_conv else None
+
 
 def in_memory_format(views: list[torch.Tensor], memory_format) -> list[torch.Tensor]:
     if memory_format is None:
         return views
     return [v.contiguous(memory_format=memory_format) for v in views]
+
+
+def batch_in_memory_format(x: torch.Tensor, memory_format) -> torch.Tensor:
+    """One batch in `memory_format` (None: as it is)."""
+    return x if memory_format is None else x.contiguous(memory_format=memory_format)
