@@ -51,7 +51,8 @@ from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
 from medssl.models.backbone import feature_dim
 from medssl.training.batch_feed import FeedOptions, make_feed
-from medssl.training.device import autocast
+from medssl.training.device import autocast, grad_scaler
+from medssl.training.speed import batch_in_memory_format
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ class FineTune:
         )
         if self.augmentation is not None:
             self.augmentation.to(device)
+        memory_format = None
+        if inputs.speed is not None:  # pretraining's options on the copy: NHWC, compiled
+            memory_format = inputs.speed.apply_to(model, model.encoder, device)
         feed = inputs.feed or FeedOptions("resident", None)
         images = make_feed(
             inputs.images["train"], device, feed.mode, feed.resident_budget_gib, "fine-tuning"
@@ -186,6 +190,8 @@ class FineTune:
             order_generator=torch.Generator().manual_seed(self.seed),
             warmup_epochs=self.warmup_epochs,
             scheduled_epochs=self.epochs - self.head_only_epochs,
+            scaler=grad_scaler(device, inputs.precision),
+            memory_format=memory_format,
         )
 
     def train(self, run: FineTuneRun, best: BestCheckpoint, inputs: EvalInputs) -> int:
@@ -236,9 +242,11 @@ class FineTune:
 
     def _features(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs):
         """The head's input for every image, in eval-batch chunks, on the device."""
+        speed = inputs.speed
+        memory_format = speed.memory_format(model, inputs.device) if speed is not None else None
         for start in range(0, len(images), inputs.batch_size):
             batch = images[start : start + inputs.batch_size].to(inputs.device)
-            x = to_model_input(batch, inputs.intensity)
+            x = batch_in_memory_format(to_model_input(batch, inputs.intensity), memory_format)
             with autocast(inputs.device, inputs.precision):
                 features = model.features(x)
             yield features.float()  # outside autocast: the head runs in fp32

@@ -4,6 +4,11 @@
 generators; it trains one epoch at a time and keeps the clock of the learning-rate schedule
 (`training.optim.warmup_cosine`, advanced only by the updates of the all-layers phase).
 `BestCheckpoint` holds the best val checkpoint so far and the epochs since it.
+
+Steps run as pretraining's do: the encoder under autocast in the resolved `trainer.precision`
+(the head in fp32), the loss through a `GradScaler` that is live for fp16 only (a step whose
+gradients overflow is skipped and the scale lowered), batches in the memory format that
+`trainer.speed` put the model in.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from medssl.evaluation.protocol import EvalInputs
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed
 from medssl.training.device import autocast
 from medssl.training.optim import warmup_cosine
+from medssl.training.speed import batch_in_memory_format
 
 
 @dataclass(eq=False)
@@ -40,6 +46,8 @@ class FineTuneRun:
     order_generator: torch.Generator
     warmup_epochs: float
     scheduled_epochs: int
+    scaler: torch.amp.GradScaler  # `training.device.grad_scaler`: live for fp16 only
+    memory_format: torch.memory_format | None  # channels-last where trainer.speed asks for it
     step: int = 0
     # Each parameter group's rate as the optimiser was built (head: lr, encoder: lr * scale).
     base_lrs: tuple[float, ...] = field(init=False)
@@ -83,14 +91,16 @@ class FineTuneRun:
                 if self.augmentation is not None
                 else to_model_input(x, inputs.intensity)
             )
+            x = batch_in_memory_format(x, self.memory_format)
             with autocast(inputs.device, inputs.precision):
                 features = model.features(x)
             # An fp32 head: bf16 logits would tie many images.
             parts = model.head.training_loss(model.dropout(features.float()), self.labels[index])
             self.optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
+            self.scaler.scale(parts["loss"]).backward()
             self.set_learning_rates(scheduled)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)  # skipped when an fp16 gradient overflowed
+            self.scaler.update()
             for name, value in parts.items():
                 totals[name] = totals.get(name, 0.0) + value.item() * len(index)
             seen += len(index)
