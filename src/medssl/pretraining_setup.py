@@ -25,9 +25,11 @@ from medssl.data.intensity import IntensityMapping
 from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
+from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method, task_arguments
+from medssl.models.backbone import weights_source
 from medssl.training.batch_feed import make_feed
 from medssl.training.distributed import Distributed
 from medssl.training.kept_encoders import link_kept_encoders
@@ -153,6 +155,7 @@ def assemble_pretraining(
     sees `data.train`, whose labels it reads."""
     backbone = build(cfg, "backbone", in_chans=data.channels, input_size=data.image_size)
     method_class = get_class(cfg.method._target_)
+    check_weights(method_class, backbone, cfg.method._target_)
     uses_labels = method_class.uses_labels
     # pretrain_dataset (null: dataset itself) supplies the pretraining images.
     source = build(cfg, "pretrain_dataset") if cfg.get("pretrain_dataset") is not None else None
@@ -190,6 +193,15 @@ def assemble_pretraining(
         intensity=labels_from.intensity,
     )
     return setup, data
+
+
+def check_weights(method_class: type, backbone: nn.Module, target: str) -> None:
+    """A method that scores pretrained weights (`frozen`) refuses a backbone built without."""
+    if getattr(method_class, "requires_weights", False) and weights_source(backbone) is None:
+        raise MedsslError(
+            f"method {target.rsplit('.', 1)[-1].lower()} scores pretrained weights: set backbone.pretrained=true "
+            f"(timm's, from the hub) or backbone.weights=PATH; method=random is the untrained floor."
+        )
 
 
 def build_method(

@@ -256,6 +256,7 @@ def _evaluate(context: RunContext, parts: RunParts, *, pretrained: Pretrained) -
             precision=context.precision,
             augmentation=parts.setup.augmentation,
             head=trained_head(parts.setup, parts.data, pretrained),
+            cache_dir=context.cache_dir,
         )
 
 

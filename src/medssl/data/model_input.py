@@ -2,7 +2,8 @@
 
 Stored pixels are uint8 or uint16 (`image_store`); `to_unit` maps a batch on the device with the
 dataset's `IntensityMapping` (`dataset.intensity`), or, without one, by the dtype's full range
-(x / 255, x / 65535), which is what every 8-bit dataset has always used.
+(x / 255, x / 65535), which is what every 8-bit dataset has always used. An encoder with
+pretrained weights maps this input on to the one its weights expect (`pretrained_input`).
 """
 
 from __future__ import annotations
@@ -34,3 +35,9 @@ def to_model_input(images: torch.Tensor, intensity: IntensityMapping | None = No
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """Float images in [0, 1] -> the encoders' range."""
     return (x - MEAN) / STD
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """The encoders' range -> [0, 1]; `pretrained_input` starts from it to reach the input that
+    pretrained weights expect (their size, channels, mean and std)."""
+    return x * STD + MEAN

@@ -25,6 +25,7 @@ from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.analyses import NO_ANALYSES, Analyses, run_analyses, spread_over_classes
 from medssl.evaluation.config_sections import ANALYSES, protocol_nodes
+from medssl.evaluation.feature_cache import FEATURES, FeatureCache, encoder_material
 from medssl.evaluation.output_options import EvalOutputOptions
 from medssl.evaluation.protocol import EvalInputs, EvaluationProtocol, ProtocolOutput
 from medssl.evaluation.protocol_figures import draw_protocol_figures
@@ -89,10 +90,13 @@ def evaluate_as_configured(
     precision: str,
     augmentation: nn.Module | None,
     head: dict | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, float]:
     """`evaluate_encoder` with the protocols, outputs and batch size a run config names
     (`eval`, `eval_outputs`, `trainer.eval_batch_size`): what train.py and medssl.cli.evaluate run.
-    `head`: {"head": module, "head_info": {...}} for the classifier protocol, or empty."""
+    `head`: {"head": module, "head_info": {...}} for the classifier protocol, or empty.
+    `cache_dir`: the encoder cache's folder; the frozen features are kept in its `features/`
+    (`feature_cache`), so the other jobs of a label-fraction grid read them."""
     protocols, options, analyses = build_evaluation(cfg.eval, cfg.eval_outputs)
     return evaluate_encoder(
         encoder,
@@ -108,6 +112,7 @@ def evaluate_as_configured(
         augmentation=augmentation,
         feed=FeedOptions(cfg.trainer.feed, cfg.trainer.resident_budget_gib),
         speed=build_node(cfg.trainer.speed, "trainer.speed"),
+        feature_cache=FeatureCache(cache_dir / FEATURES) if cache_dir is not None else None,
         **(head or {}),
     )
 
@@ -129,8 +134,10 @@ def evaluate_encoder(
     head_info: dict | None = None,
     feed: FeedOptions | None = None,
     speed: SpeedOptions | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> dict[str, float]:
     """Flat metrics (`test/linear/auroc`, ...) for every protocol; figures in `run_dir/figures`.
+    `feature_cache`: where the frozen features of whole splits are kept across jobs.
 
     `augmentation`: the pipeline whose stored-image transforms (CLAHE) `data` went through, so
     that a shift dataset gets them too. `head`: the classifier head the method trained on
@@ -144,6 +151,8 @@ def evaluate_encoder(
     )
 
     started = time.perf_counter()
+    if feature_cache is not None:
+        load_cached_features(inputs, data, labelled, feature_cache)
     for split in ("train", "val", "test"):  # once, shared by every protocol
         inputs.features(split)
     results: dict[str, float] = {"time/features_s": time.perf_counter() - started}
@@ -216,6 +225,15 @@ def eval_inputs(
         feed=feed,
         speed=speed,
     )
+
+
+def load_cached_features(
+    inputs: EvalInputs, data: DatasetSplits, labelled: torch.Tensor, cache: FeatureCache
+) -> None:
+    """Give `inputs` the features of its splits from `cache` (extracted into it where missing,
+    by `inputs.features_of`, as `inputs.features` would)."""
+    material = encoder_material(inputs.encoder, inputs.intensity, inputs.precision)
+    inputs._features.update(cache.split_features(data, labelled, material, inputs.features_of))
 
 
 def run_protocols(

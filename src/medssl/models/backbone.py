@@ -10,6 +10,11 @@ ImageNet weights: `weights=PATH` loads a local checkpoint (a state dict, or one 
 or `model`); its first convolution is adapted to `in_chans` as timm does for its own weights
 (summing RGB kernels for one channel). `pretrained=true` downloads timm's weights from the
 Hugging Face hub, which needs network access.
+
+`input.transform: pretrained` shows the weights the images as they were trained on instead
+(data/pretrained_input.py): the model takes the weights' channels (grayscale is repeated, not
+summed into the kernels) and the weights' input size (`input.size`, reached by `input.fit`),
+which `img_size: auto` and `small_input: auto` then follow.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import torch
 from timm.models import adapt_input_conv
 from torch import nn
 
+from medssl.data.pretrained_input import TRANSFORMS, attach, pretrained_input
 from medssl.errors import MedsslError
+from medssl.models.small_cnn import SmallCNN
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,12 @@ def create_backbone(
     weights: str | None,
     **timm_kwargs,
 ) -> nn.Module:
-    """A timm model without classifier (`num_classes=0`) taking `in_chans`-channel images."""
+    """A timm model without classifier (`num_classes=0`) taking `in_chans`-channel images
+    (`input`: how they reach it, `transform: none` or `pretrained` with its `size` and `fit`)."""
+    # Encoders saved before `input` existed have none in their record: images as stored.
+    transform = _input_transform(name, in_chans, input_size, timm_kwargs.pop("input", None))
+    if transform is not None:
+        in_chans, input_size = transform.channels, transform.size
     # A `null` in config means "timm's default", so it must not reach timm as None.
     timm_kwargs = {k: v for k, v in timm_kwargs.items() if v is not None}
     if timm_kwargs.get("img_size") == "auto":
@@ -67,8 +79,33 @@ def create_backbone(
         raise
     if weights:
         load_weights(model, weights, in_chans)
+    model.weights_source = weights or (f"timm:{name}" if pretrained else None)
     if _wants_small_input(small_input, input_size):
         _use_small_stem(model, name)
+    return model if transform is None else attach(model, transform)
+
+
+def _input_transform(name: str, in_chans: int, input_size: int, spec) -> object | None:
+    """`backbone.input` as a `PretrainedInput`, or None for `transform: none`."""
+    transform = "none" if spec is None else spec["transform"]
+    if transform not in TRANSFORMS:
+        raise MedsslError(
+            f"backbone.input.transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}."
+        )
+    if transform == "none":
+        return None
+    return pretrained_input(name, input_size, in_chans, size=spec["size"], fit=spec["fit"])
+
+
+def create_small_cnn(
+    in_chans: int, input_size: int, *, name: str, width: int, weights: str | None
+) -> nn.Module:
+    """medssl's SmallCNN, with the weights of a checkpoint at `weights` (e.g. the encoder.pt of
+    a medssl run) when set, so `method=frozen` can score it."""
+    model = SmallCNN(in_chans, width=width, name=name, input_size=input_size)
+    if weights:
+        load_weights(model, weights, in_chans)
+    model.weights_source = weights
     return model
 
 
@@ -152,6 +189,11 @@ def _use_small_stem(model: nn.Module, name: str) -> None:
         )
         return
     log.info("small_input: %s stem replaced by a 3x3 stride-1 convolution", name)
+
+
+def weights_source(model: nn.Module) -> str | None:
+    """Where the encoder's weights came from (`timm:<name>` or a file), None if initialised."""
+    return getattr(model, "weights_source", None)
 
 
 def feature_dim(model: nn.Module) -> int:

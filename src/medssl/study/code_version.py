@@ -31,6 +31,7 @@ PRETRAINING_CODE = (
     "data/indexed_images.py",
     "data/intensity.py",
     "data/model_input.py",
+    "data/pretrained_input.py",
 )
 
 
