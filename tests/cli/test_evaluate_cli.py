@@ -78,7 +78,10 @@ def test_cli_reproduces_an_in_process_evaluation_of_the_saved_weights(tmp_path, 
         labelled,
         {
             "linear": LinearProbe(
-                Cs=[1e-3, 1e-2, 1e-1, 1.0, 10.0], max_iter=1000, class_weight="balanced"
+                Cs=[1e-3, 1e-2, 1e-1, 1.0, 10.0],
+                max_iter=1000,
+                class_weight="balanced",
+                link="softmax",
             )
         },
         options=options,

@@ -24,6 +24,7 @@ PLAIN = dict(
     class_weight="balanced",
     head="linear",
     mlp_hidden=256,
+    link="auto",
     probe=None,
     augmentation=None,
     cam_refine=None,

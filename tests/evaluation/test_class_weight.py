@@ -92,7 +92,10 @@ def test_balanced_probe_raises_balanced_accuracy(counts):
     inputs = imbalanced_inputs(counts=counts, balanced_eval=(60,) * len(counts))
     scores = {
         weight: balanced_acc(
-            inputs, LinearProbe(Cs=(1.0,), max_iter=1000, class_weight=weight).evaluate(inputs).test
+            inputs,
+            LinearProbe(Cs=(1.0,), max_iter=1000, class_weight=weight, link="softmax")
+            .evaluate(inputs)
+            .test,
         )
         for weight in (None, "balanced")
     }

@@ -48,7 +48,9 @@ def _curve() -> PretrainingCurve:
     return PretrainingCurve(
         probes={
             "knn": KNNClassifier(k=5, temperature=0.07),
-            "linear": LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced"),
+            "linear": LinearProbe(
+                Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced", link="softmax"
+            ),
         },
         train_images=_images(1, N)[labelled],
         train_labels=labelled % 4 // 2,

@@ -44,7 +44,9 @@ def evaluate(data, analyses, tmp_path):
         data,
         torch.arange(len(data.train)),
         {
-            "linear": LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced"),
+            "linear": LinearProbe(
+                Cs=(1.0,), max_iter=1000, class_weight="balanced", link="softmax"
+            ),
             "knn": KNNClassifier(k=5, temperature=0.07),
         },
         options=OPTIONS,

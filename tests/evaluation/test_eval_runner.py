@@ -63,7 +63,7 @@ def test_every_task_gets_its_metrics_and_figures(task, figures, tmp_path):
     torch.manual_seed(0)
     data = synthetic(task)
     protocols = {
-        "linear": LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced"),
+        "linear": LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced", link="softmax"),
         "knn": KNNClassifier(k=5, temperature=0.07),
     }
     options = EvalOutputOptions(**{**OPTIONS, "figures": figures, "cam": figures})

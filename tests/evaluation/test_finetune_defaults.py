@@ -69,7 +69,7 @@ def test_finetuning_from_the_probe_does_not_collapse_to_the_majority_class():
     only the majority class (balanced ACC near 1/5); started from the probe, and with that start
     kept as epoch 0 unless val improves on it, fine-tuning cannot fall below the probe on val."""
     inputs = imbalanced_five_class(1)
-    probe = LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced")
+    probe = LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced", link="softmax")
     out = aggressive(probe).evaluate(inputs)
     metrics = classification_metrics(
         "multiclass", inputs.labels["test"], logits_to_probs("multiclass", out.test)
@@ -83,7 +83,7 @@ def test_finetuning_from_the_probe_does_not_collapse_to_the_majority_class():
 
 def test_mlp_head_starts_as_the_probe():
     inputs = imbalanced_five_class(0)
-    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced")
+    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced", link="softmax")
     _, _, linear = probe.select(inputs)
     tune = aggressive(probe, head="mlp", mlp_hidden=16, epochs=1)
     model = tune.build_model(inputs)
@@ -127,7 +127,7 @@ def test_finetune_head_is_sized_by_feature_dim_not_num_features():
 def test_finetune_returns_the_probe_when_no_epoch_improves_on_it():
     """Epoch 0 competes: with no epochs that improve (lr 0), the probe itself is returned."""
     inputs = imbalanced_five_class(0)
-    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced")
+    probe = LinearProbe(Cs=(1.0,), max_iter=1000, class_weight="balanced", link="softmax")
     out = aggressive(probe, lr=0.0, epochs=2, patience=1).evaluate(inputs)
     assert out.params["best_epoch"] == 0
     _, probe_val, head = probe.select(inputs)

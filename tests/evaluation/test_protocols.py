@@ -124,7 +124,7 @@ def test_features_use_frozen_batchnorm():
 def test_linear_probe_and_knn_learn_the_synthetic_task():
     inputs = synthetic_inputs()
     for protocol in (
-        LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced"),
+        LinearProbe(Cs=(0.1, 1.0), max_iter=1000, class_weight="balanced", link="softmax"),
         KNNClassifier(k=5, temperature=0.1),
     ):
         out = protocol.evaluate(inputs)

@@ -42,7 +42,12 @@ def test_finetuning_fed_streamed_equals_fed_resident(tmp_path):
             feed=FeedOptions(mode, None),
         )
         outputs[mode] = aggressive(
-            LinearProbe(Cs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), max_iter=100, class_weight="balanced"),
+            LinearProbe(
+                Cs=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
+                max_iter=100,
+                class_weight="balanced",
+                link="softmax",
+            ),
             epochs=2,
         ).evaluate(run)
     assert np.array_equal(outputs["resident"].val, outputs["streamed"].val)

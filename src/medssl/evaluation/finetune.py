@@ -20,6 +20,15 @@ n / (K n_k) of the labelled subset (per label: positives against negatives).
 `head: cam_refine` the CAM-refined head on the last feature map (cam_refine.py, CNN backbones
 only; it starts at random, with its own unweighted loss). With MC dropout on
 (`mc_dropout.samples > 0`) dropout of `mc_dropout.rate` sits before the head.
+
+`link` shapes the linear head's output: `softmax` (the above), `ordinal` (CORAL's cumulative
+link, ordinal.py: one weight vector and K-1 thresholds, started from the ordinal probe, its
+loss class-weighted but not smoothed) or `auto`: on graded (ordinal) tasks both are fine-tuned
+and the one with the better val quadratic kappa is kept (`finetune/link`,
+`finetune/val_kappa_softmax`, `finetune/val_kappa_ordinal`); softmax on other tasks.
+
+Steps run as pretraining's do (finetune_run.py): autocast in the resolved `trainer.precision`,
+a gradient scaler for fp16, and `trainer.speed` (channels-last, compile) on the fine-tuned copy.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import torch
 from torch import nn
 
 from medssl.data.model_input import to_model_input
+from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.finetune_heads import (
@@ -47,6 +57,7 @@ from medssl.evaluation.finetune_run import BestCheckpoint, FineTuneRun
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.evaluation.mc_dropout import MCDropout
 from medssl.evaluation.metrics import auroc, label_metrics, predictions
+from medssl.evaluation.ordinal import OrdinalHead, candidate_links, check_link, pick_link
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
 from medssl.models.backbone import feature_dim
@@ -78,6 +89,7 @@ class FineTune:
     class_weight: str | None
     head: str
     mlp_hidden: int
+    link: str
     probe: LinearProbe | None
     augmentation: nn.Module | None
     cam_refine: Callable[..., nn.Module] | None  # CAMRefineHead, finished with the feature map
@@ -86,19 +98,24 @@ class FineTune:
     def __post_init__(self) -> None:
         check_settings(self)
 
+    def class_weights(self, inputs: EvalInputs) -> torch.Tensor | None:
+        """Per-class loss weights of the labelled subset with `class_weight: balanced`."""
+        if self.class_weight != "balanced":
+            return None
+        return torch.as_tensor(
+            balanced_weights(inputs.task, inputs.labels["train"], inputs.n_outputs)
+        )
+
     def loss(self, inputs: EvalInputs) -> TaskLoss:
         """The training loss, weighted by the labelled subset with `class_weight: balanced`."""
-        weight = None
-        if self.class_weight == "balanced":
-            weight = torch.as_tensor(
-                balanced_weights(inputs.task, inputs.labels["train"], inputs.n_outputs)
-            )
-        return TaskLoss(inputs.task, weight, self.label_smoothing)
+        return TaskLoss(inputs.task, self.class_weights(inputs), self.label_smoothing)
 
-    def build_model(self, inputs: EvalInputs) -> FineTunedModel:
+    def build_model(self, inputs: EvalInputs, link: str = "softmax") -> FineTunedModel:
         """A copy of the encoder with a fresh head (and dropout before it with MC dropout on)."""
         encoder = copy.deepcopy(inputs.encoder).to(inputs.device)
-        if self.head == "cam_refine":
+        if link == "ordinal":
+            head = OrdinalHead(feature_dim(encoder), inputs.n_outputs, self.class_weights(inputs))
+        elif self.head == "cam_refine":
             sample = to_model_input(inputs.images["train"][:2].to(inputs.device), inputs.intensity)
             channels, _, _ = spatial_feature_map(encoder, sample)
             head = self.cam_refine(channels, inputs.n_outputs, inputs.task)
@@ -111,16 +128,19 @@ class FineTune:
         dropout = self.mc_dropout.training_dropout if self.mc_dropout is not None else 0.0
         return FineTunedModel(encoder, head, dropout).to(inputs.device)
 
-    def start_from_probe(self, head: nn.Module, inputs: EvalInputs) -> dict[str, float]:
-        """Set a linear (or MLP) head to the probe fitted on the frozen features; its C."""
+    def start_from_probe(
+        self, head: nn.Module, inputs: EvalInputs, link: str = "softmax"
+    ) -> dict[str, float]:
+        """Set a linear (MLP, ordinal) head to the probe of its link fitted on the frozen
+        features; its C."""
         if self.probe is None:
             return {}
-        if not isinstance(head, LinearHead):
+        if not isinstance(head, LinearHead | OrdinalHead):
             log.info(
                 "finetune: the %s head starts at random (no linear probe to start from)", self.head
             )
             return {}
-        C, score, linear = self.probe.select(inputs)
+        C, score, linear = self.probe.select(inputs, link)
         head.start_from(linear.to(next(head.parameters()).device))
         log.info("finetune: head starts from the linear probe (C=%g, val AUROC %.4f)", C, score)
         return {"probe_C": C}
@@ -137,9 +157,24 @@ class FineTune:
         return float(np.nan_to_num(score, nan=-1.0))
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
+        """Fine-tune the head of each candidate link; on graded tasks keep the one with the
+        better val quadratic kappa and record the choice."""
+        links = candidate_links(self.link, inputs.task, "eval.finetune.link")
+        if self.head != "linear":  # the ordinal link is a linear head's
+            links = ("softmax",)
+        outputs = {link: self.evaluate_link(inputs, link) for link in links}
+        if inputs.task != Task.ORDINAL:
+            return outputs[links[0]]
+        link, record = pick_link(inputs.labels["val"], {k: o.val for k, o in outputs.items()})
+        log.info("finetune: the %s head, %s", link, record)
+        chosen = outputs[link]
+        chosen.params.update(record)
+        return chosen
+
+    def evaluate_link(self, inputs: EvalInputs, link: str) -> ProtocolOutput:
         """Train on the labelled subset, keep the best val checkpoint, predict with it."""
-        model = self.build_model(inputs)
-        start = self.start_from_probe(model.head, inputs)
+        model = self.build_model(inputs, link)
+        start = self.start_from_probe(model.head, inputs, link)
         run = self.start_run(model, inputs)
         # Epoch 0, the probe's solution, competes with the trained epochs; a random head does not.
         best = BestCheckpoint.untrained(model)
@@ -299,5 +334,10 @@ def check_settings(tune: FineTune) -> None:
     ):
         if value not in allowed:
             raise MedsslError(f"eval.finetune.{key} must be one of {allowed}, got {value!r}.")
+    check_link(tune.link, "eval.finetune.link")
+    if tune.link == "ordinal" and tune.head != "linear":
+        raise MedsslError(
+            f"eval.finetune.link=ordinal needs head=linear, not {tune.head!r} (or use link=auto)."
+        )
     if tune.head == "cam_refine" and tune.cam_refine is None:
         raise MedsslError("eval.finetune.head=cam_refine needs the eval.finetune.cam_refine block.")

@@ -7,6 +7,11 @@ against negatives, for multi-label tasks), so that a minority class is not trade
 on the majority; `null` weighs every image alike. The fitted
 scaler and classifier are folded into one `nn.Linear`, which gives the logits and lets Grad-CAM
 differentiate the probe's class score through the encoder.
+
+`link: ordinal` fits CORAL's cumulative link instead (ordinal.py: one weight vector, K-1
+biases), with the same C grid, penalty and class weights; `auto` fits both on graded (ordinal)
+tasks and keeps the one with the better val quadratic kappa, recorded as `linear/link` with
+`linear/val_kappa_softmax` and `linear/val_kappa_ordinal`; on other tasks `auto` is softmax.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from medssl.data.task import Task
 from medssl.errors import MedsslError
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.metrics import auroc
+from medssl.evaluation.ordinal import candidate_links, check_link, fit_ordinal_probe, pick_link
 from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
-from medssl.losses.class_weight import CLASS_WEIGHTS
+from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +47,54 @@ class LinearProbe:
     """Config `eval.linear` (conf/eval/linear.yaml); also fine-tuning's start
     (`eval.finetune.probe`) and a probe of `trainer.eval_every`."""
 
-    def __init__(self, *, Cs: Sequence[float], max_iter: int, class_weight: str | None) -> None:
+    def __init__(
+        self, *, Cs: Sequence[float], max_iter: int, class_weight: str | None, link: str
+    ) -> None:
         if not Cs:
             raise ValueError("LinearProbe needs at least one C")
         if class_weight not in CLASS_WEIGHTS:
             raise MedsslError(f"class_weight must be one of {CLASS_WEIGHTS}, got {class_weight!r}.")
         self.Cs = tuple(float(c) for c in Cs)
         self.max_iter, self.class_weight = max_iter, class_weight
+        check_link(link, "link")
+        self.link = link
 
-    def select(self, inputs: EvalInputs) -> tuple[float, float, nn.Linear]:
-        """`(C, val AUROC, head)` of the C with the best val AUROC; the head is folded."""
+    def select(self, inputs: EvalInputs, link: str = "softmax") -> tuple[float, float, nn.Module]:
+        """`(C, val AUROC, head)` of the C with the best val AUROC; the head is folded (an
+        `nn.Linear`, or an `OrdinalHead` for `link="ordinal"`)."""
         task, k = inputs.task, inputs.n_outputs
         x_tr, y_tr = inputs.features("train"), inputs.labels["train"]
         x_val, y_val = inputs.features("val"), inputs.labels["val"]
         best = None
         for C in self.Cs:
-            head = self.fit(task, k, C, x_tr, y_tr)
+            head = (
+                self.fit(task, k, C, x_tr, y_tr)
+                if link == "softmax"
+                else self.fit_ordinal(k, C, x_tr, y_tr)
+            )
             score = auroc(task, y_val, logits_to_probs(task, _apply(head, x_val)))
-            log.info("linear probe C=%g: val AUROC %.4f", C, score)
+            log.info("linear probe (%s) C=%g: val AUROC %.4f", link, C, score)
             if best is None or np.nan_to_num(score, nan=-1) > np.nan_to_num(best[1], nan=-1):
                 best = (C, score, head)
         return best
 
     def evaluate(self, inputs: EvalInputs) -> ProtocolOutput:
-        C, _, head = self.select(inputs)
+        links = candidate_links(self.link, inputs.task, "eval.linear.link")
+        fits = {link: self.select(inputs, link) for link in links}
+        link, record = links[0], {}
+        if inputs.task == Task.ORDINAL:  # the choice, and each candidate's val kappa
+            val = {
+                name: _apply(head, inputs.features("val")) for name, (_, _, head) in fits.items()
+            }
+            link, record = pick_link(inputs.labels["val"], val)
+            log.info("linear probe: the %s head, %s", link, record)
+        C, _, head = fits[link]
         model = nn.Sequential(inputs.encoder, head).eval()
         return ProtocolOutput(
             val=_apply(head, inputs.features("val")),
             test=_apply(head, inputs.features("test")),
             predict=lambda images: _apply(head, inputs.features_of(images)),
-            params={"C": C},
+            params={"C": C, **record},
             model=model,
         )
 
@@ -84,8 +108,16 @@ class LinearProbe:
             pipeline.fit(x, y)
         return fold_into_linear(pipeline, task, n_outputs)
 
+    def fit_ordinal(self, n_classes: int, C: float, x: np.ndarray, y: np.ndarray) -> nn.Module:
+        weight = None
+        if self.class_weight == "balanced":
+            weight = balanced_weights(Task.ORDINAL, y, n_classes)
+        return fit_ordinal_probe(
+            x, y, n_classes, C=C, class_weight=weight, max_iter=self.max_iter
+        ).eval()
 
-def _apply(head: nn.Linear, x: np.ndarray) -> np.ndarray:
+
+def _apply(head: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return head(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
 
