@@ -38,6 +38,7 @@ from medssl.study.code_version import code_version
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+FEATURES = "features"  # the folder under the encoder cache's
 
 
 def weights_digest(module: nn.Module) -> str:
