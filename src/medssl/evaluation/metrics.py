@@ -5,6 +5,9 @@
 multi-class and the mean over labels for multi-label tasks (labels with one class are skipped).
 Multi-label ACC, balanced ACC, kappa, NLL and Brier are means over labels of the binary metric;
 Cohen's kappa is quadratic-weighted for ordinal tasks (RetinaMNIST), unweighted otherwise.
+Ordinal tasks also get `grade_mae`, the mean absolute difference between predicted (argmax)
+and true grade (lower is better); multi-label tasks `average_precision`, the macro average over
+labels of scikit-learn's average precision (labels without a positive are skipped).
 Per-class recall (sensitivity) is `recall/<k>` for class (or label) index k, so that a class a
 classifier gave up on shows even when ACC and AUROC look fine; balanced ACC is their mean over
 the classes present.
@@ -17,6 +20,7 @@ import warnings
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     balanced_accuracy_score,
     brier_score_loss,
     cohen_kappa_score,
@@ -91,7 +95,9 @@ def label_metrics(
             "kappa": _per_label_mean(_kappa_binary, y_true, y_pred),
         }
     labels = np.arange(n_classes)
+    grades = {"grade_mae": _grade_mae(y_true, y_pred)} if task == Task.ORDINAL else {}
     return {
+        **grades,
         "acc": float(accuracy_score(y_true, y_pred)),
         "balanced_acc": _balanced_acc(y_true, y_pred),
         "f1_macro": float(
@@ -144,6 +150,23 @@ def _kappa(y_true, y_pred, labels, weights=None) -> float:
     return float(cohen_kappa_score(y_true, y_pred, labels=labels, weights=weights))
 
 
+def _grade_mae(y_true, y_pred) -> float:
+    """Mean absolute error in grades: |predicted grade - true grade|, averaged over images."""
+    if len(y_true) == 0:
+        return float("nan")
+    return float(np.mean(np.abs(np.asarray(y_pred, dtype=np.float64) - y_true)))
+
+
+def macro_average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Multi-label: the mean over labels with a positive of each label's average precision."""
+    scores_per_label = [
+        average_precision_score(y_true[:, j], scores[:, j])
+        for j in range(y_true.shape[1])
+        if y_true[:, j].any()
+    ]
+    return float(np.mean(scores_per_label)) if scores_per_label else float("nan")
+
+
 def _kappa_binary(y_true, y_pred) -> float:
     return _kappa(y_true, y_pred, np.arange(2))
 
@@ -192,16 +215,22 @@ def classification_metrics(
     logits: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every headline metric for one split: ACC, balanced ACC, AUROC, macro-F1, precision,
-    recall (macro, and per class: `recall/<k>`), kappa, NLL, Brier and calibration errors (ECE equal-width and equal-mass, MCE).
+    recall (macro, and per class: `recall/<k>`), kappa, NLL, Brier and calibration errors (ECE
+    equal-width and equal-mass, MCE); ordinal: `grade_mae`; multi-label: `average_precision`.
     `logits`, when given, are the ones `probs` came from and only sharpen AUROC's ranking."""
     y_true, probs = check_inputs(task, y_true, probs)
     n_classes = probs.shape[1]
     confidence, correct = confidence_and_correct(task, y_true, probs)
     y_pred = predictions(task, probs)
+    ranked = {}
+    if task == Task.MULTILABEL:  # each label's logit ranks as its probability, without ties at 0/1
+        scores = probs if logits is None else np.asarray(logits, dtype=np.float64)
+        ranked["average_precision"] = macro_average_precision(y_true, scores)
     return {
         **label_metrics(task, y_true, y_pred, n_classes),
         **per_class_recall(task, y_true, y_pred, n_classes),
         "auroc": ranking_auroc(task, y_true, probs, logits),
+        **ranked,
         "nll": nll(task, y_true, probs),
         "brier": brier(task, y_true, probs),
         "ece": expected_calibration_error(confidence, correct, n_bins),

@@ -16,15 +16,40 @@ REFERENCE_ROW = "published reference (all labels)"
 
 @dataclass(frozen=True)
 class Reference:
-    """A published result: `name` (None in runs from before there were several), value, citation."""
+    """A published result: `name` (None in runs from before there were several), value, citation,
+    and, where the dataset config gives them, the `model` and how it was trained (`protocol`:
+    end_to_end, linear or knn; conf/medmnist_base.yaml)."""
 
     name: str | None
     value: float
     source: str
+    model: str | None = None
+    protocol: str | None = None
 
     @property
     def label(self) -> str:
         return f"published: {self.name} (all labels)" if self.name else REFERENCE_ROW
+
+    @property
+    def described(self) -> str:
+        """`MedMNIST+ DINO linear probe (DINO ViT-B/16, linear)`: what the number is of."""
+        details = ", ".join(d.replace("_", "-") for d in (self.model, self.protocol) if d)
+        name = self.name or "reference"
+        return f"{name} ({details})" if details else name
+
+
+def reference_notes(references: list[Reference]) -> list[str]:
+    """One note per cited source, naming what each of its numbers is of where runs say so."""
+    by_source: dict[str, list[Reference]] = {}
+    for reference in references:
+        by_source.setdefault(reference.source, []).append(reference)
+    notes = []
+    for source, cited in by_source.items():
+        if all(r.model is None and r.protocol is None for r in cited):
+            notes.append(f"Published reference: {source}.")
+        else:
+            notes.append(f"Published reference: {source}: {'; '.join(r.described for r in cited)}.")
+    return notes
 
 
 def run_references(record: dict, metric: str) -> list[Reference]:
@@ -39,7 +64,8 @@ def run_references(record: dict, metric: str) -> list[Reference]:
         name = parts[1] if len(parts) == 3 else None
         prefix = f"reference/{name}/" if name else "reference/"
         source = str(record.get(prefix + "source") or "unknown source")
-        found.append(Reference(name, float(value), source))
+        model, protocol = (record.get(prefix + field) for field in ("model", "protocol"))
+        found.append(Reference(name, float(value), source, model, protocol))
     return found
 
 
@@ -123,6 +149,15 @@ class Study(RunGroup):
 
     def variants_in(self, dataset: str) -> list[Variant]:
         return sorted({v for d, v, _ in self.cells if d == dataset}, key=lambda v: v.label)
+
+    def task_of(self, dataset: str) -> str | None:
+        """The task its finished runs name (`task` in results.json); None when none names one."""
+        tasks = {
+            str(r.record["task"])
+            for r in self.finished
+            if r.dataset == dataset and "task" in r.record
+        }
+        return tasks.pop() if len(tasks) == 1 else None
 
     def fractions_in(self, dataset: str) -> list[float]:
         return sorted({f for d, _, f in self.cells if d == dataset})

@@ -11,7 +11,9 @@ from medssl.study.report.metrics import (
     curve_metrics,
     display_name,
     file_stem,
+    is_main,
     protocol_of,
+    with_main_metrics,
 )
 from medssl.study.report.pretraining_curves import (
     PROTOCOLS,
@@ -30,7 +32,7 @@ def how_to_read(confidence: float) -> str:
         f"Cells: mean over seeds ± half-width of the {level_text(confidence)} Student-t interval "
         f"({quantile_text(confidence)} · s / √n), n = seeds with a result; 'failed': every run of "
         "the cell failed; '–': no run. Bold: best mean of a column (lower is better for ECE, MCE, "
-        "NLL, Brier score, AURC and losses)."
+        "NLL, Brier score, AURC, mean absolute grade error and losses)."
     )
 
 
@@ -49,9 +51,11 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
     several = len(study.datasets) > 1
     for dataset in study.datasets:
         suffix = f"_{dataset}" if several else ""
+        task = study.task_of(dataset)
+        shown = with_main_metrics(metrics, task, study.result_keys)
         blocks.append(Heading(dataset, 2))
-        blocks += reference_blocks(study, dataset, metrics, suffix)
-        for protocol, keys in by_protocol(metrics).items():
+        blocks += reference_blocks(study, dataset, shown, suffix)
+        for protocol, keys in by_protocol(shown).items():
             keys = [k for k in keys if study.has_metric(dataset, k)]
             if not keys:
                 continue
@@ -61,12 +65,12 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
                     Heading(f"{key} ({display_name(key)})", 4),
                     metric_table(study, dataset, key),
                 ]
-                # Paired against supervised: the first metric, and robustness (is SSL more robust?).
-                first = index == 0 or key.endswith("/auroc_corrupt")
-                if first:
+                # Paired against supervised: the first metric, each metric the task is judged by
+                # (metrics.MAIN_METRICS), and robustness (is SSL more robust?).
+                if index == 0 or is_main(key, task) or key.endswith("/auroc_corrupt"):
                     blocks += _paired_blocks(study, dataset, key)
         blocks += _pretraining_curve_blocks(study, dataset)
-        figures = _figures(study, dataset, metrics, suffix)
+        figures = _figures(study, dataset, shown, suffix)
         if figures:
             blocks += [Heading("Figures", 3), *figures]
     return blocks
@@ -126,7 +130,7 @@ def _state(study: Study) -> list[Block]:
 
 def _figures(study: Study, dataset: str, metrics: list[str], suffix: str) -> list[Figure]:
     figures = []
-    for metric in curve_metrics(metrics):
+    for metric in curve_metrics(metrics, study.task_of(dataset)):
         figures += _drawn(
             label_efficiency_png(study, dataset, metric),
             f"label_efficiency_{file_stem(metric)}{suffix}.png",

@@ -9,6 +9,7 @@ import json
 
 from medssl.study.report.cells import Study
 from medssl.study.report.collect import Run
+from medssl.study.report.metrics import with_main_metrics
 
 IDENTITY = ("folder", "dataset", "variant", "method", "label_frac", "seed", "status", "error")
 
@@ -25,7 +26,15 @@ def runs_csv(study: Study) -> str:
 
 def summary_csv(study: Study, metrics: list[str]) -> str:
     """One row per cell; `<metric> ci95` is the t half-width at the study's confidence (95 %;
-    ci90 at 90 %), empty from a single seed."""
+    ci90 at 90 %), empty from a single seed. The tables' metrics: `metrics` and, beside AUROC,
+    the other main metrics of each dataset's task."""
+    metrics = list(
+        dict.fromkeys(
+            key
+            for dataset in study.datasets
+            for key in with_main_metrics(metrics, study.task_of(dataset), study.result_keys)
+        )
+    )
     interval = f"ci{100 * study.confidence:g}"
     columns = ["dataset", "variant", "label_frac", "n_runs", "n_failed"]
     for metric in metrics:

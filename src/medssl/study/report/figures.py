@@ -16,6 +16,7 @@ from medssl.study.report.cells import Study
 from medssl.study.report.metrics import (
     display_name,
     in_unit_interval,
+    like_for_like,
     lower_is_better,
     protocol_of,
 )
@@ -68,7 +69,7 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
         )
     if not drawn:
         return None
-    _reference_lines(ax, study.references(dataset, metric))
+    _reference_lines(ax, study.references(dataset, metric), metric)
     ticks = [100 * frac for frac in fractions]
     ax.set_xscale("log")
     ax.set_xticks(ticks, [percent(f) for f in fractions])
@@ -86,15 +87,24 @@ def label_efficiency_png(study: Study, dataset: str, metric: str) -> bytes | Non
     return _png(fig)
 
 
-def _reference_lines(ax, references: list) -> None:
-    """Each published reference as a horizontal line, in the order its dataset lists them."""
+def _reference_lines(ax, references: list, metric: str) -> None:
+    """Each published reference as a horizontal line, in the order its dataset lists them: dark
+    where it was trained as `metric`'s protocol scores (like for like), light otherwise."""
     for index, reference in enumerate(references):
         ax.axhline(
             reference.value,
             linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
-            color="0.35",
+            color=reference_colour(reference, metric),
             label=reference_label(reference),
         )
+
+
+def reference_colour(reference, metric: str) -> str:
+    """Dark grey for a like-for-like reference (or one that does not say how it was trained),
+    light grey for one trained another way (an end-to-end network beside a linear probe)."""
+    if reference.protocol is None or like_for_like(reference.protocol, metric):
+        return "0.25"
+    return "0.65"
 
 
 def ablation_png(study: Study, dataset: str, metric: str, baseline: Variant) -> bytes | None:
@@ -187,7 +197,11 @@ def _shown(metric: str) -> str:
 
 
 def reference_label(reference) -> str:
-    return "\n".join(textwrap.wrap(f"{reference.label}: {reference.source}", 38))
+    """What the line is: its name, model and training where the dataset config gives them, else
+    its citation (the report's notes cite every reference)."""
+    if reference.model is None and reference.protocol is None:
+        return "\n".join(textwrap.wrap(f"{reference.label}: {reference.source}", 38))
+    return "\n".join(textwrap.wrap(f"published: {reference.described}", 38))
 
 
 def _png(fig: Figure) -> bytes:

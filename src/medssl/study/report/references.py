@@ -3,7 +3,11 @@
 A reproduction is judged on the full-label cells only: per metric that has references (AUROC,
 accuracy), a table of each variant and protocol with its mean over seeds, t-interval and
 per-seed values, and its difference from each reference; and a figure with the seeds, the means
-with their intervals and the references as horizontal lines.
+with their intervals and the references as vertical lines. The runs carry only the references
+of their own image size (`dataset.size`), so every one they carry is shown. A reference that
+says how it was trained (`protocol`) is drawn in the colour of the protocol it compares with
+like for like (an end-to-end network with `classifier` and `finetune`, a linear probe with
+`linear`, k-NN with `knn`), grey when no row of the figure has that protocol.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from medssl.study.report.cells import Study, reported
+from medssl.study.report.cells import Study, reference_notes, reported
 from medssl.study.report.document import Block, Heading, Table
 from medssl.study.report.document import Figure as FigureBlock
 from medssl.study.report.figures import COLOURS, FONT_SIZE, REFERENCE_STYLES, _png, reference_label
-from medssl.study.report.metrics import display_name, name_of, protocol_of
+from medssl.study.report.metrics import REFERENCE_PROTOCOLS, display_name, name_of, protocol_of
 from medssl.study.report.stats import level_text
 from medssl.study.report.tables import cell_text
 
@@ -77,7 +81,13 @@ def _table(study: Study, dataset: str, keys: list[str]) -> Table:
         f"{level_text(study.confidence)} interval is ours (the published values are taken as "
         "exact)."
     )
-    table.notes += [f"Published reference: {r.source}." for r in references]
+    if any(r.protocol for r in references):
+        table.notes.append(
+            "Like for like: an end-to-end reference against the classifier and finetune rows, a "
+            "linear probe against the linear rows, k-NN against the knn rows; the others set "
+            "each row beside a differently trained network."
+        )
+    table.notes += reference_notes(references)
     return table
 
 
@@ -106,7 +116,7 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
             ax.axvline(
                 reference.value,
                 linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
-                color="0.3",
+                color=_line_colour(reference.protocol, protocols),
                 label=reference_label(reference) if ax is axes[-1] else None,
             )
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
@@ -125,3 +135,11 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)
+
+
+def _line_colour(reference_protocol: str | None, protocols: list[str]) -> str:
+    """The colour of the first drawn protocol the reference compares with like for like."""
+    for protocol in REFERENCE_PROTOCOLS.get(reference_protocol, ()):
+        if protocol in protocols:
+            return COLOURS[protocols.index(protocol) % len(COLOURS)]
+    return "0.3"

@@ -3,7 +3,7 @@ against the supervised baseline (or, in an ablation without one, against its rec
 
 from __future__ import annotations
 
-from medssl.study.report.cells import Cell, Study
+from medssl.study.report.cells import Cell, Study, reference_notes
 from medssl.study.report.document import Table
 from medssl.study.report.metrics import display_name, lower_is_better
 from medssl.study.report.stats import Estimate, PairedDifference, level_text, paired_difference
@@ -32,9 +32,10 @@ def metric_table(study: Study, dataset: str, metric: str) -> Table:
                 estimates[(r, c)] = summary
         table.rows.append(row)
     table.bold = _best_per_column(estimates, lower_is_better(metric))
-    for reference in study.references(dataset, metric):
+    references = study.references(dataset, metric)
+    for reference in references:
         table.rows.append([reference.label, *[f"{reference.value:.3f}"] * len(fractions)])
-        table.notes.append(f"Published reference: {reference.source}.")
+    table.notes += reference_notes(references)
     return table
 
 
