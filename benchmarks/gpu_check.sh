@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything medssl checks on a GPU, in one call of under 8 minutes on one H100 or H200:
 #   1. the `gpu`-marked tests (speed options, the streamed feed's pinned copy on a side stream,
-#      intensity mappings on the device);
+#      intensity mappings on the device; fine-tuning under fp16/bf16 autocast with its gradient
+#      scaler, channels-last feature extraction and compiled fine-tuning:
+#      tests/evaluation/test_eval_precision.py);
 #   2. benchmarks/gpu_speed.py's table (fp32, bf16, bf16 + channels-last; 3 epochs each);
 #   3. trainer.feed=streamed against resident on CUDA (images/s and their ratio).
 #
