@@ -14,8 +14,12 @@ from tests.conftest import CONF, REPO
 
 pytestmark = pytest.mark.integration
 
-# `smoke` runs whole, through every launcher, in tests/test_study.py.
-EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem != "smoke")
+# `smoke` runs whole, through every launcher, in tests/test_study.py; `hparam_search` (an Optuna
+# search, not a grid) in tests/cli/test_optuna_search.py.
+ON_THEIR_OWN = ("smoke", "hparam_search")
+EXPERIMENTS = sorted(
+    p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ON_THEIR_OWN
+)
 # No figures: what is checked is the sweep and its keys (tests/evaluation draws the figures).
 TINY = [
     "backbone=smallcnn",

@@ -20,6 +20,10 @@ from medssl.configs import config_dir
 from medssl.errors import run_or_exit
 from medssl.override_hints import override_hint
 from medssl.study.job import run_job
+from medssl.study.optuna_search import objective, register_resolvers
+
+# The Optuna sweeper's config (conf/hydra/sweeper/optuna_search.yaml) resolves through these.
+register_resolvers()
 
 # conf/config.yaml plus the check of the output folder that must run before Hydra writes
 # into it (study.folder_guard).
@@ -35,7 +39,7 @@ ConfigStore.instance().store(
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> float | None:
     # Imported here: a command refused before the run (study.folder_guard) never waits for torch.
     import torch
 
@@ -50,6 +54,7 @@ def train(cfg: DictConfig) -> float:
     if threads is not None:
         torch.set_num_threads(threads)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    rank = process_rank()
     results = run_or_exit(
         run_job,
         run,
@@ -57,10 +62,10 @@ def train(cfg: DictConfig) -> float:
         Path(hydra_cfg.runtime.output_dir),
         choices=choices,
         multirun=hydra_cfg.mode == RunMode.MULTIRUN,
-        rank=process_rank(),
+        rank=rank,
     )
-    # Returned for Hydra sweepers that optimise a metric.
-    return (results or {}).get(f"val/{cfg.optimize_metric}", float("nan"))
+    # Returned for Hydra sweepers that optimise a metric (hydra/sweeper=optuna_search).
+    return objective(results, cfg.optimize_metric, rank=rank)
 
 
 def main() -> None:
