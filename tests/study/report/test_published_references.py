@@ -1,5 +1,6 @@
 """The published references every MedMNIST 2D dataset config lists (`references`): present for
-all twelve sets, each cited, at a size MedMNIST comes in, and copied without a slip.
+all twelve sets, each cited, at a size MedMNIST comes in, copied without a slip, and the
+report showing exactly those of a run's image size.
 
 The slip check: MedMNIST+ publishes, beside its per-dataset tables, their mean over the twelve
 sets (the "Average" table of BENCHMARK.md in github.com/sdoerrich97/rethinking-model-prototyping-
@@ -8,14 +9,22 @@ MedMNISTPlus, in percent). The means of the values in our twelve configs must gi
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from functools import cache
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from medssl.data.medmnist_source import SIZES
+from medssl.data.splits import DatasetSplits, Split
+from medssl.run import reference_record
+from medssl.study.report import write_report
+from medssl.study.report.metrics import display_name
 from tests.conftest import CONF
+from tests.study.report.conftest import table_under
 
 DATASETS = (
     "bloodmnist",
@@ -55,6 +64,7 @@ QUOTED = {
 }
 
 
+@cache
 def references(dataset: str) -> list[dict]:
     return OmegaConf.to_container(OmegaConf.load(CONF / "dataset" / f"{dataset}.yaml").references)
 
@@ -108,3 +118,45 @@ def test_medmnist_v2_table_3_spot_values():
     assert value("breastmnist", V2[0], 28, "acc") == 0.863
     assert value("retinamnist", V2[1], 28, "acc") == 0.493
     assert value("chestmnist", V2[2], 28, "auroc") == 0.773
+
+
+def _full_label_runs(sweep, size: int) -> None:
+    """Three seeds of supervised at all labels on BreastMNIST at `size` px, each results.json
+    carrying the references its run would (medssl.run.reference_record)."""
+    data = DatasetSplits(
+        name="breastmnist",
+        task="binary",
+        class_names=["malignant", "normal, benign"],
+        train=Split(torch.zeros(2, 1, size, size, dtype=torch.uint8), torch.tensor([0, 1])),
+        val=Split(torch.zeros(2, 1, size, size, dtype=torch.uint8), torch.tensor([0, 1])),
+        test=Split(torch.zeros(2, 1, size, size, dtype=torch.uint8), torch.tensor([0, 1])),
+        references=references("breastmnist"),
+    )
+    for seed in (0, 1, 2):
+        path = sweep / f"seed={seed}"
+        path.mkdir(parents=True)
+        record = {"config/method": "supervised", "config/dataset": "breastmnist", "task": "binary"}
+        record |= {"label_frac": 1.0, "seed": seed, "label_seed": seed, **reference_record(data)}
+        for protocol in ("classifier", "linear", "knn"):
+            record |= {f"test/{protocol}/auroc": 0.85 + 0.01 * seed, f"test/{protocol}/acc": 0.8}
+        (path / "results.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_the_report_shows_exactly_the_references_of_the_run_s_size(tmp_path, size):
+    _full_label_runs(tmp_path, size)
+    markdown = write_report(tmp_path).read_text()
+    section = markdown.split("### Against the published references (all labels)", 1)[1]
+    for metric, heading in (("auroc", "#### test AUROC"), ("acc", "#### test accuracy")):
+        expected = [r for r in references("breastmnist") if r["size"] == size and metric in r]
+        header = table_under(section, heading)[0]
+        shown = [cell.strip() for cell in header.split("|")[4:-1]]
+        assert shown == [f"− {r['name']} ({r[metric]:.3f})" for r in expected], metric
+        # Every per-protocol table carries them as rows too.
+        table = table_under(markdown, f"#### test/linear/{metric} ({display_name(metric)})")
+        rows = [line.split(" | ")[0][2:] for line in table if line.startswith("| published: ")]
+        assert rows == [f"published: {r['name']} (all labels)" for r in expected]
+    assert ("MedMNIST v2" in markdown) == (size == 28)  # MedMNIST v2 scored 28 px only
+    assert "Published reference: MedMNIST+ (Doerrich et al." in section
+    assert "MedMNIST+ DINO linear probe (DINO ViT-B/16, dino weights, linear)" in section
+    assert (tmp_path / "references.png").stat().st_size > 10_000

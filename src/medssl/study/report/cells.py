@@ -24,6 +24,7 @@ class Reference:
     value: float
     source: str
     model: str | None = None
+    init: str | None = None
     protocol: str | None = None
 
     @property
@@ -32,10 +33,11 @@ class Reference:
 
     @property
     def described(self) -> str:
-        """`MedMNIST+ DINO linear probe (DINO ViT-B/16, linear)`: what the number is of."""
-        details = ", ".join(d.replace("_", "-") for d in (self.model, self.protocol) if d)
+        """`MedMNIST+ DINO linear probe (DINO ViT-B/16, dino weights, linear)`: what it is of."""
+        init = "from scratch" if self.init == "scratch" else self.init and f"{self.init} weights"
+        details = [self.model, init, self.protocol and self.protocol.replace("_", "-")]
         name = self.name or "reference"
-        return f"{name} ({details})" if details else name
+        return f"{name} ({', '.join(d for d in details if d)})" if any(details) else name
 
 
 def reference_notes(references: list[Reference]) -> list[str]:
@@ -45,7 +47,7 @@ def reference_notes(references: list[Reference]) -> list[str]:
         by_source.setdefault(reference.source, []).append(reference)
     notes = []
     for source, cited in by_source.items():
-        if all(r.model is None and r.protocol is None for r in cited):
+        if all(r.described == (r.name or "reference") for r in cited):
             notes.append(f"Published reference: {source}.")
         else:
             notes.append(f"Published reference: {source}: {'; '.join(r.described for r in cited)}.")
@@ -64,8 +66,8 @@ def run_references(record: dict, metric: str) -> list[Reference]:
         name = parts[1] if len(parts) == 3 else None
         prefix = f"reference/{name}/" if name else "reference/"
         source = str(record.get(prefix + "source") or "unknown source")
-        model, protocol = (record.get(prefix + field) for field in ("model", "protocol"))
-        found.append(Reference(name, float(value), source, model, protocol))
+        model, init, protocol = (record.get(prefix + f) for f in ("model", "init", "protocol"))
+        found.append(Reference(name, float(value), source, model, init, protocol))
     return found
 
 

@@ -26,7 +26,7 @@ from medssl.study.report.variants import Variant
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 FONT_SIZE = 10
-REFERENCE_STYLES = ("--", ":", "-.")
+REFERENCE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 1)))
 SUPERVISED_STYLES = ("-", "--", ":", "-.")
 
 
@@ -199,7 +199,7 @@ def _shown(metric: str) -> str:
 def reference_label(reference) -> str:
     """What the line is: its name, model and training where the dataset config gives them, else
     its citation (the report's notes cite every reference)."""
-    if reference.model is None and reference.protocol is None:
+    if reference.described == (reference.name or "reference"):
         return "\n".join(textwrap.wrap(f"{reference.label}: {reference.source}", 38))
     return "\n".join(textwrap.wrap(f"published: {reference.described}", 38))
 

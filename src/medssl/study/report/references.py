@@ -95,13 +95,16 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
     """A panel per metric, a row per variant and protocol: seeds (dots), mean and t-interval,
     coloured by protocol, and each reference as a vertical line."""
     rows_of = {name: list(_rows(study, dataset, keys)) for name, keys in compared.items()}
-    height = 1.2 + 0.28 * max(len(rows) for rows in rows_of.values())
+    references = {n: study.references(dataset, keys[0]) for n, keys in compared.items()}
+    # One line style per reference in every panel; the legend (two lines each) sets the height.
+    named = list(dict.fromkeys(r.name for found in references.values() for r in found))
+    height = 1.2 + max(0.28 * max(map(len, rows_of.values())), 0.34 * len(named))
     fig = Figure(figsize=(3.4 * len(compared) + 4.6, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(compared), squeeze=False, sharey=True)[0]
     protocols = list(dict.fromkeys(protocol_of(k) for keys in compared.values() for k in keys))
     drawn = False
-    for ax, (name, keys) in zip(axes, compared.items()):
+    for ax, name in zip(axes, compared):
         rows = rows_of[name]
         for y, (_, cell, key) in enumerate(rows):
             values, summary = cell.values(key), cell.estimate(key)
@@ -112,12 +115,12 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
             ax.scatter(values, [y + 0.15] * len(values), color=colour, alpha=0.5, s=16, zorder=3)
             ax.errorbar(summary.mean, y - 0.1, xerr=summary.half_width, fmt="o", color=colour,
                         capsize=3, zorder=4)  # fmt: skip
-        for index, reference in enumerate(study.references(dataset, keys[0])):
+        for reference in references[name]:
             ax.axvline(
                 reference.value,
-                linestyle=REFERENCE_STYLES[index % len(REFERENCE_STYLES)],
+                linestyle=REFERENCE_STYLES[named.index(reference.name) % len(REFERENCE_STYLES)],
                 color=_line_colour(reference.protocol, protocols),
-                label=reference_label(reference) if ax is axes[-1] else None,
+                label=reference_label(reference),
             )
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's order, top to bottom
@@ -126,15 +129,29 @@ def references_png(study: Study, dataset: str, compared: dict[str, list[str]]) -
         ax.tick_params(labelsize=FONT_SIZE - 1)
     if not drawn:
         return None
-    axes[-1].legend(
-        loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=FONT_SIZE - 2, frameon=False
-    )
+    _legend(axes)
     fig.suptitle(
         f"{dataset}, every label: seeds (dots), mean ± {level_text(study.confidence)} "
         "t-interval; lines: published",
         fontsize=FONT_SIZE + 1,
     )
     return _png(fig)
+
+
+def _legend(axes) -> None:
+    """Every panel's reference lines, each once, beside the last panel."""
+    lines: dict[str, object] = {}
+    for ax in axes:
+        for line, label in zip(*ax.get_legend_handles_labels()):
+            lines.setdefault(label, line)
+    axes[-1].legend(
+        list(lines.values()),
+        list(lines),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=FONT_SIZE - 2,
+        frameon=False,
+    )
 
 
 def _line_colour(reference_protocol: str | None, protocols: list[str]) -> str:
