@@ -39,7 +39,7 @@ from medssl.study.encoder_cache import (
     pretraining_key,
 )
 from medssl.study.job import identity
-from medssl.tracking import flatten
+from medssl.tracking import flatten, sweep_group
 from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
@@ -350,7 +350,7 @@ def _start_tracker(context: RunContext, *, job_type: str):
     # Flat keys (`trainer.epochs`) and the choices (`method: simclr`) side by side.
     config = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **choices}
     # A sweep job's folder is named by its overrides; the sweep is the folder above it.
-    sweep = f"{run_dir.parent.parent.name}/{run_dir.parent.name}" if "=" in run_dir.name else None
+    sweep = sweep_group(run_dir.parent) if "=" in run_dir.name else None
     tags = [choices[g] for g in ("method", "backbone", "dataset") if g in choices]
     tracker.start(
         config,

@@ -7,6 +7,10 @@ later. In a sweep the runs are grouped by the sweep folder's name and tagged wit
 choices, and the config is logged flat (`method`, `trainer.epochs`, `label_frac`, ...) so the UI
 filters on it. The run id is kept in the run folder (`wandb_run.json`), so a resumed or
 requeued job continues the same W&B run. No API key is written anywhere by this module.
+
+The sweep report logs through the same tracker as one more run of the sweep's group
+(`job_type=report`, medssl.study.report.wandb_summary); `report_at_end: true` has a sweep do so
+when its last job ends (medssl.study.sweep_summary).
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ from medssl.errors import MedsslError
 log = logging.getLogger(__name__)
 
 ID_FILE = "wandb_run.json"
+
+
+def sweep_group(sweep_dir: Path) -> str:
+    """The W&B group of a sweep's runs: the sweep folder's last two names
+    (`multirun/label_efficiency/breastmnist` -> `label_efficiency/breastmnist`)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    return f"{sweep_dir.parent.name}/{sweep_dir.name}"
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -46,11 +57,13 @@ class WandbTracker:
         group: str | None,
         job_type: str | None,
         tags: Sequence[str],
+        report_at_end: bool,
     ) -> None:
         if mode not in ("online", "offline", "disabled"):
             raise MedsslError(f"logger.mode must be online, offline or disabled, got {mode!r}.")
         self.project, self.entity, self.mode = project, entity, mode
         self.group, self.job_type, self.tags = group, job_type, list(tags or ())
+        self.report_at_end = report_at_end
         self._run = None
 
     def start(
@@ -108,6 +121,25 @@ class WandbTracker:
             if isinstance(v, (int, float)) and k != "epoch"
         }
         self._run.log(numbers, step=int(record["epoch"]))
+
+    @property
+    def run(self):
+        """The live wandb run between `start` and `finish` (None outside them)."""
+        return self._run
+
+    def log(self, values: dict) -> None:
+        """Anything wandb logs (numbers, `wandb.Table`, `wandb.Image`) as one step."""
+        if values and self._run is not None:
+            self._run.log(values)
+
+    def log_files(self, name: str, kind: str, files: Sequence[Path], metadata: dict) -> None:
+        """`files` as a new version of the artifact `name` (W&B keeps one version per content)."""
+        import wandb
+
+        artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+        for path in files:
+            artifact.add_file(str(path), name=Path(path).name)
+        self._run.log_artifact(artifact)
 
     def log_figures(self, figures_dir: Path) -> None:
         import wandb
