@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from functools import cache
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 
 import pytest
 import torch
