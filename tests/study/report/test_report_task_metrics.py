@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 
+import medmnist
 import pytest
 
+from medssl.data.task import Task
 from medssl.study.report import write_report
 from medssl.study.report.metrics import (
     in_unit_interval,
@@ -164,3 +166,16 @@ def test_main_metrics_follow_auroc_protocol_by_protocol_where_the_runs_hold_them
         "test/linear/auroc",
         "test/linear/grade_mae",
     ]
+
+
+def test_medmnist_s_own_task_names_reach_the_metrics_their_sets_are_judged_by():
+    # RetinaMNIST declares `ordinal-regression`, ChestMNIST `multi-label, binary-class`.
+    judged = {name: main_metrics(Task.parse(medmnist.INFO[name]["task"])) for name in TASKS}
+    assert judged == {
+        "retinamnist": ("auroc", "kappa", "grade_mae"),
+        "chestmnist": ("auroc", "average_precision"),
+        "breastmnist": ("auroc",),
+    }
+    assert Task.parse("ordinal-regression") is Task.ORDINAL and Task.parse("ordinal") == "ordinal"
+    with pytest.raises(ValueError, match="task must be one of"):
+        Task.parse("regression")
