@@ -5,6 +5,8 @@ out of `run_job`, so every launcher runs the whole grid; this callback then read
 folder, lists the `error.json` files written since the sweep started (and the
 `.failed_attempt.json` of jobs that failed where they must not touch a folder's record), and
 exits with status 1 when there are any, so a script or CI sees that the study is incomplete.
+With `logger=wandb logger.report_at_end=true` it first writes the sweep report and logs it to
+the sweep's W&B group (medssl.study.report.wandb_summary), once every job has ended.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from medssl.errors import MedsslError
 from medssl.study.job import FAILED_ATTEMPT
 
 log = logging.getLogger("medssl")
@@ -59,6 +62,26 @@ class SweepSummary(Callback):
             log.error("%d job(s) failed:", len(failed))
             for path in failed:
                 log.error("  %s: %s", path.parent, _message(path))
+        if finished:
+            _report_to_wandb(config, sweep_dir)
         log.info("Report: make report SWEEP=%s", sweep_dir)
         if failed:
             sys.exit(1)
+
+
+def _report_to_wandb(config: DictConfig, sweep_dir: Path) -> None:
+    """The sweep report, written and logged to W&B, where the logger asks for it."""
+    logger = config.get("logger")
+    if not logger or not logger.get("report_at_end"):
+        return
+    from medssl.study.report import compose_report, save_report
+    from medssl.study.report.wandb_summary import publish_report, report_tracker
+
+    try:
+        report = compose_report(sweep_dir)
+        save_report(report)
+        group = publish_report(report, report_tracker(logger))
+    except (MedsslError, OSError) as error:  # the jobs' results stand; only the report is missing
+        log.error("The sweep report was not logged to W&B: %s", error)
+        return
+    log.info("Sweep report logged to the W&B group %s", group)

@@ -52,7 +52,7 @@ def _study_blocks(search, study: Study) -> list[Block]:
         trials_table(search, study.runs, objective),
     ]
     suffix = "" if name == "train" else f"_{name}"
-    history = optimisation_history_png(search)
+    history = optimisation_history_png(search, objective)
     if history is not None:
         caption = f"Optuna study {name}: {objective} of each trial and the best so far"
         blocks.append(Figure(f"optuna_history{suffix}.png", history, caption))
@@ -108,22 +108,25 @@ def trial_run(trial, runs: list[Run]) -> Run | None:
     return next((run for run in runs if wanted <= set(run.overrides)), None)
 
 
-def optimisation_history_png(search) -> bytes | None:
+def optimisation_history_png(search, objective: str) -> bytes | None:
     """Optuna's optimisation-history plot (matplotlib backend) as PNG bytes."""
     if not any(t.value is not None for t in search.trials):
         return None
+    import matplotlib
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_optimization_history
 
-    with warnings.catch_warnings():
+    # rc_context: the plot switches pyplot to its own style sheet, for this figure only.
+    with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna 2.10 marks its matplotlib plots experimental
         axes = plot_optimization_history(search)
-    figure = axes.figure
-    try:
-        figure.set_size_inches(7.5, 4.2)
-        return _png(figure)
-    finally:
-        plt.close(figure)
+        axes.set_ylabel(objective)
+        figure = axes.figure
+        try:
+            figure.set_size_inches(7.5, 4.2)
+            return _png(figure)
+        finally:
+            plt.close(figure)
 
 
 def importances_png(search) -> bytes | None:
