@@ -179,3 +179,18 @@ def test_medmnist_s_own_task_names_reach_the_metrics_their_sets_are_judged_by():
     assert Task.parse("ordinal-regression") is Task.ORDINAL and Task.parse("ordinal") == "ordinal"
     with pytest.raises(ValueError, match="task must be one of"):
         Task.parse("regression")
+
+
+def test_a_graded_task_draws_its_label_efficiency_in_kappa_and_grade_error(tmp_path):
+    for frac in (0.1, 1.0):
+        for seed in SEEDS:
+            record = {"config/method": "simclr", "config/dataset": "retinamnist", "task": "ordinal"}
+            record |= {"label_frac": frac, "seed": seed, "label_seed": seed}
+            record |= {"test/linear/auroc": 0.7, "test/linear/kappa": 0.5 + frac / 4}
+            record |= {"test/linear/grade_mae": 0.9 - frac / 4, "test/linear/acc": 0.5}
+            path = tmp_path / f"label_frac={frac},seed={seed}"
+            path.mkdir()
+            (path / "results.json").write_text(json.dumps(record))
+    write_report(tmp_path)
+    drawn = {p.name for p in tmp_path.glob("label_efficiency_*.png")}
+    assert drawn == {f"label_efficiency_{m}.png" for m in ("auroc", "kappa", "grade_mae", "acc")}
