@@ -34,7 +34,7 @@ test-all: install  ## everything, slow tests included
 train: install  ## the default experiment; pass overrides with ARGS="method=vicreg ..."
 	$(BIN)/python train.py $(ARGS)
 
-report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"]
+report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"] [ARGS=--wandb: also to W&B, docs/wandb.md]
 	$(BIN)/python -m medssl.cli.report $(SWEEP) $(ARGS)
 
 lint: install  ## ruff check and format check
