@@ -103,3 +103,17 @@ def test_the_seed_moves_on_with_the_stored_trials(tmp_path):
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     assert continuing_seed(7, storage, "train") == 9
     assert continuing_seed(7, storage, "another") == 7
+
+
+@pytest.mark.integration
+def test_a_repeated_configuration_is_not_trained_again(tmp_path, medmnist_root):
+    # Every searched key fixed: both trials ask for one configuration, so the second finds the
+    # first one's results.json (skip_done) and reports its value.
+    fixed = ["optimizer.base_lr=0.001", "method.loss.temperature=0.2", "ablation=recipe"]
+    proc = search(tmp_path, "hydra.sweeper.n_trials=2", *fixed)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = stored_study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].value == trials[1].value
+    assert len(list((tmp_path / "sweep").glob("*/results.json"))) == 1
+    assert "its results.json is complete" in proc.stdout + proc.stderr
