@@ -47,8 +47,16 @@ def test_the_report_of_a_smoke_sweep_has_its_blocks_panels_and_run_sets(tmp_path
     assert built.description.startswith("Does the study machinery work here?")
     assert (built.project, built.entity) == ("medssl", "team")
     kinds = [type(block).__name__ for block in built.blocks]
-    assert kinds == ["H1", "MarkdownBlock", "H2", "PanelGrid", "PanelGrid", "PanelGrid", "H2",
-                     *["WeaveBlockSummaryTable"] * len(tables)]  # fmt: skip
+    assert kinds == [
+        "H1",
+        "MarkdownBlock",
+        "H2",
+        "PanelGrid",
+        "PanelGrid",
+        "PanelGrid",
+        "H2",
+        *["WeaveBlockSummaryTable"] * len(tables),
+    ]
 
     main, *by_fraction = [b for b in built.blocks if isinstance(b, wr.PanelGrid)]
     assert [rs.name for rs in main.runsets] == ["simclr", "supervised"]
@@ -101,9 +109,19 @@ def test_swept_keys_are_those_the_command_lines_vary(tmp_path):
 
 @pytest.mark.integration
 def test_a_sweep_logs_its_report_at_its_end(tmp_path, medmnist_root):
-    cmd = [sys.executable, str(REPO / "train.py"), "-m", "+experiment=smoke", "method=simclr",
-           "label_frac=0.1,1.0", "seed=0", "logger=wandb", "logger.report_at_end=true",
-           "trainer.online_probe=false", f"hydra.sweep.dir={tmp_path / 'smoke' / 'breastmnist'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "+experiment=smoke",
+        "method=simclr",
+        "label_frac=0.1,1.0",
+        "seed=0",
+        "logger=wandb",
+        "logger.report_at_end=true",
+        "trainer.online_probe=false",
+        f"hydra.sweep.dir={tmp_path / 'smoke' / 'breastmnist'}",
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

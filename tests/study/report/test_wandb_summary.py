@@ -36,8 +36,9 @@ def smoke_sweep(root):
         for seed, auroc in enumerate(values):
             overrides = ("+experiment=smoke", f"method={method}", f"label_frac={frac}")
             folder = f"label_frac={frac},method={method},seed={seed}"
-            path = write_job(sweep, folder, method=method, frac=frac, seed=seed, auroc=auroc,
-                             overrides=overrides)  # fmt: skip
+            path = write_job(
+                sweep, folder, method=method, frac=frac, seed=seed, auroc=auroc, overrides=overrides
+            )
             record = json.loads((path / "results.json").read_text())
             record["config/experiment"] = "smoke"
             (path / "results.json").write_text(json.dumps(record))
@@ -57,14 +58,19 @@ def _t_interval(values):
 
 def test_rows_hold_each_cells_mean_interval_and_seeds_and_each_pairs_wins(tmp_path):
     study = compose_report(smoke_sweep(tmp_path)).study
-    rows = {(r[1], r[3]): dict(zip(CELL_COLUMNS, r)) for r in cell_rows(study, "breastmnist", "test/linear/auroc")}  # fmt: skip
+    rows = {
+        (r[1], r[3]): dict(zip(CELL_COLUMNS, r))
+        for r in cell_rows(study, "breastmnist", "test/linear/auroc")
+    }
     mean, half = _t_interval(AUROCS[("simclr", 0.1)])
     cell = rows[("simclr", 0.1)]
     assert cell["mean"] == pytest.approx(mean) and cell["half_width"] == pytest.approx(half)
     assert cell["low"] == pytest.approx(mean - half) and cell["high"] == pytest.approx(mean + half)
     assert (cell["n"], cell["seeds"], cell["n_failed"]) == (3, "0,1,2", 0)
 
-    paired = [dict(zip(PAIRED_COLUMNS, r)) for r in paired_rows(study, "breastmnist", "test/linear/auroc")]  # fmt: skip
+    paired = [
+        dict(zip(PAIRED_COLUMNS, r)) for r in paired_rows(study, "breastmnist", "test/linear/auroc")
+    ]
     assert [(p["variant"], p["baseline"], p["label_frac"]) for p in paired] == [
         ("simclr", "supervised", 0.1),
         ("simclr", "supervised", 1.0),
@@ -86,9 +92,13 @@ def test_the_summary_run_holds_tables_figures_and_the_report_artifact(tmp_path, 
     runs = sorted((sweep / "wandb_report" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     files = runs[0] / "files"
-    tables = {p.relative_to(files / "media" / "table").as_posix(): json.loads(p.read_text())
-              for p in (files / "media" / "table").rglob("*.table.json")}  # fmt: skip
-    cells = next(t for name, t in tables.items() if name.startswith("cells/breastmnist/test/linear/auroc"))  # fmt: skip
+    tables = {
+        p.relative_to(files / "media" / "table").as_posix(): json.loads(p.read_text())
+        for p in (files / "media" / "table").rglob("*.table.json")
+    }
+    cells = next(
+        t for name, t in tables.items() if name.startswith("cells/breastmnist/test/linear/auroc")
+    )
     assert cells["columns"] == CELL_COLUMNS
     simclr = next(row for row in cells["data"] if row[1] == "simclr" and row[3] == 0.1)
     assert simclr[4] == pytest.approx(_t_interval(AUROCS[("simclr", 0.1)])[0])
@@ -97,8 +107,15 @@ def test_the_summary_run_holds_tables_figures_and_the_report_artifact(tmp_path, 
     assert {f.filename.removesuffix(".png") for f in report.figures} <= figures
 
     blob = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))
-    for text in ("report", "smoke/breastmnist", artifact_name("smoke/breastmnist"), "sweep-report",
-                 "runs.csv", "summary.csv", "report.html"):  # fmt: skip
+    for text in (
+        "report",
+        "smoke/breastmnist",
+        artifact_name("smoke/breastmnist"),
+        "sweep-report",
+        "runs.csv",
+        "summary.csv",
+        "report.html",
+    ):
         assert text.encode() in blob, text
     assert (sweep / "wandb_report.json").is_file()  # offline: the Report's specification
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and FAKE_KEY.encode() in p.read_bytes()]

@@ -66,7 +66,8 @@ def build_report(report: SweepReport, *, project: str, entity: str, group: str, 
     import wandb_workspaces.reports.v2 as wr
 
     study, metric = report.study, report.metrics[0] if report.metrics else None
-    preset = next((r.record.get("config/experiment") for r in study.runs if r.record.get("config/experiment")), None)  # fmt: skip
+    presets = [run.record.get("config/experiment") for run in study.runs]
+    preset = next((p for p in presets if p and p != "None"), None)
     question = preset_question(preset)
     first = re.split(r"(?<=[?.])\s", question, maxsplit=1)[0] if question else None
     title = f"{preset}: {first}" if preset and first else f"Sweep report: {group}"
@@ -96,28 +97,48 @@ def _panel_grids(wr, report: SweepReport, metric: str, *, project, entity, group
     methods = sorted({run.method for run in study.runs})
     in_group = f"Metric('Group') = '{group}'"
     by_method = [
-        wr.Runset(entity=entity, project=project, name=method,
-                  filters=f"{in_group} and Config('method') = '{method}'")
+        wr.Runset(
+            entity=entity,
+            project=project,
+            name=method,
+            filters=f"{in_group} and Config('method') = '{method}'",
+        )
         for method in methods
-    ]  # fmt: skip
+    ]
     columns = [
         wr.ParallelCoordinatesPlotColumn(metric=wr.Config(k)) for k in swept_keys(study.runs)
     ]
     columns.append(wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(metric)))
     grids = [
         wr.H2(text=f"{metric} by method and label fraction"),
-        wr.PanelGrid(runsets=by_method, panels=[
-            wr.ScatterPlot(title=f"{metric} against label_frac, per method", x=wr.Config("label_frac"),
-                           y=wr.SummaryMetric(metric), log_x=True),
-            wr.ParallelCoordinatesPlot(title="swept keys", columns=columns),
-        ]),
-    ]  # fmt: skip
+        wr.PanelGrid(
+            runsets=by_method,
+            panels=[
+                wr.ScatterPlot(
+                    title=f"{metric} against label_frac, per method",
+                    x=wr.Config("label_frac"),
+                    y=wr.SummaryMetric(metric),
+                    log_x=True,
+                ),
+                wr.ParallelCoordinatesPlot(title="swept keys", columns=columns),
+            ],
+        ),
+    ]
     fractions = sorted({run.label_frac for run in study.runs})
     for frac in fractions:
-        runset = wr.Runset(entity=entity, project=project, name=f"{percent(frac)} labels",
-                           filters=f"{in_group} and Config('label_frac') = {frac!r}")  # fmt: skip
-        bars = wr.BarPlot(title=f"{metric} at {percent(frac)} labels", metrics=[wr.SummaryMetric(metric)],
-                          groupby=wr.Config("method"), groupby_aggfunc="mean", groupby_rangefunc="stderr")  # fmt: skip
+        runset = wr.Runset(
+            entity=entity,
+            project=project,
+            name=f"{percent(frac)} labels",
+            filters=f"{in_group} and Config('label_frac') = {frac!r}",
+        )
+        bars = wr.BarPlot(
+            title=f"{metric} at {percent(frac)} labels",
+            metrics=[wr.SummaryMetric(metric)],
+            groupby=wr.Config("method"),
+            groupby_aggfunc="mean",
+            groupby_rangefunc="stderr",
+        )
         grids.append(wr.PanelGrid(runsets=[runset], panels=[bars]))
     return grids
 
@@ -126,7 +147,11 @@ def report_spec(value):
     """A Report as plain JSON: every block, panel, run set and metric with its `type`, fields
     as wandb-workspaces names them (its private `_` fields left out)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: report_spec(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")}  # fmt: skip
+        fields = {
+            f.name: report_spec(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not f.name.startswith("_")
+        }
         return {"type": type(value).__name__, **fields}
     if isinstance(value, (list, tuple)):
         return [report_spec(v) for v in value]
@@ -141,15 +166,21 @@ def publish_wandb_report(report: SweepReport, tracker: WandbTracker, *, group: s
     """Online: save the Report and print its URL. Otherwise: write its specification."""
     online = tracker.mode == "online"
     entity = tracker.entity or (_default_entity() if online else "")
-    built = build_report(report, project=tracker.project, entity=entity, group=group, table_keys=table_keys)  # fmt: skip
+    built = build_report(
+        report, project=tracker.project, entity=entity, group=group, table_keys=table_keys
+    )
     if online:
         built.save()
         print(f"W&B Report: {built.url}")
         return built.url
     path = report.out / SPEC_FILE
     write_json(path, report_spec(built))
-    log.info("W&B Report not created (logger.mode=%s): its specification is in %s; "
-             "`--wandb mode=online` creates it", tracker.mode, path)  # fmt: skip
+    log.info(
+        "W&B Report not created (logger.mode=%s): its specification is in %s; "
+        "`--wandb mode=online` creates it",
+        tracker.mode,
+        path,
+    )
     return path
 
 
@@ -157,7 +188,11 @@ def _description(question: str | None, group: str, report: SweepReport) -> str:
     study = report.study
     state = f"{len(study.finished)} runs finished, {len(study.failed)} failed"
     text = f"{question}\n\n" if question else ""
-    return text + f"Runs of the W&B group `{group}` ({state}); the tables are the sweep report's, with {100 * study.confidence:g} % t-intervals over seeds."  # fmt: skip
+    level = f"{100 * study.confidence:g} %"
+    return text + (
+        f"Runs of the W&B group `{group}` ({state}); the tables are the sweep report's, with "
+        f"{level} t-intervals over seeds."
+    )
 
 
 def _short(title: str) -> str:

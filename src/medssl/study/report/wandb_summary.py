@@ -29,10 +29,32 @@ from medssl.tracking import WandbTracker, sweep_group
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "wandb_report"  # the summary run's folder (its wandb files and run id)
-CELL_COLUMNS = ["dataset", "variant", "method", "label_frac", "mean", "low", "high",
-                "half_width", "n", "seeds", "n_failed"]  # fmt: skip
-PAIRED_COLUMNS = ["dataset", "variant", "baseline", "label_frac", "difference", "low", "high",
-                  "half_width", "n", "won", "seeds"]  # fmt: skip
+CELL_COLUMNS = [
+    "dataset",
+    "variant",
+    "method",
+    "label_frac",
+    "mean",
+    "low",
+    "high",
+    "half_width",
+    "n",
+    "seeds",
+    "n_failed",
+]
+PAIRED_COLUMNS = [
+    "dataset",
+    "variant",
+    "baseline",
+    "label_frac",
+    "difference",
+    "low",
+    "high",
+    "half_width",
+    "n",
+    "won",
+    "seeds",
+]
 
 
 def report_tracker(logger: DictConfig) -> WandbTracker:
@@ -52,8 +74,17 @@ def cell_rows(study: Study, dataset: str, metric: str) -> list[list]:
             summary = cell.estimate(metric)
             seeds = [run.seed for run in cell.finished if run.value(metric) is not None]
             numbers = _interval(summary)
-            rows.append([dataset, variant.label, variant.method, frac, *numbers,
-                         _seeds(seeds), len(cell.failed)])  # fmt: skip
+            rows.append(
+                [
+                    dataset,
+                    variant.label,
+                    variant.method,
+                    frac,
+                    *numbers,
+                    _seeds(seeds),
+                    len(cell.failed),
+                ]
+            )
     return rows
 
 
@@ -77,8 +108,9 @@ def paired_rows(study: Study, dataset: str, metric: str) -> list[list]:
             if paired is None:
                 continue
             numbers = _interval(paired.difference)
-            rows.append([dataset, variant.label, baseline.label, frac, *numbers,
-                         paired.won, _seeds(seeds)])  # fmt: skip
+            rows.append(
+                [dataset, variant.label, baseline.label, frac, *numbers, paired.won, _seeds(seeds)]
+            )
     return rows
 
 
@@ -126,8 +158,14 @@ def log_summary_run(
         "metrics": list(report.metrics),
         "datasets": study.datasets,
     }
-    tracker.start(config, report.out / REPORT_DIR, name=f"report {group}", group=group,
-                  job_type="report", tags=["report"])  # fmt: skip
+    tracker.start(
+        config,
+        report.out / REPORT_DIR,
+        name=f"report {group}",
+        group=group,
+        job_type="report",
+        tags=["report"],
+    )
     try:
         logged = {key: wandb.Table(columns=cols, data=rows) for key, (cols, rows) in tables.items()}
         for figure in report.figures:
@@ -144,8 +182,13 @@ def log_summary_run(
     tracker.finish(
         {"runs": len(study.runs), "failed": len(study.failed), "cells": len(study.cells)}
     )
-    log.info("W&B summary run of %s (%d tables, %d figures) in %s", group, len(tables),
-             len(report.figures), report.out / REPORT_DIR)  # fmt: skip
+    log.info(
+        "W&B summary run of %s (%d tables, %d figures) in %s",
+        group,
+        len(tables),
+        len(report.figures),
+        report.out / REPORT_DIR,
+    )
 
 
 def _paired_seeds(study: Study, dataset: str, variant: Variant, baseline: Variant, frac, metric):
