@@ -6,8 +6,8 @@ conf/experiment/<preset>.yaml). One run set per method, each filtered to the swe
 feeds a scatter of the main metric against `label_frac` (log x) and a parallel-coordinates
 panel over the swept keys; a bar chart per label fraction groups its runs by method (mean and
 standard error over seeds); then the summary run's tables. Online the Report is saved and its
-URL printed; offline (nothing can be saved) its specification is written to
-`wandb_report.json` beside the report, and a later `--wandb mode=online` creates it.
+URL printed. Its specification is written to `wandb_report.json` beside the report either way;
+offline nothing can be saved, the log says so, and a later `--wandb mode=online` creates it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 
 from medssl.atomic_files import write_json
 from medssl.configs import config_dir
+from medssl.errors import MedsslError
 from medssl.study.report import SweepReport
 from medssl.study.report.collect import Run
 from medssl.study.report.tables import percent
@@ -163,25 +164,33 @@ def report_spec(value):
 
 
 def publish_wandb_report(report: SweepReport, tracker: WandbTracker, *, group: str, table_keys):
-    """Online: save the Report and print its URL. Otherwise: write its specification."""
+    """Writes the Report's specification beside the report; online also saves the Report and
+    prints its URL (returned), else says in one line that it was not created (returns the
+    specification's path)."""
     online = tracker.mode == "online"
     entity = tracker.entity or (_default_entity() if online else "")
     built = build_report(
         report, project=tracker.project, entity=entity, group=group, table_keys=table_keys
     )
-    if online:
-        built.save()
-        print(f"W&B Report: {built.url}")
-        return built.url
     path = report.out / SPEC_FILE
     write_json(path, report_spec(built))
-    log.info(
-        "W&B Report not created (logger.mode=%s): its specification is in %s; "
-        "`--wandb mode=online` creates it",
-        tracker.mode,
-        path,
-    )
-    return path
+    if not online:
+        log.info(
+            "W&B Report not created (logger.mode=%s): its specification is in %s; "
+            "`--wandb mode=online` creates it",
+            tracker.mode,
+            path,
+        )
+        return path
+    try:
+        built.save()
+    except Exception as error:  # wandb raises its own types for login and network problems
+        raise MedsslError(
+            f"W&B could not save the Report ({type(error).__name__}: {error}); its specification "
+            f"is in {path}."
+        ) from None
+    print(f"W&B Report: {built.url}")
+    return built.url
 
 
 def _description(question: str | None, group: str, report: SweepReport) -> str:
