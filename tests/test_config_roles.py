@@ -42,8 +42,8 @@ def _leaves(config: dict, prefix: str = ""):
 
 
 def _option(group: str, name: str) -> str:
-    if group == "experiment":
-        return f"+experiment={name}"
+    if group in ("experiment", "search"):  # not in the default config's defaults list
+        return f"+{group}={name}"
     if group == "eval":
         return f"eval=[{name}]"
     return f"{group}={name}"
@@ -55,7 +55,7 @@ def _every_composed_config():
     Plain groups are composed side by side (the k-th option of each in one config), which covers
     every option in a few composes; presets change other groups, so each is composed alone.
     """
-    alone = {"experiment", "ablation"}
+    alone = {"experiment", "ablation", "search"}
     options = {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS_WITH_OPTIONS}
     overrides = [[]]
     overrides += [[_option(g, name)] for g in sorted(alone & options.keys()) for name in options[g]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from medssl.study.report.cells import Study
 from medssl.study.report.document import Block, BulletList, Figure, Heading, Paragraph
 from medssl.study.report.figures import ablation_png, label_efficiency_png
+from medssl.study.report.learned_little import learned_little_blocks
 from medssl.study.report.metrics import (
     by_protocol,
     curve_metrics,
@@ -24,6 +25,7 @@ from medssl.study.report.references import reference_blocks
 from medssl.study.report.robustness import robustness_png
 from medssl.study.report.stats import level_text, quantile_text
 from medssl.study.report.tables import metric_table, paired_against_table, paired_table
+from medssl.study.report.tuning import study_tuning_blocks
 from medssl.study.report.variants import Variant
 
 
@@ -45,6 +47,7 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
         Heading(title(study), 1),
         *_state(study),
         Paragraph(how_to_read(study.confidence)),
+        *study_tuning_blocks(study.folder),
     ]
     if not metrics:
         blocks.append(Paragraph("No run has finished yet, so there is no metric to tabulate."))
@@ -54,6 +57,7 @@ def report_blocks(study: Study, metrics: list[str]) -> list[Block]:
         task = study.task_of(dataset)
         shown = with_main_metrics(metrics, task, study.result_keys)
         blocks.append(Heading(dataset, 2))
+        blocks += learned_little_blocks(study, dataset)
         blocks += reference_blocks(study, dataset, shown, suffix)
         for protocol, keys in by_protocol(shown).items():
             keys = [k for k in keys if study.has_metric(dataset, k)]
