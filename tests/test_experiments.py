@@ -15,8 +15,9 @@ from tests.conftest import CONF, REPO
 pytestmark = pytest.mark.integration
 
 # `smoke` runs whole, through every launcher, in tests/test_study.py; `hparam_search` (an Optuna
-# search, not a grid) in tests/cli/test_optuna_search.py.
-ON_THEIR_OWN = ("smoke", "hparam_search")
+# search, not a grid) in tests/cli/test_optuna_search.py; `foundation_baselines` (its weights
+# need the hub) with local weights in tests/test_foundation_baselines.py.
+ON_THEIR_OWN = ("smoke", "hparam_search", "foundation_baselines")
 EXPERIMENTS = sorted(
     p.stem for p in (CONF / "experiment").glob("*.yaml") if p.stem not in ON_THEIR_OWN
 )
