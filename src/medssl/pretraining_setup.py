@@ -196,11 +196,19 @@ def assemble_pretraining(
 
 
 def check_weights(method_class: type, backbone: nn.Module, target: str) -> None:
-    """A method that scores pretrained weights (`frozen`) refuses a backbone built without."""
-    if getattr(method_class, "requires_weights", False) and weights_source(backbone) is None:
+    """A method that scores pretrained weights (`frozen`) refuses a backbone built without
+    them, and the untrained floor (`random`) one built with them: each row means what it says."""
+    name = target.rsplit(".", 1)[-1]
+    loaded = weights_source(backbone) is not None
+    if getattr(method_class, "requires_weights", False) and not loaded:
         raise MedsslError(
-            f"method {target.rsplit('.', 1)[-1].lower()} scores pretrained weights: set backbone.pretrained=true "
-            f"(timm's, from the hub) or backbone.weights=PATH; method=random is the untrained floor."
+            f"{name} scores pretrained weights: set backbone.pretrained=true (timm's, "
+            f"from the hub) or backbone.weights=PATH; method=random is the untrained floor."
+        )
+    if not method_class.trains and not getattr(method_class, "requires_weights", False) and loaded:
+        raise MedsslError(
+            f"{name} trains nothing, the untrained floor, but the backbone loads weights "
+            f"({weights_source(backbone)}); method=frozen scores pretrained weights as they are."
         )
 
 

@@ -103,6 +103,13 @@ def test_frozen_refuses_an_encoder_without_weights(breast):
         assemble_pretraining(cfg, breast, labelled, CPU, "fp32")
 
 
+def test_the_random_floor_refuses_pretrained_weights(breast, weights):
+    cfg = compose_config([*FAST, "method=random", f"backbone.weights={weights}"])
+    labelled = labelled_subset(breast.train.labels, 0.1, cfg.label_seed)
+    with pytest.raises(MedsslError, match="untrained floor.*method=frozen scores"):
+        assemble_pretraining(cfg, breast, labelled, CPU, "fp32")
+
+
 @pytest.mark.integration
 def test_train_py_runs_frozen_with_local_weights_on_breastmnist(weights, tmp_path, medmnist_root):
     result = run_train(
