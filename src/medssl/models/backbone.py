@@ -81,6 +81,13 @@ def create_backbone(
         load_weights(model, weights, in_chans)
     model.weights_source = weights or (f"timm:{name}" if pretrained else None)
     if _wants_small_input(small_input, input_size):
+        if model.weights_source is not None:
+            log.warning(
+                "small_input replaces the loaded weights' stem with a new, random one at %d px; "
+                "backbone.small_input=false, or backbone.input.transform=pretrained at the "
+                "weights' size, keeps it",
+                input_size,
+            )
         _use_small_stem(model, name)
     return model if transform is None else attach(model, transform)
 
