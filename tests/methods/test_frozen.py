@@ -96,6 +96,36 @@ def test_frozen_trains_nothing_and_scores_every_protocol(breast, weights, tmp_pa
         assert 0.0 <= results[f"test/{protocol}/auroc"] <= 1.0, protocol
 
 
+def test_frozen_jobs_share_one_encoder_file_in_the_cache(breast, weights, tmp_path):
+    """A grid of frozen jobs links one stored encoder.pt (a ViT-B/16 is 0.3 GB a copy)."""
+    cfg = compose_config([*FAST, "method=frozen", f"backbone.weights={weights}"])
+    labelled = labelled_subset(breast.train.labels, 0.1, cfg.label_seed)
+    paths = []
+    for job in ("a", "b"):
+        setup, _ = assemble_pretraining(cfg, breast, labelled, CPU, "fp32")
+        pretrained = pretrain_or_reuse(
+            setup,
+            material={"method": "frozen"},
+            key="k",
+            cache_dir=tmp_path / "cache",
+            run_dir=tmp_path / job,
+            device=CPU,
+            encoder_record={},
+            distributed=Distributed(),
+            label_frac=0.1,
+        )
+        assert pretrained.history == [] and pretrained.encoder_path == tmp_path / job / "encoder.pt"
+        paths.append(pretrained.encoder_path)
+    assert (
+        paths[0].stat().st_ino
+        == paths[1].stat().st_ino
+        == (tmp_path / "cache/k/encoder.pt").stat().st_ino
+    )
+    stored = torch.load(paths[0], weights_only=True)["state_dict"]
+    for name, value in torch.load(weights, weights_only=True).items():
+        assert torch.equal(stored[name], value), name
+
+
 def test_frozen_refuses_an_encoder_without_weights(breast):
     cfg = compose_config([*FAST, "method=frozen"])
     labelled = labelled_subset(breast.train.labels, 0.1, cfg.label_seed)

@@ -231,9 +231,7 @@ def pretrain_or_reuse(
     call = PretrainingCall(material, device, distributed, encoder_record, on_epoch_end)
     run_dir = Path(run_dir)
     if not setup.trains:
-        path = run_dir / "encoder.pt"
-        if distributed.is_main:
-            save_torch(path, encoder_file(setup, encoder_record, []))
+        path = _untrained_encoder(setup, call, key, cache_dir, run_dir)
         return Pretrained(key=None, reused=False, history=[], encoder_path=path, seconds=0.0)
     if cache_dir is None:
         history, seconds = call.run(setup, run_dir)
@@ -257,6 +255,31 @@ def pretrain_or_reuse(
     history = entry.history()
     setup.copy_epoch_outputs(entry.folder, run_dir, history)  # kept encoders, pretraining curve
     return Pretrained(key, bool(reuse), history, path, meta["seconds"], meta)
+
+
+def _untrained_encoder(
+    setup, call: PretrainingCall, key: str, cache_dir: Path | None, run_dir: Path
+) -> Path:
+    """encoder.pt of a method that trains nothing (`random`, `frozen`): stored once per key in
+    the cache and hard-linked into each job's folder (a frozen ViT-B/16 is 0.3 GB a copy), the
+    stored one loaded so the job evaluates exactly it; without a cache, written in `run_dir`."""
+    path = run_dir / "encoder.pt"
+    if not call.distributed.is_main:
+        return path
+    record = encoder_file(setup, call.encoder_record, [])
+    if cache_dir is None:
+        save_torch(path, record)
+        return path
+    entry = CacheEntry(Path(cache_dir) / key)
+    with entry.lock(True, key):
+        if entry.complete():
+            entry.load_into(setup.method)
+        else:
+            entry.store(
+                record, {"key": key, "seconds": 0.0, "epochs": 0, "material": call.material}
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return entry.copy_into(run_dir)
 
 
 def _pretrain_into(
