@@ -3,8 +3,8 @@
 MedMNIST+ (Doerrich et al. 2024) found a linear probe on frozen DINO ViT-B/16 features as strong
 as a ResNet-18 trained end to end; `frozen` asks the same of any pretrained weights
 (`backbone.pretrained=true`, or `backbone.weights=PATH`), through every protocol, under its own
-name. Like `random` it trains nothing (`trains = False`: 0 epochs, no cache entry); unlike it,
-it refuses an encoder without weights, whose score is the untrained floor's.
+name. Like `random` it trains nothing (`trains = False`: 0 epochs); unlike it, it refuses an
+encoder without weights, whose score is the untrained floor's (pretraining_setup.check_weights).
 """
 
 from __future__ import annotations
