@@ -97,7 +97,7 @@ def test_frozen_trains_nothing_and_scores_every_protocol(breast, weights, tmp_pa
 
 
 def test_frozen_jobs_share_one_encoder_file_in_the_cache(breast, weights, tmp_path):
-    """A grid of frozen jobs links one stored encoder.pt (a ViT-B/16 is 0.3 GB a copy)."""
+    """A grid of frozen jobs links one stored encoder.pt (a ViT-B/16 is 0.35 GB a copy)."""
     cfg = compose_config([*FAST, "method=frozen", f"backbone.weights={weights}"])
     labelled = labelled_subset(breast.train.labels, 0.1, cfg.label_seed)
     paths = []

@@ -261,7 +261,7 @@ def _untrained_encoder(
     setup, call: PretrainingCall, key: str, cache_dir: Path | None, run_dir: Path
 ) -> Path:
     """encoder.pt of a method that trains nothing (`random`, `frozen`): stored once per key in
-    the cache and hard-linked into each job's folder (a frozen ViT-B/16 is 0.3 GB a copy), the
+    the cache and hard-linked into each job's folder (a frozen ViT-B/16 is 0.35 GB a copy), the
     stored one loaded so the job evaluates exactly it; without a cache, written in `run_dir`."""
     path = run_dir / "encoder.pt"
     if not call.distributed.is_main:
