@@ -27,7 +27,7 @@ import torch
 from timm.models import adapt_input_conv
 from torch import nn
 
-from medssl.data.pretrained_input import TRANSFORMS, attach, pretrained_input
+from medssl.data.pretrained_input import TRANSFORMS, PretrainedInput, attach, pretrained_input
 from medssl.errors import MedsslError
 from medssl.models.small_cnn import SmallCNN
 
@@ -92,7 +92,7 @@ def create_backbone(
     return model if transform is None else attach(model, transform)
 
 
-def _input_transform(name: str, in_chans: int, input_size: int, spec) -> object | None:
+def _input_transform(name: str, in_chans: int, input_size: int, spec) -> PretrainedInput | None:
     """`backbone.input` as a `PretrainedInput`, or None for `transform: none`."""
     transform = "none" if spec is None else spec["transform"]
     if transform not in TRANSFORMS:
@@ -119,7 +119,8 @@ def create_small_cnn(
 def _unreachable(name: str, error: Exception) -> MedsslError:
     return MedsslError(
         f"could not fetch timm's pretrained weights for {name} ({type(error).__name__}); the hub is not "
-        f"reachable from here: download them elsewhere and pass backbone.weights=PATH."
+        f"reachable from here: download them elsewhere and pass backbone.pretrained=false "
+        f"backbone.weights=PATH."
     )
 
 
