@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from tests.conftest import CONF
 
 NOT_OPTIONS = ("hydra", "local")  # launchers and a user's own file instantiate nothing of ours
-ON_THEIR_OWN = ("ablation", "experiment")  # they override other groups' choices
+ON_THEIR_OWN = ("ablation", "experiment", "search")  # they override other groups' choices
 
 # (target, parameter) -> why it keeps a Python default that no YAML sets.
 KEPT_DEFAULTS = {
@@ -45,8 +45,8 @@ def group_options() -> dict[str, list[str]]:
         names = sorted(o.stem for o in folder.glob("*.yaml"))
         if group == "eval":  # a list-valued group
             groups[group] = [f"eval=[{name}]" for name in names]
-        elif group == "experiment":  # not in the defaults list
-            groups[group] = [f"+experiment={name}" for name in names]
+        elif group in ("experiment", "search"):  # not in the defaults list
+            groups[group] = [f"+{group}={name}" for name in names]
         else:
             groups[group] = [f"{group}={name}" for name in names]
     return groups

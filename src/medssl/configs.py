@@ -14,12 +14,15 @@ from omegaconf import OmegaConf
 
 from medssl.config_roles import folder_name_exclusions
 from medssl.config_schema import check_config, register_schemas
+from medssl.job_folder import job_folder_name
 
 register_schemas()
 # conf/config.yaml names a sweep job's folder by its overrides minus the bookkeeping keys.
 OmegaConf.register_new_resolver(
     "medssl_folder_name_exclusions", folder_name_exclusions, use_cache=True, replace=True
 )
+# ...and keeps that name within what a file system allows in one folder name.
+OmegaConf.register_new_resolver("medssl_folder_name", job_folder_name, replace=True)
 
 
 def config_dir() -> Path:

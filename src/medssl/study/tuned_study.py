@@ -98,7 +98,6 @@ def search(study: TunedStudy, method: str) -> None:
     epochs = [] if study.search_epochs is None else [f"trainer.epochs={study.search_epochs}"]
     _run(
         train_command(
-            study,
             study.search_preset,
             [
                 f"search={method}",
