@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: help install test test-fast test-all train report lint format clean
+.PHONY: help install test test-fast test-all train report tuned-study lint format clean
 
 $(BIN)/medssl-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ train: install  ## the default experiment; pass overrides with ARGS="method=vicr
 
 report: install  ## tables, figures and HTML of a sweep: make report SWEEP=multirun/label_efficiency/pneumoniamnist [ARGS="--metric val/linear/auroc"] [ARGS=--wandb: also to W&B, docs/wandb.md]
 	$(BIN)/python -m medssl.cli.report $(SWEEP) $(ARGS)
+
+tuned-study: install  ## label-efficiency study, each method's recipe searched on val first: make tuned-study ARGS="dataset=breastmnist backbone=smallcnn"
+	$(BIN)/python -m medssl.cli.tuned_study $(ARGS)
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
