@@ -141,6 +141,7 @@ def test_the_study_searches_then_runs_the_grid_with_the_best_recipe_and_resumes(
     assert done.returncode == 0, done.stderr[-3000:]
     tuning = json.loads((folder / "grid" / "tuning.json").read_text())
     assert tuning["simclr"]["trials_finished"] == 2
+    assert tuning["simclr"]["val_metric"] == "val/linear/auroc"  # read from the trials' configs
     searched = tuning["simclr"]["searched"]
     jobs = {}
     for config in (folder / "grid").glob("*/.hydra/config.yaml"):

@@ -30,12 +30,18 @@ def study_settings():
 def dataset_name(overrides: list[str]) -> str:
     """The name the study's folder takes: the dataset config's `name` after the overrides."""
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     import medssl.configs  # noqa: F401  registers the schema conf/config.yaml names
 
     train_overrides = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return str(compose("config", overrides=train_overrides).dataset.name)
+    try:
+        with initialize_config_dir(str(config_dir()), version_base="1.3"):
+            return str(compose("config", overrides=train_overrides).dataset.name)
+    except (HydraException, OmegaConfBaseException) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise MedsslError(f"{' '.join(overrides)}: {first_line}") from None
 
 
 def argument_parser(settings) -> argparse.ArgumentParser:
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = study_settings()
     args = argument_parser(settings).parse_args(argv)
+    if args.n_trials is not None and args.n_trials < 1:
+        print("error: --n-trials must be 1 or more.", file=sys.stderr)
+        return 1
     try:
         study = TunedStudy(
             folder=Path(settings.folder) / dataset_name(args.overrides),
@@ -81,15 +90,24 @@ def main(argv: list[str] | None = None) -> int:
             grid_preset=settings.grid_preset,
             tuned=_methods(args.tuned, settings.tuned),
             untuned=_methods(args.untuned, settings.untuned),
-            n_trials=args.n_trials or settings.n_trials,
-            search_epochs=args.search_epochs or settings.search_epochs,
+            n_trials=settings.n_trials if args.n_trials is None else args.n_trials,
+            search_epochs=args.search_epochs
+            if args.search_epochs is not None
+            else settings.search_epochs,
             significant_digits=settings.significant_digits,
             overrides=list(args.overrides),
         )
-        run_study(study)
+        failed = run_study(study)
         from medssl.cli.report import main as report
 
-        return report([str(study.grid_folder)])
+        written = report([str(study.grid_folder)])
+        if failed:
+            print(
+                f"error: a grid job of {', '.join(failed)} failed; the report lists it",
+                file=sys.stderr,
+            )
+            return 1
+        return written
     except MedsslError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -65,10 +65,10 @@ def train_command(preset: str, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "medssl.cli.train", "-m", f"+experiment={preset}", *overrides]
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str]) -> bool:
+    """Runs one `train.py -m` sweep; False when any of its jobs failed (it says which)."""
     log.info("Running %s", " ".join(command[1:]))
-    if subprocess.run(command, check=False).returncode != 0:
-        raise MedsslError(f"this stage failed, see its log above: {' '.join(command[1:])}")
+    return subprocess.run(command, check=False).returncode == 0
 
 
 def trial_counts(storage: Path) -> tuple[int, int]:
@@ -96,6 +96,8 @@ def search(study: TunedStudy, method: str) -> None:
         log.info("%s: the search holds %d finished trials, none to add", method, finished)
         return
     epochs = [] if study.search_epochs is None else [f"trainer.epochs={study.search_epochs}"]
+    # A failed trial (a diverged learning rate) is recorded failed and the search goes on; the
+    # sweep still exits 1 for it, so the study judges a search by its finished trials instead.
     _run(
         train_command(
             study.search_preset,
@@ -105,6 +107,7 @@ def search(study: TunedStudy, method: str) -> None:
                 *epochs,
                 f"hydra.sweep.dir={folder}",
                 f"hydra.sweeper.n_trials={missing}",
+                f"hydra.sweeper.study_name={STUDY_NAME}",
             ],
         )
     )
@@ -129,38 +132,42 @@ def best_recipe(study: TunedStudy, method: str) -> Recipe:
         method=method,
         overrides=sorted(overrides),
         searched=dict(best.params),
-        metric=_objective_metric(study.search_folder(method), best.number),
+        metric=_objective_metric(study.search_folder(method)),
         value=best.value,
         finished=finished,
         failed=failed,
     )
 
 
-def _objective_metric(folder: Path, trial: int) -> str:
-    """The val metric the trial was judged by, from its own config (`optimize_metric`)."""
+def _objective_metric(folder: Path) -> str:
+    """The val metric the search judged by: `optimize_metric` in its jobs' own configs."""
     from omegaconf import OmegaConf
 
-    config = folder / str(trial) / ".hydra" / "config.yaml"
-    if config.exists():
-        return f"val/{OmegaConf.load(config).optimize_metric}"
+    for config in sorted(folder.glob("*/.hydra/config.yaml")):
+        metric = OmegaConf.load(config).get("optimize_metric")
+        if metric:
+            return f"val/{metric}"
     return "val/<optimize_metric>"
 
 
-def grid(study: TunedStudy, recipes: list[Recipe]) -> None:
-    """Stage 2: every method in one sweep folder, each with its own recipe."""
+def grid(study: TunedStudy, recipes: list[Recipe]) -> list[str]:
+    """Stage 2: every method in one sweep folder, each with its own recipe; the methods whose
+    sweep had a failed job (every method runs whatever another's sweep did)."""
     runs = [(r.method, r.overrides) for r in recipes] + [(m, []) for m in study.untuned]
+    failed = []
     for method, overrides in runs:
-        _run(
-            train_command(
-                study.grid_preset,
-                [
-                    f"method={method}",
-                    *overrides,
-                    *study.overrides,
-                    f"hydra.sweep.dir={study.grid_folder}",
-                ],
-            )
+        command = train_command(
+            study.grid_preset,
+            [
+                f"method={method}",
+                *overrides,
+                *study.overrides,
+                f"hydra.sweep.dir={study.grid_folder}",
+            ],
         )
+        if not _run(command):
+            failed.append(method)
+    return failed
 
 
 def record(study: TunedStudy, recipes: list[Recipe]) -> None:
@@ -188,10 +195,10 @@ def tuning_markdown(entries: dict) -> str:
     return to_markdown(tuning_blocks(entries))
 
 
-def run_study(study: TunedStudy) -> list[Recipe]:
+def run_study(study: TunedStudy) -> list[str]:
+    """Both stages; the methods with a failed grid job (the report lists the jobs)."""
     for method in study.tuned:
         search(study, method)
     recipes = [best_recipe(study, method) for method in study.tuned]
     record(study, recipes)
-    grid(study, recipes)
-    return recipes
+    return grid(study, recipes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from omegaconf import OmegaConf
+
 from medssl.study.report import write_report
 from medssl.study.report.tuning import TUNING_FILE
 from tests.study.report.conftest import write_job
@@ -15,6 +17,11 @@ VAL = {
     "random": [0.60, 0.62, 0.65],
     "vicreg": [0.60, 0.64, 0.64],
     "simclr": [0.70, 0.73, 0.74],
+}
+CLASSES = {
+    "random": "medssl.methods.random_init.RandomInit",
+    "vicreg": "medssl.methods.vicreg.VICReg",
+    "simclr": "medssl.methods.simclr.SimCLR",
 }
 
 
@@ -28,6 +35,9 @@ def _sweep(sweep, methods=("random", "vicreg", "simclr"), fracs=(0.1, 1.0)):
                 record = json.loads((job / "results.json").read_text())
                 record["val/linear/auroc"] = val + (0.1 if frac == 1.0 else 0.0)
                 (job / "results.json").write_text(json.dumps(record))
+                config = OmegaConf.load(job / "config.yaml")
+                config.method._target_ = CLASSES[method]  # the flag asks the method's class
+                OmegaConf.save(config, job / "config.yaml")
 
 
 def test_a_recipe_within_noise_of_random_on_val_is_flagged_and_one_above_is_not(tmp_path):
