@@ -256,7 +256,9 @@ def _evaluate(context: RunContext, parts: RunParts, *, pretrained: Pretrained) -
             precision=context.precision,
             augmentation=parts.setup.augmentation,
             head=trained_head(parts.setup, parts.data, pretrained),
-            cache_dir=context.cache_dir,
+            # Features are worth keeping only for an encoder other jobs share: one trained
+            # without labels (every label fraction reuses it) or not trained at all.
+            cache_dir=None if parts.setup.method.uses_labels else context.cache_dir,
         )
 
 
