@@ -210,6 +210,13 @@ def _short(title: str) -> str:
 
 
 def _default_entity() -> str:
+    """The logged-in user's entity; a missing login or network is one sentence."""
     import wandb
 
-    return wandb.Api().default_entity
+    try:
+        return wandb.Api().default_entity
+    except Exception as error:  # wandb raises its own types for login and network problems
+        raise MedsslError(
+            f"W&B gave no default entity ({type(error).__name__}: {error}); log in "
+            "(`wandb login`) or name one: `--wandb mode=online entity=my-team`."
+        ) from None

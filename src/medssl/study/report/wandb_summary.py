@@ -21,7 +21,7 @@ from medssl.components import build_node
 from medssl.study.report import SweepReport
 from medssl.study.report.cells import Study
 from medssl.study.report.contents import baseline_variant
-from medssl.study.report.metrics import lower_is_better
+from medssl.study.report.metrics import lower_is_better, with_main_metrics
 from medssl.study.report.stats import paired_difference
 from medssl.study.report.variants import Variant
 from medssl.tracking import WandbTracker, sweep_group
@@ -119,7 +119,9 @@ def table_rows(report: SweepReport) -> dict[str, tuple[list[str], list[list]]]:
     `paired/<dataset>/<metric>`, each (columns, rows)."""
     study, tables = report.study, {}
     for dataset in study.datasets:
-        for metric in report.metrics:
+        # The metrics report.md shows for this dataset: the task's main ones included.
+        shown = with_main_metrics(report.metrics, study.task_of(dataset), study.result_keys)
+        for metric in shown:
             if not study.has_metric(dataset, metric):
                 continue
             tables[f"cells/{dataset}/{metric}"] = (CELL_COLUMNS, cell_rows(study, dataset, metric))
