@@ -1,4 +1,4 @@
-"""An encoder started from weights (`backbone.weights`, `ablation=imagenet_init`) is cached
+"""An encoder started from weights (`backbone.weights`, `init=pretrained`) is cached
 under their content and the input transform they are shown, never under a path alone."""
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def test_key_changes_with_the_input_transform(breast):
     assert len({plain, pretrained, padded}) == 3
 
 
-def test_imagenet_init_starts_any_method_from_pretrained_weights_with_their_input():
-    cfg = compose_config(["method=vicreg", "ablation=imagenet_init"])
+def test_init_pretrained_starts_any_method_from_pretrained_weights_with_their_input():
+    cfg = compose_config(["method=vicreg", "init=pretrained"])
     assert cfg.method._target_.endswith("VICReg")
     assert cfg.backbone.pretrained is True
     assert cfg.backbone.input.transform == "pretrained"

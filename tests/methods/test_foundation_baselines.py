@@ -39,5 +39,5 @@ def test_foundation_baselines_run_frozen_and_imagenet_initialised_simclr(tmp_pat
     for path, result in results.items():
         frozen = result["config/method"] == "frozen"
         assert result["pretrain/epochs"] == (0 if frozen else 1), path
-        assert result["config/ablation"] == "imagenet_init"
+        assert result["config/init"] == "pretrained"
         assert {"test/linear/auroc", "test/knn/auroc", "test/finetune/auroc"} <= result.keys()
