@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from medssl.evaluation import finetune_predict
 from medssl.evaluation.calibration import logits_to_probs
 from medssl.evaluation.finetune_heads import TaskLoss
 from medssl.evaluation.linear_probe import LinearProbe
@@ -90,7 +91,7 @@ def test_mlp_head_starts_as_the_probe():
     tune.start_from_probe(model.head, inputs)
     expected = linear(torch.as_tensor(inputs.features("val"), dtype=torch.float32))
     torch.testing.assert_close(
-        torch.as_tensor(tune.logits(model, inputs.images["val"], inputs)).float(),
+        torch.as_tensor(finetune_predict.logits(model, inputs.images["val"], inputs)).float(),
         expected.detach(),
         atol=1e-4,
         rtol=1e-4,

@@ -11,7 +11,7 @@ learning rates follow a per-step linear warm-up over `warmup_epochs` and a cosin
 at the last epoch (`training.optim.warmup_cosine`). After every epoch the val `monitor` (AUROC
 or balanced ACC) decides: the best encoder and head are kept, and training stops after
 `patience` epochs without improvement (finetune_run.py holds what a run carries from epoch to
-epoch). Test is predicted once, with the best checkpoint. The loss is cross-entropy (per-label
+epoch; finetune_predict.py predicts with the kept checkpoint). Test is predicted once, with the best checkpoint. The loss is cross-entropy (per-label
 binary cross-entropy), with `label_smoothing` and, with `class_weight: balanced`, class weights
 n / (K n_k) of the labelled subset (per label: positives against negatives).
 
@@ -53,6 +53,7 @@ from medssl.evaluation.finetune_heads import (
     TaskLoss,
     spatial_feature_map,
 )
+from medssl.evaluation.finetune_predict import fitted_output, logits
 from medssl.evaluation.finetune_run import BestCheckpoint, FineTuneRun
 from medssl.evaluation.linear_probe import LinearProbe
 from medssl.evaluation.mc_dropout import MCDropout
@@ -62,8 +63,7 @@ from medssl.evaluation.protocol import EvalInputs, ProtocolOutput
 from medssl.losses.class_weight import CLASS_WEIGHTS, balanced_weights
 from medssl.models.backbone import feature_dim
 from medssl.training.batch_feed import FeedOptions, make_feed
-from medssl.training.device import autocast, grad_scaler
-from medssl.training.speed import batch_in_memory_format
+from medssl.training.device import grad_scaler
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class FineTune:
         """The `monitor` metric on val: AUROC, or balanced ACC (which a network predicting the
         majority class for every image scores 1/K on, however well it ranks)."""
         task, y = inputs.task, inputs.labels["val"]
-        probs = logits_to_probs(task, self.logits(model, inputs.images["val"], inputs))
+        probs = logits_to_probs(task, logits(model, inputs.images["val"], inputs))
         if self.monitor == "balanced_acc":
             score = label_metrics(task, y, predictions(task, probs), probs.shape[1])[self.monitor]
         else:
@@ -192,7 +192,7 @@ class FineTune:
             f"best_val_{self.monitor}": float(best.score),
             **start,
         }
-        return self.fitted_output(model, inputs, params)
+        return fitted_output(model, inputs, params)
 
     def start_run(self, model: FineTunedModel, inputs: EvalInputs) -> FineTuneRun:
         """The optimiser (the encoder at `lr * encoder_lr_scale`), the labelled images fed as
@@ -251,68 +251,6 @@ class FineTune:
                 log.info("finetune: no val improvement for %d epochs, stopping", best.stale)
                 break
         return epoch
-
-    def fitted_output(
-        self, model: FineTunedModel, inputs: EvalInputs, params: dict[str, float]
-    ) -> ProtocolOutput:
-        """Val and test logits of the kept checkpoint and its predict functions: MC-dropout
-        samples with dropout before the head, class maps with a head that makes them."""
-        return ProtocolOutput(
-            val=self.logits(model, inputs.images["val"], inputs),
-            test=self.logits(model, inputs.images["test"], inputs),
-            predict=lambda x: self.logits(model, x, inputs),
-            params=params,
-            model=model,
-            sample_predict=(
-                (lambda x, samples, seed: self.sample_logits(model, x, inputs, samples, seed))
-                if model.dropout.p > 0
-                else None
-            ),
-            class_maps=(
-                (lambda x: self.class_maps(model, x, inputs))
-                if hasattr(model.head, "class_maps")
-                else None
-            ),
-        )
-
-    def _features(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs):
-        """The head's input for every image, in eval-batch chunks, on the device."""
-        speed = inputs.speed
-        memory_format = speed.memory_format(model, inputs.device) if speed is not None else None
-        for start in range(0, len(images), inputs.batch_size):
-            batch = images[start : start + inputs.batch_size].to(inputs.device)
-            x = batch_in_memory_format(to_model_input(batch, inputs.intensity), memory_format)
-            with autocast(inputs.device, inputs.precision):
-                features = model.features(x)
-            yield features.float()  # outside autocast: the head runs in fp32
-
-    @torch.no_grad()
-    def logits(self, model: FineTunedModel, images: torch.Tensor, inputs: EvalInputs) -> np.ndarray:
-        model.eval()
-        chunks = [model.head(f).cpu() for f in self._features(model, images, inputs)]
-        return torch.cat(chunks).double().numpy()
-
-    @torch.no_grad()
-    def sample_logits(
-        self, model: FineTunedModel, images, inputs: EvalInputs, samples: int, seed: int
-    ) -> np.ndarray:
-        """`(samples, N, K)` logits, dropout on: the encoder runs once, the head `samples` times."""
-        model.mc_mode()
-        devices = [inputs.device] if inputs.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # reproducible masks, global RNG untouched
-            torch.manual_seed(seed)
-            chunks = [
-                torch.stack([model.head(model.dropout(f)) for _ in range(samples)]).cpu()
-                for f in self._features(model, images, inputs)
-            ]
-        model.eval()
-        return torch.cat(chunks, dim=1).double().numpy()
-
-    @torch.no_grad()
-    def class_maps(self, model: FineTunedModel, images, inputs: EvalInputs) -> np.ndarray:
-        model.eval()
-        chunks = [model.head.class_maps(f).cpu() for f in self._features(model, images, inputs)]
-        return torch.cat(chunks).numpy()
 
 
 def check_settings(tune: FineTune) -> None:
