@@ -27,7 +27,8 @@ from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
 from medssl.evaluation.interruption import stop_on_signals
 from medssl.evaluation.run_summary import write_results
-from medssl.evaluation.runner import check_evaluation, evaluate_as_configured
+from medssl.evaluation.build import check_evaluation
+from medssl.evaluation.runner import evaluate_as_configured
 from medssl.pretraining_setup import PretrainingSetup, assemble_pretraining
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything

@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 
 from medssl import MedsslError
 from medssl.evaluation.analyses import Analyses
+from medssl.evaluation.build import build_evaluation, build_protocol, check_evaluation
 from medssl.evaluation.config_sections import moved_key_hint
 from medssl.evaluation.protocol import EvaluationProtocol
 from medssl.evaluation.robustness import Robustness
-from medssl.evaluation.runner import build_evaluation, build_protocol, check_evaluation
 from tests.conftest import REPO, compose_config
 
 

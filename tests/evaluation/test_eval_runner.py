@@ -110,7 +110,7 @@ def test_every_task_gets_its_metrics_and_figures(task, figures, tmp_path):
 
 def test_eval_config_errors_are_one_sentence():
     from medssl import MedsslError
-    from medssl.evaluation.runner import build_evaluation
+    from medssl.evaluation.build import build_evaluation
     from tests.conftest import compose_config
 
     def built(overrides):
