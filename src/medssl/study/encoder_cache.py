@@ -14,32 +14,28 @@ the encoder, so a reused encoder keeps its head.
 submitit, a SLURM array) that need the same encoder neither clobber nor duplicate it: one
 pretrains in the cache entry (checkpoints there, so a killed job's successor resumes it), the
 others wait and reuse. Files are written to temporaries and renamed; `pretraining.json` is
-written last and marks the entry complete.
+written last and marks the entry complete (cache_entry.py: one entry's files).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from medssl.atomic_files import save_torch, write_bytes, write_json
+from medssl.atomic_files import save_torch
 from medssl.config_roles import keep_roles
 from medssl.config_schema import PRETRAINING
 from medssl.data.image_store import array_digest
-from medssl.errors import MedsslError
 from medssl.pretraining_setup import PretrainingSetup
+from medssl.study.cache_entry import CacheEntry
 from medssl.study.code_version import code_version, weights_digest
 from medssl.training.distributed import Distributed
 from medssl.training.val_selection import selected_epoch
@@ -106,79 +102,6 @@ class Pretrained:
     encoder_path: Path
     seconds: float  # how long this encoder took to pretrain (in the job that trained it)
     meta: dict = field(default_factory=dict)
-
-
-class CacheEntry:
-    """`<cache dir>/<key>/`: encoder.pt, train_log.jsonl, pretraining.json (written last)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.encoder = self.folder / "encoder.pt"
-        self.meta_path = self.folder / "pretraining.json"
-        self.log_path = self.folder / "train_log.jsonl"
-
-    def complete(self) -> bool:
-        return self.meta_path.is_file() and self.encoder.is_file()
-
-    @contextlib.contextmanager
-    def lock(self, held_here: bool, key: str):
-        """The key's lock, taken by the main process only; waits while another job trains."""
-        if not held_here:
-            yield
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.folder / ".lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.info(
-                "Waiting for encoder %s: another job is pretraining it (%s)", key, lock.lock_file
-            )
-            lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def load_into(self, method) -> None:
-        """The stored encoder (and classifier head) into `method`."""
-        try:
-            saved = torch.load(self.encoder, map_location="cpu", weights_only=True)
-            method.load_saved_state(saved)
-        except Exception as error:  # torn, foreign or mismatched file: say which and stop
-            raise MedsslError(
-                f"the cached encoder {self.encoder} cannot be used ({type(error).__name__}); "
-                f"delete {self.folder} to pretrain it again."
-            ) from None
-
-    def store(self, record: dict, meta: dict) -> None:
-        save_torch(self.encoder, record)
-        write_json(self.meta_path, meta)
-        # The resume point is no longer needed once the encoder is stored.
-        shutil.rmtree(self.folder / "checkpoints", ignore_errors=True)
-
-    def meta(self) -> dict:
-        return json.loads(self.meta_path.read_text())
-
-    def history(self) -> list[dict]:
-        if not self.log_path.is_file():
-            return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line]
-
-    def copy_into(self, run_dir: Path) -> Path:
-        """Hard-link the encoder into the run folder (a copy across filesystems) and copy the
-        epoch log, so each job folder stands on its own."""
-        target = Path(run_dir) / "encoder.pt"
-        tmp = target.with_name(f".{target.name}.link.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(self.encoder, tmp)
-        except OSError:
-            shutil.copyfile(self.encoder, tmp)
-        os.replace(tmp, target)
-        if self.log_path.is_file():
-            write_bytes(Path(run_dir) / "train_log.jsonl", self.log_path.read_bytes())
-        return target
 
 
 @dataclass(frozen=True)
