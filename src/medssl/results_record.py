@@ -43,3 +43,15 @@ def results_record(
         **(details or {}),
         "time/total_s": total_seconds,
     }
+
+
+def reference_record(data: DatasetSplits) -> dict:
+    """The dataset's published all-labels results at this image size, as
+    `reference/<name>/<metric>` and `reference/<name>/source`."""
+    return {
+        f"reference/{reference['name']}/{key}": value
+        for reference in data.references
+        if reference.get("size") == data.image_size
+        for key, value in reference.items()
+        if key not in ("name", "size")
+    }

@@ -2,18 +2,18 @@
 pretraining setup) → pretrain or reuse the encoder → evaluate → finish (results.json).
 
 Every component is built from its config group with `hydra.utils.instantiate`
-(`pretraining_job.assemble_pretraining`); this module wires the stages together and writes into
-the run folder Hydra made, whose config.yaml the job runner (`study.job.run_job`) has written.
+(`pretraining_setup.assemble_pretraining`); this module wires the stages together (what they
+hand each other: run_context.py; the experiment tracker around them: run_tracking.py) and
+writes into the run folder Hydra made, whose config.yaml the job runner (`study.job.run_job`)
+has written.
 Pretraining goes through the encoder cache (`study.encoder_cache`) unless
 `cache.enabled=false`, so jobs that differ only in what evaluation sees share one encoder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,65 +25,28 @@ from medssl.data.class_check import check_classes
 from medssl.data.label_subset import check_label_frac, check_seed, labelled_subset
 from medssl.data.pretrain_source import check_evaluation_dataset
 from medssl.data.splits import DatasetSplits
+from medssl.evaluation.build import check_evaluation
 from medssl.evaluation.interruption import stop_on_signals
 from medssl.evaluation.run_summary import write_results
-from medssl.evaluation.build import check_evaluation
 from medssl.evaluation.runner import evaluate_as_configured
-from medssl.pretraining_setup import PretrainingSetup, assemble_pretraining
-from medssl.results_record import results_record
+from medssl.pretraining_setup import assemble_pretraining
+from medssl.results_record import reference_record, results_record
+from medssl.run_context import RunContext, RunParts, cache_dir
+from medssl.run_tracking import tracked
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import (
-    CacheEntry,
     Pretrained,
     key_material,
     pretrain_or_reuse,
     pretraining_key,
 )
 from medssl.study.job import identity
-from medssl.tracking import flatten, sweep_group
 from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed
-from medssl.training.pretrain import pretrain_summary
 from medssl.training.val_selection import selected_epoch
 
 log = logging.getLogger(__name__)
-
-
-def run_name(run_dir: Path) -> str:
-    """A sweep job's folder is named by its overrides; a single run's by its date and time."""
-    return run_dir.name if "=" in run_dir.name else f"{run_dir.parent.name}_{run_dir.name}"
-
-
-def cache_dir(cfg: DictConfig) -> Path | None:
-    """Where encoders are shared, or None when `cache.enabled=false`."""
-    return Path(cfg.cache.dir).expanduser().resolve() if cfg.cache.enabled else None
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every stage of one run reads, fixed once `_start` has checked the config."""
-
-    cfg: DictConfig
-    run_dir: Path
-    device: torch.device
-    precision: str  # `trainer.precision` as it resolved on this device
-    distributed: Distributed
-    label_frac: float  # checked: in (0, 1]
-    cache_dir: Path | None  # where encoders are shared; None: `cache.enabled=false`
-    choices: dict[str, str]  # the config group options, from Hydra
-
-
-@dataclass(frozen=True)
-class RunParts:
-    """What `_build` made: the evaluation data, its labelled subset, the pretraining setup, and
-    what shapes that pretraining (`key_material`) with its hash, the encoder's cache key."""
-
-    data: DatasetSplits
-    labelled: torch.Tensor
-    setup: PretrainingSetup
-    material: dict
-    key: str
 
 
 def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict:
@@ -109,7 +72,7 @@ def _run(
     started = time.perf_counter()
     context = _start(cfg, run_dir=run_dir, distributed=distributed, device=device, choices=choices)
     parts = _build(context)
-    with _tracked(context, parts) as tracker:
+    with tracked(context, parts) as tracker:
         pretrained, pretrain_seconds = _pretrain(context, parts, tracker=tracker)
         if not distributed.is_main:
             return {}
@@ -202,21 +165,6 @@ def _build(context: RunContext) -> RunParts:
     )
 
 
-@contextlib.contextmanager
-def _tracked(context: RunContext, parts: RunParts):
-    """The experiment tracker (main process, when `logger` is set; else None) through
-    pretraining and evaluation; finished as failed when either raises."""
-    tracker = None
-    if context.distributed.is_main:
-        tracker = _start_tracker(context, job_type=_job_type(parts, context.cache_dir))
-    try:
-        yield tracker
-    except BaseException:
-        if tracker is not None:
-            tracker.finish(None, failed=True)
-        raise
-
-
 def _pretrain(context: RunContext, parts: RunParts, *, tracker) -> tuple[Pretrained, float]:
     """Pretrain, or reuse the encoder an earlier job of the same recipe pretrained; returns it
     and the seconds this took."""
@@ -289,7 +237,7 @@ def _finish(
             "pretrain_dataset": parts.setup.source_name,
             "world_size": context.distributed.world_size,
             "n/pretrain": len(parts.setup.train),
-            **pretraining_record(pretrained),
+            **pretrained.record(),
             **reference_record(parts.data),
             "time/pretrain_s": pretrain_seconds,
         },
@@ -301,20 +249,6 @@ def _finish(
     return results
 
 
-def pretraining_record(pretrained: Pretrained) -> dict:
-    history = pretrained.history
-    return {
-        "pretrain/cache_key": pretrained.key,
-        "pretrain/reused": pretrained.reused,
-        "pretrain/encoder_path": str(pretrained.encoder_path),
-        "pretrain/seconds": pretrained.seconds,
-        "pretrain/probe_label_frac": pretrained.meta.get("probe_label_frac"),
-        "pretrain/epochs": len(history),
-        "pretrain/final_loss": history[-1]["loss"] if history else None,
-        **pretrain_summary(history),
-    }
-
-
 def trained_head(setup, data: DatasetSplits, pretrained: Pretrained) -> dict:
     """The classifier head the method trained on `data`'s labels, for the classifier protocol
     (none for SSL methods, nor for one trained on another dataset's labels)."""
@@ -322,45 +256,3 @@ def trained_head(setup, data: DatasetSplits, pretrained: Pretrained) -> dict:
     if head is None or setup.source_name != data.name:
         return {}
     return {"head": head, "head_info": {"selected_epoch": selected_epoch(pretrained.history)}}
-
-
-def reference_record(data: DatasetSplits) -> dict:
-    """The dataset's published all-labels results at this image size, as
-    `reference/<name>/<metric>` and `reference/<name>/source`."""
-    return {
-        f"reference/{reference['name']}/{key}": value
-        for reference in data.references
-        if reference.get("size") == data.image_size
-        for key, value in reference.items()
-        if key not in ("name", "size")
-    }
-
-
-def _job_type(parts: RunParts, cache: Path | None) -> str:
-    """What this job will do, as W&B's job type."""
-    if not parts.setup.trains:
-        return "evaluate (untrained encoder)"
-    if cache is not None and CacheEntry(cache / parts.key).complete():
-        return "evaluate (reused encoder)"
-    return "pretrain+evaluate"
-
-
-def _start_tracker(context: RunContext, *, job_type: str):
-    cfg, run_dir, choices = context.cfg, context.run_dir, context.choices
-    if cfg.get("logger") is None:
-        return None
-    tracker = build(cfg, "logger")
-    # Flat keys (`trainer.epochs`) and the choices (`method: simclr`) side by side.
-    config = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **choices}
-    # A sweep job's folder is named by its overrides; the sweep is the folder above it.
-    sweep = sweep_group(run_dir.parent) if "=" in run_dir.name else None
-    tags = [choices[g] for g in ("method", "backbone", "dataset") if g in choices]
-    tracker.start(
-        config,
-        run_dir,
-        name=run_name(run_dir),
-        group=sweep,
-        job_type=job_type,
-        tags=[*tags, f"label_frac={cfg.label_frac}"],
-    )
-    return tracker

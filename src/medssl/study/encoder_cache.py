@@ -38,6 +38,7 @@ from medssl.pretraining_setup import PretrainingSetup
 from medssl.study.cache_entry import CacheEntry
 from medssl.study.code_version import code_version, weights_digest
 from medssl.training.distributed import Distributed
+from medssl.training.pretrain import pretrain_summary
 from medssl.training.val_selection import selected_epoch
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,20 @@ class Pretrained:
     encoder_path: Path
     seconds: float  # how long this encoder took to pretrain (in the job that trained it)
     meta: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """The `pretrain/...` keys of results.json."""
+        history = self.history
+        return {
+            "pretrain/cache_key": self.key,
+            "pretrain/reused": self.reused,
+            "pretrain/encoder_path": str(self.encoder_path),
+            "pretrain/seconds": self.seconds,
+            "pretrain/probe_label_frac": self.meta.get("probe_label_frac"),
+            "pretrain/epochs": len(history),
+            "pretrain/final_loss": history[-1]["loss"] if history else None,
+            **pretrain_summary(history),
+        }
 
 
 @dataclass(frozen=True)

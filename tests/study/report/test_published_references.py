@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from medssl.data.medmnist_source import SIZES
 from medssl.data.splits import DatasetSplits, Split
-from medssl.run import reference_record
+from medssl.results_record import reference_record
 from medssl.study.report import write_report
 from medssl.study.report.metrics import display_name
 from tests.conftest import CONF
@@ -122,7 +122,7 @@ def test_medmnist_v2_table_3_spot_values():
 
 def _full_label_runs(sweep, size: int) -> None:
     """Three seeds of supervised at all labels on BreastMNIST at `size` px, each results.json
-    carrying the references its run would (medssl.run.reference_record)."""
+    carrying the references its run would (medssl.results_record.reference_record)."""
     data = DatasetSplits(
         name="breastmnist",
         task="binary",
