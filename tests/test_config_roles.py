@@ -20,9 +20,9 @@ from medssl.data.label_subset import labelled_subset
 from medssl.pretraining_setup import assemble_pretraining
 from medssl.seeding import seed_everything
 from medssl.study.encoder_cache import DATA_GROUPS, key_material, pretraining_key
-from medssl.study.job import config_hash
 from medssl.study.report.collect import Run
 from medssl.study.report.variants import label_variants, names_a_variant
+from medssl.study.run_record import config_hash
 from tests.conftest import CONF, compose_config
 
 GROUPS_WITH_OPTIONS = sorted(

@@ -40,7 +40,7 @@ from medssl.study.encoder_cache import (
     pretrain_or_reuse,
     pretraining_key,
 )
-from medssl.study.job import identity
+from medssl.study.run_record import identity
 from medssl.training.budget import check_budget
 from medssl.training.device import resolve_precision, set_deterministic
 from medssl.training.distributed import Distributed, setup_distributed, teardown_distributed

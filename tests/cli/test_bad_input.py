@@ -393,7 +393,9 @@ def _run_case(c: Case, args: list[str], where, monkeypatch, capsys) -> tuple[int
     if c.cli == "guard":
         evaluate = args[:1] == ["--evaluate"]
         name = "evaluate" if evaluate else "train"
-        refusal = "medssl.cli.evaluate.folder_refusal" if evaluate else "medssl.study.job.refusal"
+        refusal = (
+            "medssl.cli.evaluate.folder_refusal" if evaluate else "medssl.study.run_record.refusal"
+        )
         args = args[1:] if evaluate else [*TINY, *args]
         cfg = _compose(name, [*args, f"hydra.run.dir={where}"], hydra_config=True)
         return _status(lambda: FolderGuard(refusal).on_run_start(cfg)), ""

@@ -15,7 +15,7 @@ from medssl.data.medmnist_source import load_medmnist
 from medssl.data.splits import Split
 from medssl.errors import MedsslError
 from medssl.run import run
-from medssl.study.job import completed_results, config_hash
+from medssl.study.run_record import completed_results, config_hash
 from tests.conftest import TINY, compose_config, key_of
 
 

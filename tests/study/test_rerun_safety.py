@@ -22,8 +22,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from medssl.run import run
-from medssl.study.job import FAILED_ATTEMPT, config_hash, run_job
+from medssl.study.job import FAILED_ATTEMPT, run_job
 from medssl.study.report import write_report
+from medssl.study.run_record import config_hash
 from medssl.study.sweep_summary import SweepSummary
 from tests.conftest import REPO, compose_config
 

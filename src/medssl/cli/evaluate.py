@@ -39,7 +39,7 @@ from medssl.evaluation.runner import evaluate_as_configured
 from medssl.override_hints import override_hint
 from medssl.results_record import results_record
 from medssl.seeding import seed_everything
-from medssl.study.job import config_hash, read_results, refusal, save_config
+from medssl.study.run_record import config_hash, read_results, refusal, save_config
 from medssl.training.checkpoint import differing_keys
 from medssl.training.device import resolve_device, resolve_precision
 

@@ -4,11 +4,11 @@ Hydra writes `.hydra/` and opens the run's log inside the output folder before t
 so a run that is refused later has already touched a finished folder, and a folder path that
 runs through a regular file ends in a `NotADirectoryError` traceback. This callback (listed
 under `hydra.callbacks` by the CLIs' primary configs) runs first: a single run refused by the
-`refusal` function (default `study.job.refusal`, a finished result of another configuration)
-or aimed at an unusable folder stops with one sentence and exit status 1, having written
-nothing; one whose results are complete (`skip_done`) ends at once, as `run_job` would skip it,
-without torch ever loading. A multirun's jobs are checked by `run_job`, since Hydra calls no
-hook before each.
+`refusal` function (default `study.run_record.refusal`, a finished result of another
+configuration) or aimed at an unusable folder stops with one sentence and exit status 1,
+having written nothing; one whose results are complete (`skip_done`) ends at once, as
+`run_job` would skip it, without torch ever loading. A multirun's jobs are checked by
+`run_job`, since Hydra calls no hook before each.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class FolderGuard(Callback):
 
     def __init__(
         self,
-        refusal: str = "medssl.study.job.refusal",
+        refusal: str = "medssl.study.run_record.refusal",
         skip: str | None = "medssl.study.job.skip_if_done",
     ) -> None:
         self.refusal = refusal

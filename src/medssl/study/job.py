@@ -9,7 +9,7 @@ multirun the other jobs go on: the sweep's end counts the failures (`sweep_summa
 single run still stops with the message and exit status 1.
 
 A folder's record of what it holds (`results.json`, `config.yaml`, `labelled_indices.json`, the
-encoder) belongs to the configuration that wrote it. A job of another configuration is refused,
+encoder) belongs to the configuration that wrote it (run_record.py says which that is). A job of another configuration is refused,
 before it writes anything, where the folder holds finished results (`refusal`); where it fails
 in a folder another configuration started (a checkpoint it could not resume) it leaves the
 folder as it found it; and a failed rerun of finished results (skip_done=false) writes no
@@ -19,7 +19,6 @@ error.json that would hide them. A multirun notes such a failure in the hidden
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -27,157 +26,28 @@ import traceback
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from medssl.atomic_files import FULL, unwritable, write_bytes, write_json
-from medssl.config_roles import SHAPING, keep_roles
 from medssl.errors import MedsslError
+from medssl.study.run_record import (
+    config_hash,
+    finished_by,
+    identity,
+    read_results,
+    results_refusal,
+    save_config,
+    stored_config,
+)
 from medssl.training.stop_signals import RunStopped
 
 log = logging.getLogger("medssl")
 
-# Before roles were declared, the hash left out only these keys; a study finished then is
-# still recognised as finished (`_written_before_roles`).
-BEFORE_ROLES_LEFT_OUT = ("cache", "skip_done", "logger")
 # What a job writes about itself before it knows whether it will finish.
 RECORD_FILES = ("config.yaml", "labelled_indices.json")
 # A failed attempt that must not touch the record (a refused configuration, a failed rerun of
 # finished results): the sweep's end counts it, the report never reads it.
 FAILED_ATTEMPT = ".failed_attempt.json"
-
-
-def shaping_config(cfg: DictConfig) -> dict:
-    """The keys that change what a job measures: every key but the bookkeeping ones."""
-    return keep_roles(OmegaConf.to_container(cfg, resolve=True), SHAPING)
-
-
-def config_hash(cfg: DictConfig) -> str:
-    return _hash(shaping_config(cfg))
-
-
-def _hash(config: dict) -> str:
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def finished_by(results: dict | None, cfg: DictConfig, run_dir: Path) -> bool:
-    """Whether `results` (a results.json) are what `cfg` would write in `run_dir`."""
-    if results is None:
-        return False
-    return results.get("run/config_hash") == config_hash(cfg) or _written_before_roles(
-        results, cfg, run_dir
-    )
-
-
-def _written_before_roles(results: dict, cfg: DictConfig, run_dir: Path) -> bool:
-    """Results hashed by the older rule: its own config.yaml says what wrote them."""
-    stored = _stored_config(Path(run_dir) / "config.yaml")
-    if stored is None or config_hash(stored) != config_hash(cfg):
-        return False
-    container = OmegaConf.to_container(stored, resolve=True)
-    old = {k: v for k, v in container.items() if k not in BEFORE_ROLES_LEFT_OUT}
-    return results.get("run/config_hash") == _hash(old)
-
-
-def identity(cfg: DictConfig, choices: dict[str, str] | None) -> dict:
-    """What places a job in the study's tables: its config choices, fraction and seeds."""
-    return {
-        **{f"config/{group}": str(option) for group, option in (choices or {}).items()},
-        "label_frac": cfg.label_frac,
-        "seed": cfg.seed,
-        "label_seed": cfg.label_seed,
-        "run/config_hash": _config_hash_or_none(cfg),
-    }
-
-
-def _config_hash_or_none(cfg: DictConfig) -> str | None:
-    try:  # a failure report must not fail on the config that caused it
-        return config_hash(cfg)
-    except Exception:
-        return None
-
-
-def read_results(run_dir: Path, quiet: bool = False) -> dict | None:
-    """`run_dir/results.json` as a dict; None when there is none or it cannot be read (a torn
-    write, random bytes, not a JSON object), which is logged: the job runs again."""
-    path = Path(run_dir) / "results.json"
-    if not path.exists():
-        return None
-    try:
-        results = json.loads(path.read_bytes())
-    except (OSError, ValueError) as error:  # ValueError: bad JSON and bad UTF-8 alike
-        why = f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
-    else:
-        if isinstance(results, dict):
-            return results
-        why = "not a JSON object"
-    if not quiet:
-        log.warning("%s is unreadable (%s); running the job again", path, why)
-    return None
-
-
-def completed_results(run_dir: Path, cfg: DictConfig) -> dict | None:
-    """The results a previous job with this configuration finished in `run_dir`, if any."""
-    results = read_results(run_dir)
-    return results if finished_by(results, cfg, run_dir) else None
-
-
-def refusal(run_dir: Path, cfg: DictConfig) -> str | None:
-    """The sentence refusing `cfg` in `run_dir` when the folder holds the finished results of
-    another configuration (None when it does not): they are never replaced."""
-    return _refusal(Path(run_dir), cfg, read_results(run_dir, quiet=True))
-
-
-def _refusal(run_dir: Path, cfg: DictConfig, results: dict | None) -> str | None:
-    if results is None or finished_by(results, cfg, run_dir):
-        return None
-    keys = _differing_keys(run_dir, cfg, results)
-    which = f"different {', '.join(keys)}" if keys else "its config.yaml does not say which keys"
-    return (
-        f"{run_dir} holds the finished results of another configuration ({which}); they are "
-        f"kept: run with the overrides that wrote them, or write elsewhere "
-        f"(hydra.run.dir=NEW_FOLDER)."
-    )
-
-
-def _differing_keys(run_dir: Path, cfg: DictConfig, results: dict) -> list[str]:
-    from medssl.training.checkpoint import differing_keys
-
-    stored = _stored_config(run_dir / "config.yaml")
-    # A config.yaml that is not the results' own cannot say what differs from them.
-    if stored is None or not finished_by(results, stored, run_dir):
-        return []
-    keys = differing_keys(shaping_config(stored), shaping_config(cfg))
-    # `label_seed: ${seed}` follows seed: name the keys the command line sets.
-    set_directly = [key for key in keys if not _interpolated(cfg, key)]
-    return set_directly or keys
-
-
-def _interpolated(cfg: DictConfig, key: str) -> bool:
-    parent, _, leaf = key.rpartition(".")
-    try:
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-    except Exception:
-        return False
-    return isinstance(node, DictConfig) and leaf in node and OmegaConf.is_interpolation(node, leaf)
-
-
-def _stored_config(path: Path) -> DictConfig | None:
-    try:
-        stored = OmegaConf.load(path)
-    except Exception:  # absent, torn or not YAML: no record to compare with
-        return None
-    return stored if isinstance(stored, DictConfig) else None
-
-
-def save_config(cfg: DictConfig, path: Path) -> None:
-    """config.yaml, resolved, written atomically (a full disk leaves the old one whole). One
-    that already records this configuration is left as it is, so a rerun changes no byte of
-    the folder's record for keys that shape nothing (skip_done, cache, logger)."""
-    stored = _stored_config(path)
-    if stored is not None and config_hash(stored) == config_hash(cfg):
-        return
-    write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
 
 
 def run_job(task, cfg: DictConfig, run_dir: Path, **kwargs) -> dict | None:
@@ -207,7 +77,7 @@ def _guarded_job(
         if cfg.skip_done:
             return _skip(run_dir, cfg, results, rank)
     else:
-        refused = _refusal(run_dir, cfg, results)
+        refused = results_refusal(run_dir, cfg, results)
         if refused is not None:
             return _refuse(run_dir, cfg, choices, MedsslError(refused), multirun, rank)
     if rank != 0:  # one process per job keeps the books; the others only train
@@ -250,7 +120,7 @@ def _locked_job(
     """`finished`: the folder holds this configuration's results (skip_done=false reruns it);
     a failed rerun must not hide them behind an error.json."""
     # Another configuration's config.yaml: an unfinished run (its checkpoint) owns the folder.
-    stored = _stored_config(run_dir / "config.yaml")
+    stored = stored_config(run_dir / "config.yaml")
     guest = stored is not None and config_hash(stored) != config_hash(cfg)
     found = {name: _read_or_none(run_dir / name) for name in RECORD_FILES} if guest else {}
     try:
@@ -314,7 +184,7 @@ def _clear_refused_records(run_dir: Path, cfg: DictConfig) -> None:
     """A finished folder that an older medssl let a refused job write into gets its own
     config.yaml back, and loses that job's error.json, which would count it as failed."""
     finished = config_hash(cfg)
-    stored = _stored_config(run_dir / "config.yaml")
+    stored = stored_config(run_dir / "config.yaml")
     if stored is None or config_hash(stored) != finished:
         try:
             save_config(cfg, run_dir / "config.yaml")
