@@ -150,6 +150,6 @@ LOOP = {
 
 
 def loop_settings(**values):
-    from medssl.training.pretrain import PretrainSettings
+    from medssl.training.pretrain_settings import PretrainSettings
 
     return PretrainSettings(**{**LOOP, **values})

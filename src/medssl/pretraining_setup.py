@@ -34,7 +34,8 @@ from medssl.training.batch_feed import make_feed
 from medssl.training.distributed import Distributed
 from medssl.training.kept_encoders import link_kept_encoders
 from medssl.training.online_probe import ProbeData, online_probe_data
-from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.pretrain import pretrain
+from medssl.training.pretrain_settings import PretrainSettings
 from medssl.training.pretraining_curve import PretrainingCurve
 from medssl.training.speed import SpeedOptions
 from medssl.training.val_selection import ValSelection

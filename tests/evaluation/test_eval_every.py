@@ -24,7 +24,8 @@ from medssl.models.small_cnn import SmallCNN
 from medssl.run import run
 from medssl.training.features import extract_features
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.pretrain import pretrain
+from medssl.training.pretrain_settings import PretrainSettings
 from medssl.training.pretraining_curve import PretrainingCurve
 from tests.conftest import (
     TINY,

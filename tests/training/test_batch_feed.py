@@ -18,7 +18,8 @@ from medssl.models.small_cnn import SmallCNN
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed, choose_feed, make_feed
 from medssl.training.distributed import Distributed
 from medssl.training.optim import build_optimizer, build_scheduler
-from medssl.training.pretrain import PretrainSettings, pretrain
+from medssl.training.pretrain import pretrain
+from medssl.training.pretrain_settings import PretrainSettings
 from tests.conftest import plain_crop
 
 CPU = torch.device("cpu")

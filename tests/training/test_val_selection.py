@@ -16,7 +16,8 @@ from medssl.methods.base import Method
 from medssl.methods.supervised import Supervised
 from medssl.models.small_cnn import SmallCNN
 from medssl.training.optim import build_multistep_scheduler, build_optimizer
-from medssl.training.pretrain import PretrainSettings, pretrain, pretrain_summary
+from medssl.training.pretrain import pretrain, pretrain_summary
+from medssl.training.pretrain_settings import PretrainSettings
 from medssl.training.val_selection import ValSelection
 
 

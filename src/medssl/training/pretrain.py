@@ -6,29 +6,28 @@ monitors, model selection on val (`ValSelection`, when given), the pretraining c
 checkpoint and the epoch log train_log.jsonl. A killed run resumes from the last checkpoint in
 its run folder (`resume.RunCheckpoint`), written every `checkpoint_every` seconds
 (`checkpoint_clock`) at a step boundary and after the last epoch; a stop signal writes one at
-the step reached, and the run resumes there.
+the step reached, and the run resumes there. What the loop is given, its numbers and its
+per-epoch outputs, is in pretrain_settings.py.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from medssl.atomic_files import save_torch, write_jsonl
+from medssl.atomic_files import write_jsonl
 from medssl.data.intensity import IntensityMapping
-from medssl.errors import MedsslError
 from medssl.methods.base import Method
 from medssl.training.batch_feed import ResidentFeed, StreamedFeed
 from medssl.training.checkpoint_clock import CheckpointClock
 from medssl.training.distributed import Distributed
 from medssl.training.epoch import Checkpointing, Compute, EpochTrainer, StepInputs, StepPlan
-from medssl.training.kept_encoders import check_keep_epochs, kept_encoder_path
 from medssl.training.online_probe import ProbeData
+from medssl.training.pretrain_settings import EpochOutputs, PretrainSettings
 from medssl.training.pretraining_curve import PretrainingCurve
 from medssl.training.resume import Resumed, RunCheckpoint, new_training_state
 from medssl.training.speed import SpeedOptions
@@ -36,68 +35,6 @@ from medssl.training.stop_signals import StopSignals
 from medssl.training.val_selection import ValSelection, selected_epoch, selected_val_score
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class PretrainSettings:
-    """The loop's numbers (`trainer.*` and `seed` of the config, which holds their defaults).
-    `batch_size` is the global batch under torchrun. `eval_every` (None: off) and
-    `keep_epochs` change no weight."""
-
-    epochs: int
-    batch_size: int
-    precision: str
-    seed: int
-    accumulate_steps: int
-    collapse_min_std: float
-    collapse_min_rank: float
-    eval_every: int | None
-    keep_epochs: tuple[int, ...]
-    checkpoint_every: float | None  # seconds between checkpoints; None: every epoch
-    probe_lr: float = 1e-3  # the online probe's rate: not a config key
-
-    def __post_init__(self) -> None:
-        if self.eval_every is not None and not (
-            isinstance(self.eval_every, int) and self.eval_every >= 1
-        ):
-            raise MedsslError(
-                f"trainer.eval_every must be a number of epochs (1 or more) or null, got {self.eval_every!r}."
-            )
-        object.__setattr__(self, "keep_epochs", check_keep_epochs(self.keep_epochs, self.epochs))
-        CheckpointClock(self.checkpoint_every)  # refuses a bad interval before anything runs
-
-    def scores_curve(self, epoch: int) -> bool:
-        """Whether epoch `epoch` (1-based) is scored for the pretraining curve (and the last is)."""
-        return self.eval_every is not None and (
-            epoch % self.eval_every == 0 or epoch == self.epochs
-        )
-
-
-@dataclass(frozen=True)
-class EpochOutputs:
-    """What each epoch's end writes or reports besides the checkpoint, into `run_dir`.
-
-    `selection` scores `method.classify` on val after every epoch and leaves the method at the
-    best epoch when training ends; `curve` scores the encoder every `eval_every` epochs;
-    `kept_encoder(epoch)` is the content of `encoders/epoch_NNN.pt` for the epochs in
-    `keep_epochs`; `on_epoch_end(record)` receives each epoch's statistics (trackers)."""
-
-    run_dir: Path
-    selection: ValSelection | None
-    curve: PretrainingCurve | None
-    kept_encoder: Callable[[int], dict] | None
-    on_epoch_end: Callable[[dict], None] | None
-
-    def check(self, settings: PretrainSettings) -> None:
-        if settings.keep_epochs and self.kept_encoder is None:
-            raise ValueError("settings.keep_epochs needs kept_encoder, the content of each file")
-        if settings.eval_every is not None and self.curve is None:
-            raise ValueError("settings.eval_every needs the curve that scores the encoder")
-
-    def keep_encoder(self, epoch: int) -> None:
-        path = kept_encoder_path(self.run_dir, epoch)
-        save_torch(path, {**self.kept_encoder(epoch), "epoch": epoch})
-        log.info("Kept the encoder of epoch %d: %s", epoch, path)
 
 
 def pretrain(
