@@ -4,7 +4,8 @@
 with `assemble_pretraining`, so a method is wired to its data in one place: the backbone sized to
 the images, label-using methods given the task and only the labelled subset, stored-image
 transforms (CLAHE) applied once, the online probe fed with the labelled images, and a method
-that selects on val given the val split of the dataset its labels come from.
+that selects on val given the val split of the dataset its labels come from (the loop's
+settings and per-epoch scorers are read from the config by pretraining_loop_config.py).
 """
 
 from __future__ import annotations
@@ -16,20 +17,18 @@ from pathlib import Path
 
 import torch
 from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from medssl.components import build, build_node, call
-from medssl.configs import config_dir
+from medssl.components import build, call
 from medssl.data.intensity import IntensityMapping
 from medssl.data.prepare import prepare_dataset
 from medssl.data.pretrain_source import check_pretrain_source, pretraining_split
 from medssl.data.splits import DatasetSplits, Split
 from medssl.errors import MedsslError
-from medssl.evaluation.calibration import logits_to_probs
-from medssl.evaluation.metrics import auroc
 from medssl.methods.base import Method, task_arguments
 from medssl.models.backbone import weights_source
+from medssl.pretraining_loop_config import pretrain_settings, pretraining_curve, val_selection
 from medssl.training.batch_feed import make_feed
 from medssl.training.distributed import Distributed
 from medssl.training.kept_encoders import link_kept_encoders
@@ -232,58 +231,3 @@ def build_method(
             method_class, task_data.task, task_data.num_classes, train_labels
         )
     return call(cfg, "method", backbone=backbone, **task_kwargs)
-
-
-def val_selection(cfg: DictConfig, labels_from: DatasetSplits) -> ValSelection:
-    """Model selection on the val split of the dataset the method's labels come from, by the
-    AUROC every protocol reports."""
-    return ValSelection(
-        labels_from.val.images,
-        labels_from.val.labels,
-        score=functools.partial(_val_auroc, labels_from.task),
-        batch_size=cfg.trainer.eval_batch_size,
-        intensity=labels_from.intensity,
-    )
-
-
-def pretrain_settings(cfg: DictConfig, precision: str) -> PretrainSettings:
-    trainer = cfg.trainer
-    return PretrainSettings(
-        epochs=trainer.epochs,
-        batch_size=trainer.batch_size,
-        precision=precision,
-        seed=cfg.seed,
-        accumulate_steps=trainer.accumulate_steps,
-        collapse_min_std=trainer.collapse_min_std,
-        collapse_min_rank=trainer.collapse_min_rank,
-        eval_every=trainer.eval_every,
-        keep_epochs=tuple(trainer.keep_epochs),
-        checkpoint_every=trainer.checkpoint_every,
-    )
-
-
-def pretraining_curve(
-    cfg: DictConfig, data: DatasetSplits, labelled: torch.Tensor
-) -> PretrainingCurve:
-    """`trainer.eval_every`'s probes on the evaluation dataset's labelled subset: the `knn` and
-    `linear` protocols as the run's `eval` config sets them, else as conf/eval/ does."""
-    probes = {}
-    for name in ("knn", "linear"):
-        node = cfg.eval.get(name) or OmegaConf.load(config_dir() / "eval" / f"{name}.yaml")[name]
-        probes[name] = build_node(node, f"eval.{name}")
-    return PretrainingCurve(
-        probes=probes,
-        train_images=data.train.images[labelled],
-        train_labels=data.train.labels[labelled],
-        val_images=data.val.images,
-        val_labels=data.val.labels,
-        task=data.task,
-        num_classes=data.num_classes,
-        batch_size=cfg.trainer.eval_batch_size,
-        intensity=data.intensity,
-    )
-
-
-def _val_auroc(task: str, labels, logits) -> float:
-    """The AUROC every protocol reports, so selection and evaluation agree."""
-    return auroc(task, labels, logits_to_probs(task, logits))

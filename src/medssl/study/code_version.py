@@ -27,6 +27,7 @@ PRETRAINING_CODE = (
     "models",
     "training",
     "pretraining_setup.py",
+    "pretraining_loop_config.py",
     "data/image_store.py",
     "data/indexed_images.py",
     "data/intensity.py",
