@@ -120,6 +120,11 @@ ROLES = {
     "method": PRETRAINING,
     "backbone": PRETRAINING,
     "augmentation": PRETRAINING,
+    # Choices that edit other groups' keys (conf/ablation/ the augmentation, conf/init/ the
+    # backbone's weights): named here so that the report pairs an SSL recipe with supervised
+    # whatever its own ablation or initialisation.
+    "ablation": PRETRAINING,
+    "init": PRETRAINING,
     "augmentation.cpu_threads": BOOKKEEPING,  # CPU workers for the CPU path: speed only
     "optimizer": PRETRAINING,
     "scheduler": PRETRAINING,
