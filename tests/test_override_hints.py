@@ -35,6 +35,7 @@ def _command_line(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
         ("eval.mc_dropout.samples=20", "eval.analyses", "eval.analyses.mc_dropout.samples=20"),
     ],
 )
+@pytest.mark.integration  # the real CLI in a subprocess
 def test_train_py_names_the_new_key_of_an_old_spelling(old, section, new, tmp_path):
     done = _command_line([str(TRAIN_PY), "backbone=smallcnn", old], cwd=tmp_path)
     output = done.stdout + done.stderr
@@ -46,6 +47,7 @@ def test_train_py_names_the_new_key_of_an_old_spelling(old, section, new, tmp_pa
     assert list(tmp_path.iterdir()) == []  # no run folder, no log: Hydra never started
 
 
+@pytest.mark.integration  # the real CLI in a subprocess
 def test_evaluate_names_the_new_key_of_an_old_spelling(tmp_path):
     done = _command_line(
         ["-m", "medssl.cli.evaluate", "ckpt=encoder.pt", "eval.mc_dropout.samples=20"],

@@ -156,6 +156,7 @@ def two_processes() -> dict:
     return dict(results)
 
 
+@pytest.mark.integration  # two real gloo processes
 def test_two_gloo_processes_see_the_global_batch_and_send_gradients_home(two_processes):
     world = len(two_processes)
     z_a, z_b, labels = _data()
@@ -172,6 +173,7 @@ def test_two_gloo_processes_see_the_global_batch_and_send_gradients_home(two_pro
             torch.testing.assert_close(grad / world, a.grad[rank * half : (rank + 1) * half])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["simclr", "vicreg"])
 def test_one_ddp_step_equals_one_process_on_the_concatenated_batch(two_processes, name):
     loss, grads = _model_step(_methods()[name], _views())
@@ -186,6 +188,7 @@ def test_one_ddp_step_equals_one_process_on_the_concatenated_batch(two_processes
             torch.testing.assert_close(ddp_grads[key], grads[key], rtol=1e-3, atol=1e-4 * scale)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["simclr", "vicreg"])
 def test_a_ddp_step_fed_streamed_equals_one_process_on_the_whole_batch(two_processes, name):
     loss, grads = _model_step(_methods()[name], _image_views(_stored_images()))
