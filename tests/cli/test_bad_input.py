@@ -54,6 +54,9 @@ TINY = [
 RECORD = ("results.json", "encoder.pt", "config.yaml", "checkpoints/last.pt")
 FOLDER = ["dataset.size=28", "dataset.channels=1", "dataset.cache=false", "label_frac=1.0"]
 
+# Real runs end to end (training, evaluation, a finished run folder): not the unit loop.
+pytestmark = pytest.mark.integration
+
 
 @dataclass(frozen=True)
 class Case:

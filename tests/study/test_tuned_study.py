@@ -133,6 +133,8 @@ def _tuned_study(tmp_path) -> tuple[subprocess.CompletedProcess, Path]:
     ), tmp_path / settings.folder / "breastmnist"
 
 
+# About 100 s of six interpreters (the CLI, a search, a grid, twice): `make test-all` runs it.
+@pytest.mark.slow
 @pytest.mark.integration
 def test_the_study_searches_then_runs_the_grid_with_the_best_recipe_and_resumes(
     tmp_path, medmnist_root
